@@ -1,0 +1,180 @@
+"""Record-format constants shared with the kernel's KCOV-Dataflow ABI.
+
+Only constants and the pure bit-packing of words live here, as kcov keeps its
+uapi header apart. docs/abi.md explains every name.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+#: Bump when a word changes meaning (docs/abi.md); readers refuse unknown versions.
+FORMAT_VERSION = 1
+
+# --- record framing (kernel v2 layout) -------------------------------------
+TYPE_ENTRY = 0xE
+TYPE_RETURN = 0xF
+HEADER_WORDS = 3          # type_and_seq, pc, meta
+MAX_VALUES = 15           # 4-bit value count
+SEQ_MASK = 0x00FFFFFF     # 24-bit per-task sequence
+PTR_MASK = 0xFFFFFFFFFFFF  # 48-bit pointer in meta
+
+ARG_RETURN = 0x00
+ARG_EXCEPTION = 0xFF
+ARG_YIELD = 0xFE
+ARG_MAX_PARAM = 0xFC       # parameters at higher positions are not recorded
+
+FAULT = 0xBADADD85
+REDACTED = 0x2EDAC7ED
+
+#: Size in bytes written into meta for a Python object (a reference, like a pointer).
+PY_VALUE_SIZE = 8
+
+# --- control interface ------------------------------------------------------
+KCOV_DF_INIT_TRACE = 0x80086401   # _IOR('d', 1, unsigned long)
+KCOV_DF_ENABLE = 0x6464           # _IO('d', 100)
+KCOV_DF_DISABLE = 0x6465          # _IO('d', 101)
+KERNEL_DEVICE_PATH = "/sys/kernel/debug/kcov_dataflow"
+
+MIN_WORDS = 2
+MAX_WORDS = 16 * 1024 * 1024      # 16M words = 128 MiB
+
+# --- value encoding (docs/abi.md section 2) ---------------------------------
+MAX_FIELDS = MAX_VALUES - 2       # shape word and layout word come first
+STR_CHUNKS = 11
+BYTES_CHUNKS = 12
+SEQ_ITEMS = 12
+MAP_PAIRS = 6
+TOTAL_CAP = 255
+
+
+class Kind(enum.IntEnum):
+    """How to read one field word (4 bits in the layout word)."""
+
+    NONE = 0
+    INT = 1
+    INT_TRUNC = 2
+    BOOL = 3
+    FLOAT = 4
+    STR7 = 5
+    BYTES7 = 6
+    OBJ = 7
+    LEN = 8
+    CHUNK = 9
+    FAULT = 10
+    REDACTED = 11
+    UNSET = 12
+
+
+class Form(enum.IntEnum):
+    """What the field words of a top-level value are (4 bits in the layout word)."""
+
+    SCALAR = 0
+    BIGINT = 1
+    STR = 2
+    BYTES = 3
+    SEQ = 4
+    MAP = 5
+    OBJECT = 6
+    EXCEPTION = 7
+    REDACTED = 8
+
+
+REDACTED_CLASS = "kcovdf.<redacted>"
+
+# --- trace file (.kdf) --------------------------------------------------------
+FILE_MAGIC = b"KCOVDF\x00\x01"
+FILE_HEADER_SIZE = 4096
+# offsets of the u64/u32 header fields
+HDR_VERSION = 8
+HDR_HEADER_SIZE = 12
+HDR_WORDS = 16
+HDR_DROPS = 24
+HDR_OWNER = 32
+HDR_PID = 40
+HDR_CREATED_NS = 48
+HDR_FLAGS = 56
+_HEADER_STRUCT = struct.Struct("<8sIIQQQQQQ")
+
+
+def pack_file_header(words: int, pid: int, created_ns: int) -> bytes:
+    """The 4096-byte header page of a .kdf file with zero drops and no owner."""
+    head = _HEADER_STRUCT.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE,
+                               words, 0, 0, pid, created_ns, 0)
+    return head.ljust(FILE_HEADER_SIZE, b"\0")
+
+
+def unpack_file_header(page: bytes) -> dict[str, int | bytes]:
+    """Fields of a header page; the caller checks magic and version."""
+    magic, version, hsize, words, drops, owner, pid, created, flags = \
+        _HEADER_STRUCT.unpack_from(page, 0)
+    return {"magic": magic, "version": version, "header_size": hsize,
+            "words": words, "drops": drops, "owner": owner, "pid": pid,
+            "created_ns": created, "flags": flags}
+
+
+# --- word packing ------------------------------------------------------------
+def type_seq(rtype: int, nvals: int, seq: int) -> int:
+    """Header word: type nibble, value count (15 max; 0 is read as 1), 24-bit seq."""
+    return (rtype & 0xF) << 28 | (nvals & 0xF) << 24 | (seq & SEQ_MASK)
+
+
+def meta(arg_idx: int, size: int, ptr: int) -> int:
+    """Meta word: arg_idx<<56 | size<<48 | ptr & 0xFFFFFFFFFFFF."""
+    return (arg_idx & 0xFF) << 56 | (size & 0xFF) << 48 | (ptr & PTR_MASK)
+
+
+def split_type_seq(word: int) -> tuple[int, int, int] | None:
+    """(type, nvals, seq) of a valid header word, else None (the reader then skips one word)."""
+    if word >> 32:
+        return None
+    rtype = (word >> 28) & 0xF
+    if rtype not in (TYPE_ENTRY, TYPE_RETURN):
+        return None
+    return rtype, ((word >> 24) & 0xF) or 1, word & SEQ_MASK
+
+
+def split_meta(word: int) -> tuple[int, int, int]:
+    """(arg_idx, size, ptr) of a meta word."""
+    return (word >> 56) & 0xFF, (word >> 48) & 0xFF, word & PTR_MASK
+
+
+def layout(total: int, form: int, kinds: list[int] | tuple[int, ...]) -> int:
+    """Layout word: total (capped at 255), form, and one kind nibble per field word."""
+    word = min(total, TOTAL_CAP) << 56 | (form & 0xF) << 52
+    for j, kind in enumerate(kinds):
+        word |= (kind & 0xF) << (4 * j)
+    return word
+
+
+def split_layout(word: int, nfields: int) -> tuple[int, int, list[int]]:
+    """(total, form, kinds) of a layout word for a record with nfields field words."""
+    return (word >> 56) & 0xFF, (word >> 52) & 0xF, \
+        [(word >> (4 * j)) & 0xF for j in range(nfields)]
+
+
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+
+
+def fnv1a64(data: bytes) -> int:
+    """64-bit FNV-1a, the hash behind class ids, shape ids and pcs."""
+    h = FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def class_id(qualified_name: str) -> int:
+    """Stable id of a class named "module.Qualname"."""
+    return fnv1a64(qualified_name.encode("utf-8", "surrogatepass"))
+
+
+def shape_id(qualified_name: str, fields: list[str] | tuple[str, ...]) -> int:
+    """Stable id of a class together with the names of the fields recorded."""
+    if not fields:
+        return class_id(qualified_name)
+    raw = qualified_name.encode("utf-8", "surrogatepass") + b"\0" + \
+        b"\0".join(f.encode("utf-8", "surrogatepass") for f in fields)
+    return fnv1a64(raw)

@@ -1,0 +1,232 @@
+"""Reference value encoder: a Python object to its value words (docs/abi.md §2).
+
+This is the oracle the C encoder in ``kcovdf._core`` is tested against word
+for word. Like the C code it never runs code of the traced program: every read
+goes through the C-level slot of a builtin type (``int.__int__(x)``,
+``list.__getitem__(x, i)``, a member descriptor's ``__get__``), never through
+``getattr`` on the object, so properties, ``__getattr__``, overridden dunder
+methods and ``__class__`` tricks are not seen.
+"""
+
+from __future__ import annotations
+
+import struct
+import types
+from typing import NamedTuple
+
+from kcovdf import abi
+from kcovdf.abi import Form, Kind
+
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_U64 = (1 << 64) - 1
+
+_type_module = type.__dict__["__module__"].__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+_type_mro = type.__dict__["__mro__"].__get__
+_exc_args = BaseException.__dict__["args"].__get__
+_type_flags = type.__dict__["__flags__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: only classes defined in Python have __slots__ members
+_C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+
+
+class TypeEntry(NamedTuple):
+    """One row of the trace's type table: an id, the class name, the field names."""
+
+    id: int
+    cls: str
+    fields: tuple[str, ...]
+
+
+class Encoded(NamedTuple):
+    """Value words of one object and the type-table rows they refer to."""
+
+    words: list[int]
+    types: list[TypeEntry]
+
+
+def qualified_name(cls: type) -> str:
+    """``module.Qualname`` of a class, read from the type's own slots."""
+    try:
+        module = _type_module(cls)
+    except AttributeError:
+        module = None
+    if not isinstance(module, str):
+        module = "?"
+    return f"{module}.{_type_qualname(cls)}"
+
+
+def _i64(v: int) -> int:
+    return v & _U64
+
+
+def _prefix7(head: bytes, length: int) -> int:
+    return min(length, abi.TOTAL_CAP) << 56 | int.from_bytes(head[:7], "little")
+
+
+def _chunks(data: bytes, count: int) -> list[int]:
+    return [int.from_bytes(data[i:i + 8], "little") for i in range(0, min(len(data), 8 * count), 8)]
+
+
+def _utf8(s: str) -> bytes:
+    # surrogatepass: a lone surrogate is a legal str, and must not fail a record
+    return str.encode(s, "utf-8", "surrogatepass")
+
+
+def _int_value(obj: object) -> int:
+    return int.__int__(obj)  # type: ignore[arg-type]
+
+
+def nested(obj: object, seen: dict[int, TypeEntry]) -> tuple[int, int]:
+    """(kind, word) of a value that sits inside another one (one word, no recursion)."""
+    cls = type(obj)
+    if obj is None:
+        return Kind.NONE, 0
+    if cls is bool:
+        return Kind.BOOL, int(obj is True)
+    if isinstance(obj, int):
+        v = _int_value(obj)
+        if _I64_MIN <= v <= _I64_MAX:
+            return Kind.INT, _i64(v)
+        return Kind.INT_TRUNC, _i64(v)
+    if isinstance(obj, float):
+        return Kind.FLOAT, struct.unpack("<Q", struct.pack("<d", float.__float__(obj)))[0]
+    if isinstance(obj, str):
+        data = _utf8(str.__str__(obj))
+        return Kind.STR7, _prefix7(data, len(data))
+    if isinstance(obj, (bytes, bytearray)):
+        base = bytes if isinstance(obj, bytes) else bytearray
+        return Kind.BYTES7, _prefix7(bytes(base.__getitem__(obj, slice(0, 7))), base.__len__(obj))
+    name = qualified_name(cls)
+    cid = abi.class_id(name)
+    seen.setdefault(cid, TypeEntry(cid, name, ()))
+    return Kind.OBJ, cid
+
+
+def _slot_fields(obj: object, cls: type) -> list[tuple[str, tuple[int, int] | None]]:
+    out: list[tuple[str, tuple[int, int] | None]] = []
+    for klass in _type_mro(cls):
+        own = _type_dict(klass)
+        if "__slots__" not in own or not (_type_flags(klass) & _HEAPTYPE):
+            continue
+        for name, desc in own.items():
+            if isinstance(desc, types.MemberDescriptorType):
+                try:
+                    out.append((name, ("value", desc.__get__(obj))))  # type: ignore[arg-type]
+                except AttributeError:
+                    out.append((name, None))
+    return out
+
+
+def _instance_dict(obj: object, cls: type) -> dict | None:
+    if isinstance(obj, (type, types.ModuleType)):
+        return None  # a class or module: its dict is a namespace, not state
+    for klass in _type_mro(cls):
+        desc = _type_dict(klass).get("__dict__")
+        if isinstance(desc, _C_DESCRIPTORS):
+            d = desc.__get__(obj, cls)
+            return d if type(d) is dict or isinstance(d, dict) else None
+    return None
+
+
+def _namedtuple_fields(cls: type) -> tuple[str, ...] | None:
+    if not issubclass(cls, tuple):
+        return None
+    fields = _type_dict(cls).get("_fields")
+    if type(fields) is tuple and all(type(f) is str for f in fields):
+        return fields
+    return None
+
+
+def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
+    """Value words (shape, layout, fields) of ``obj`` as the C core writes them."""
+    seen: dict[int, TypeEntry] = {}
+    if redacted:
+        return _finish(abi.REDACTED_CLASS, (), 1, Form.REDACTED,
+                       [(Kind.REDACTED, abi.REDACTED)], seen)
+    cls = type(obj)
+    name = qualified_name(cls)
+    if obj is None or cls is bool or isinstance(obj, float):
+        return _finish(name, (), 1, Form.SCALAR, [nested(obj, seen)], seen)
+    if isinstance(obj, int):
+        v = _int_value(obj)
+        if _I64_MIN <= v <= _I64_MAX:
+            return _finish(name, (), 1, Form.SCALAR, [(Kind.INT, _i64(v))], seen)
+        sign = -1 if v < 0 else 1
+        return _finish(name, (), 1, Form.BIGINT,
+                       [(Kind.INT_TRUNC, _i64(v)), (Kind.INT, _i64(sign * v.bit_length()))], seen)
+    if isinstance(obj, str):
+        s = str.__str__(obj)
+        data = _utf8(s)
+        fields = [(Kind.LEN, len(s)), (Kind.LEN, len(data))]
+        fields += [(Kind.CHUNK, w) for w in _chunks(data, abi.STR_CHUNKS)]
+        return _finish(name, (), 0, Form.STR, fields, seen)
+    if isinstance(obj, (bytes, bytearray)):
+        base = bytes if isinstance(obj, bytes) else bytearray
+        n = base.__len__(obj)
+        data = bytes(base.__getitem__(obj, slice(0, 8 * abi.BYTES_CHUNKS)))
+        fields = [(Kind.LEN, n)] + [(Kind.CHUNK, w) for w in _chunks(data, abi.BYTES_CHUNKS)]
+        return _finish(name, (), 0, Form.BYTES, fields, seen)
+    if isinstance(obj, BaseException):
+        args = _exc_args(obj)
+        return _finish(name, (), len(args), Form.EXCEPTION, _items(args, tuple, seen), seen)
+    nt_fields = _namedtuple_fields(cls)
+    if nt_fields is not None:
+        n = min(tuple.__len__(obj), len(nt_fields), abi.MAX_FIELDS)
+        values = [nested(tuple.__getitem__(obj, i), seen) for i in range(n)]
+        return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, values, seen)
+    for base in (list, tuple):
+        if isinstance(obj, base):
+            return _finish(name, (), base.__len__(obj), Form.SEQ, _items(obj, base, seen), seen)
+    for base in (set, frozenset):
+        if isinstance(obj, base):
+            it = base.__iter__(obj)
+            elems = [x for _, x in zip(range(abi.SEQ_ITEMS), it)]
+            n = base.__len__(obj)
+            return _finish(name, (), n, Form.SEQ,
+                           [(Kind.LEN, n)] + [nested(x, seen) for x in elems], seen)
+    if isinstance(obj, dict):
+        n = dict.__len__(obj)
+        fields = [(Kind.LEN, n)]
+        for (k, v), _ in zip(dict.items(obj), range(abi.MAP_PAIRS)):
+            fields += [nested(k, seen), nested(v, seen)]
+        return _finish(name, (), n, Form.MAP, fields, seen)
+    return _encode_object(obj, cls, name, seen)
+
+
+def _items(obj: object, base: type, seen: dict[int, TypeEntry]) -> list[tuple[int, int]]:
+    n = base.__len__(obj)
+    return [(Kind.LEN, n)] + [nested(base.__getitem__(obj, i), seen)
+                              for i in range(min(n, abi.SEQ_ITEMS))]
+
+
+def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]) -> Encoded:
+    names: list[str] = []
+    values: list[tuple[int, int]] = []
+    total = 0
+    for fname, got in _slot_fields(obj, cls):
+        total += 1
+        if len(names) < abi.MAX_FIELDS:
+            names.append(fname)
+            values.append((Kind.UNSET, 0) if got is None else nested(got[1], seen))
+    d = _instance_dict(obj, cls)
+    if d is not None:
+        for k, v in dict.items(d):
+            if type(k) is not str:
+                continue
+            total += 1
+            if len(names) < abi.MAX_FIELDS:
+                names.append(k)
+                values.append(nested(v, seen))
+    return _finish(name, tuple(names), total, Form.OBJECT, values, seen)
+
+
+def _finish(name: str, fields: tuple[str, ...], total: int, form: int,
+            values: list[tuple[int, int]], seen: dict[int, TypeEntry]) -> Encoded:
+    sid = abi.shape_id(name, fields)
+    entries = [TypeEntry(sid, name, tuple(fields))]
+    entries += [e for cid, e in seen.items() if cid != sid]
+    kinds = [k for k, _ in values]
+    words = [sid, abi.layout(total, form, kinds)] + [w & _U64 for _, w in values]
+    return Encoded(words, entries)
