@@ -28,6 +28,7 @@ _exc_args = BaseException.__dict__["args"].__get__
 _type_flags = type.__dict__["__flags__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: only classes defined in Python have __slots__ members
+_MISSING = object()
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
 
 
@@ -201,25 +202,53 @@ def _items(obj: object, base: type, seen: dict[int, TypeEntry]) -> list[tuple[in
                               for i in range(min(n, abi.SEQ_ITEMS))]
 
 
+def _class_lookup(cls: type, name: str) -> object:
+    for klass in _type_mro(cls):
+        own = _type_dict(klass)
+        if name in own:
+            return own[name]
+    return _MISSING
+
+
+def _is_descriptor(obj: object) -> bool:
+    # tp_descr_get != NULL: reading the attribute through the class would run its __get__
+    return _class_lookup(type(obj), "__get__") is not _MISSING
+
+
+def _dataclass_fields(cls: type) -> list[str] | None:
+    fields = _class_lookup(cls, "__dataclass_fields__")
+    if type(fields) is not dict:
+        return None
+    import dataclasses  # already imported: the class above was made by it
+
+    return [name for name, f in fields.items()
+            if type(name) is str and isinstance(f, dataclasses.Field)
+            and getattr(f, "_field_type", None) is dataclasses._FIELD]  # type: ignore[attr-defined]
+
+
 def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]) -> Encoded:
-    names: list[str] = []
-    values: list[tuple[int, int]] = []
-    total = 0
+    stored: dict[str, tuple[int, int]] = {}
     for fname, got in _slot_fields(obj, cls):
-        total += 1
-        if len(names) < abi.MAX_FIELDS:
-            names.append(fname)
-            values.append((Kind.UNSET, 0) if got is None else nested(got[1], seen))
+        stored.setdefault(fname, (Kind.UNSET, 0) if got is None else nested(got[1], seen))
     d = _instance_dict(obj, cls)
     if d is not None:
         for k, v in dict.items(d):
-            if type(k) is not str:
-                continue
-            total += 1
-            if len(names) < abi.MAX_FIELDS:
-                names.append(k)
-                values.append(nested(v, seen))
-    return _finish(name, tuple(names), total, Form.OBJECT, values, seen)
+            if type(k) is str:
+                stored.setdefault(k, nested(v, seen))
+    declared = _dataclass_fields(cls) or []
+    order: list[tuple[str, tuple[int, int]]] = []
+    for fname in declared:
+        if fname in stored:
+            order.append((fname, stored[fname]))
+        elif _is_descriptor(_class_lookup(cls, fname)):
+            order.append((fname, (Kind.FAULT, abi.FAULT)))
+        else:
+            order.append((fname, (Kind.UNSET, 0)))
+    listed = set(declared)
+    order += [(k, v) for k, v in stored.items() if k not in listed]
+    kept = order[:abi.MAX_FIELDS]
+    return _finish(name, tuple(k for k, _ in kept), len(order), Form.OBJECT,
+                   [v for _, v in kept], seen)
 
 
 def _finish(name: str, fields: tuple[str, ...], total: int, form: int,
