@@ -10,6 +10,7 @@ methods and ``__class__`` tricks are not seen.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import types
 from typing import NamedTuple
@@ -183,14 +184,14 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
     for base in (set, frozenset):
         if isinstance(obj, base):
             it = base.__iter__(obj)
-            elems = [x for _, x in zip(range(abi.SEQ_ITEMS), it)]
+            elems = list(itertools.islice(it, abi.SEQ_ITEMS))
             n = base.__len__(obj)
             return _finish(name, (), n, Form.SEQ,
                            [(Kind.LEN, n)] + [nested(x, seen) for x in elems], seen)
     if isinstance(obj, dict):
         n = dict.__len__(obj)
         fields = [(Kind.LEN, n)]
-        for (k, v), _ in zip(dict.items(obj), range(abi.MAP_PAIRS)):
+        for k, v in itertools.islice(dict.items(obj), abi.MAP_PAIRS):
             fields += [nested(k, seen), nested(v, seen)]
         return _finish(name, (), n, Form.MAP, fields, seen)
     return _encode_object(obj, cls, name, seen)
