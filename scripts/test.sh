@@ -13,7 +13,7 @@ for py in $pythons; do
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
   "$venv/bin/python" -m pip install -q --disable-pip-version-check ".[test,bench]"
-  "$venv/bin/python" -m ruff check src tests benchmarks examples scripts
+  "$venv/bin/python" -m ruff check .
   "$venv/bin/python" -m pytest -p no:cacheprovider "$@" || status=$?
 done
 exit $status
