@@ -1,0 +1,354 @@
+"""Decoder: the only door to buffer bytes. Buffers and trace files become a records table.
+
+``load(source)`` reads a .kdf file, a trace directory, a raw kernel buffer dump or a
+live buffer and returns a ``Trace``; ``scan(words)`` finds the records of one bare
+buffer. Record boundaries are found by the C scanner (``_core/scan.c``, the kernel
+documentation's parsing loop); numpy then gathers every column from those offsets
+in a few vectorized passes, so no Python code runs per record.
+
+Nothing is lost silently: words that are not records, a truncated last record, a
+counter larger than the buffer, a truncated file and bad table lines are all
+reported in ``Trace.skipped`` / ``Trace.notes``; missing tables in ``Trace.missing``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from kcovdf import abi, symbols, trace
+from kcovdf.encode import TypeEntry
+from kcovdf.errors import CorruptBufferError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("entry", "return", "exception", "yield")
+
+#: Why words were skipped, by the reason code of the scanner.
+SKIP_REASONS = {
+    0: "not a valid record header",
+    1: "truncated record (runs past the end of the buffer)",
+    2: "words left at the end, fewer than a record",
+}
+
+SCHEMA = pa.schema([
+    ("task", pa.int32()),
+    ("seq", pa.uint32()),
+    ("kind", pa.string()),
+    ("pc", pa.uint64()),
+    ("arg_idx", pa.uint8()),
+    ("size", pa.uint8()),
+    ("ptr", pa.uint64()),
+    ("values", pa.list_(pa.uint64())),
+])
+
+
+def _pick_scanner() -> Any:
+    # The C loop is the fast path; the Python loop below is its reference twin.
+    if os.environ.get("KCOVDF_CORE") == "py":
+        log.info("decode: KCOVDF_CORE=py, using the Python scanner")
+        return None
+    try:
+        from kcovdf._core._recorder import scan as c_scan
+    except ImportError as exc:
+        log.info("decode: C scanner unavailable (%s); using the Python scanner", exc)
+        return None
+    return c_scan
+
+
+_c_scan = _pick_scanner()
+
+
+class Task(NamedTuple):
+    """One traced task (thread or process): one buffer."""
+
+    index: int
+    pid: int
+    tid: int
+    name: str
+    source: str
+    encoding: str = "kcovdf"     # "kcovdf" value encoding, or "kernel": one raw word per scalar
+    words: int = 0               # words captured (buf[0], clamped to the buffer)
+    drops: int | None = None     # records dropped on a full buffer; None when unknown (no header)
+
+
+class Skip(NamedTuple):
+    """Words of one buffer that decoded to no record (offsets count buf[0] as word 0)."""
+
+    offset: int
+    count: int
+    reason: str
+
+
+class Skipped(NamedTuple):
+    """A Skip of one task of a trace."""
+
+    task: int
+    offset: int
+    count: int
+    reason: str
+
+
+class Scan(NamedTuple):
+    """Where the records of a buffer start, what was skipped, and the words captured."""
+
+    offsets: np.ndarray     # int64 word offsets of complete records
+    skipped: list[Skip]
+    count: int              # buf[0], clamped to the buffer
+
+
+@dataclass
+class Trace:
+    """A decoded trace: one records table over all tasks, and its tables."""
+
+    records: pa.Table
+    tasks: list[Task]
+    types: dict[int, TypeEntry] = field(default_factory=dict)
+    symbols: dict[int, symbols.Symbol] = field(default_factory=dict)
+    words: int = 0
+    drops: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.records.num_rows
+
+
+def _scan_py(words: np.ndarray, start: int, stop: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """Reference twin of scan.c: the same loop, in Python."""
+    w = words[:stop].tolist()
+    offsets: list[int] = []
+    skipped: list[tuple[int, int, int]] = []
+    i, run = start, -1
+    while i + 3 < stop:
+        h = w[i]
+        if h >> 32 or (h >> 28) & 0xF not in (abi.TYPE_ENTRY, abi.TYPE_RETURN):
+            if run < 0:
+                run = i
+            i += 1
+            continue
+        if run >= 0:
+            skipped.append((run, i - run, 0))
+            run = -1
+        nvals = (h >> 24) & 0xF or 1
+        if i + 3 + nvals > stop:
+            break
+        offsets.append(i)
+        i += 3 + nvals
+    if run >= 0:
+        skipped.append((run, i - run, 0))
+    if i < stop:
+        skipped.append((i, stop - i, 1 if abi.split_type_seq(w[i]) else 2))
+    return offsets, skipped
+
+
+def _as_words(words: Any) -> np.ndarray:
+    if isinstance(words, np.ndarray) and words.dtype == trace.WORD and words.ndim == 1:
+        return words
+    return trace.from_buffer(words).words
+
+
+def scan(words: Any) -> Scan:
+    """Find the records of a bare buffer (``buf[0]`` first, u64 words, any buffer object).
+
+    A counter larger than the buffer is clamped to it and reported; a truncated last
+    record is reported, not decoded.
+    """
+    w = _as_words(words)
+    if len(w) == 0:
+        return Scan(np.zeros(0, np.int64), [], 0)
+    claimed, avail = int(w[0]), len(w) - 1
+    count = min(claimed, avail)
+    if _c_scan is not None:
+        off_bytes, skip_bytes = _c_scan(w, 1, 1 + count)
+        offsets = np.frombuffer(off_bytes, dtype=np.int64)
+        raw_skips = np.frombuffer(skip_bytes, dtype=np.int64).reshape(-1, 3).tolist()
+    else:
+        off_list, raw_skips = _scan_py(w, 1, 1 + count)
+        offsets = np.array(off_list, dtype=np.int64)
+    skipped = [Skip(o, c, SKIP_REASONS[r]) for o, c, r in raw_skips]
+    if claimed > avail:
+        skipped.append(Skip(avail + 1, claimed - avail,
+                            f"counter says {claimed} words were written, the buffer holds {avail}"))
+    return Scan(offsets, skipped, count)
+
+
+class _Columns(NamedTuple):
+    seq: np.ndarray
+    kind: np.ndarray       # int8 index into KINDS
+    pc: np.ndarray
+    arg_idx: np.ndarray
+    size: np.ndarray
+    ptr: np.ndarray
+    nvals: np.ndarray      # int64
+    values: np.ndarray     # uint64, flattened
+
+
+def _gather(w: np.ndarray, offsets: np.ndarray) -> _Columns:
+    head = w[offsets]
+    pc = w[offsets + 1]
+    meta = w[offsets + 2]
+    nvals = ((head >> np.uint64(24)) & np.uint64(0xF)).astype(np.int64)
+    nvals[nvals == 0] = 1
+    arg_idx = (meta >> np.uint64(56)).astype(np.uint8)
+    ret = ((head >> np.uint64(28)) & np.uint64(0xF)) == abi.TYPE_RETURN
+    kind = ret.astype(np.int8)
+    kind[ret & (arg_idx == abi.ARG_EXCEPTION)] = 2
+    kind[ret & (arg_idx == abi.ARG_YIELD)] = 3
+    # Value word j of record r sits at offsets[r] + 3 + j: one flat index array.
+    ends = np.cumsum(nvals)
+    total = int(ends[-1]) if len(ends) else 0
+    idx = np.arange(total, dtype=np.int64)
+    idx += np.repeat(offsets + 3 - (ends - nvals), nvals)
+    return _Columns(
+        seq=(head & np.uint64(abi.SEQ_MASK)).astype(np.uint32),
+        kind=kind, pc=pc, arg_idx=arg_idx,
+        size=((meta >> np.uint64(48)) & np.uint64(0xFF)).astype(np.uint8),
+        ptr=meta & np.uint64(abi.PTR_MASK),
+        nvals=nvals, values=w[idx])
+
+
+def _looks_kcovdf(cols: _Columns) -> bool:
+    """Whether records carry kcovdf's value encoding rather than the kernel's raw words."""
+    n = min(len(cols.nvals), 256)
+    if n == 0:
+        return False
+    starts = np.concatenate(([0], np.cumsum(cols.nvals[:n - 1])))
+    if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(cols.nvals[:n] < 2):
+        return False
+    lay = cols.values[starts + 1]
+    if np.any(((lay >> np.uint64(52)) & np.uint64(0xF)) > max(abi.Form)):
+        return False
+    # kind nibbles beyond the record's field words are zero in a layout word
+    used_bits = (cols.nvals[:n] - 2) * 4
+    unused = lay & ~((np.uint64(1) << used_bits.astype(np.uint64)) - np.uint64(1)) \
+        & np.uint64((1 << 52) - 1)
+    return not np.any(unused)
+
+
+def _kind_strings(kind: np.ndarray) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(kind, pa.int8()), pa.array(KINDS)) \
+        .cast(pa.string())
+
+
+def _table(task: np.ndarray, cols: _Columns) -> pa.Table:
+    list_offsets = np.zeros(len(cols.nvals) + 1, dtype=np.int64)
+    np.cumsum(cols.nvals, out=list_offsets[1:])
+    values = pa.ListArray.from_arrays(pa.array(list_offsets.astype(np.int32)), pa.array(cols.values)) \
+        if list_offsets[-1] < 2**31 else \
+        pa.LargeListArray.from_arrays(pa.array(list_offsets), pa.array(cols.values))
+    arrays = [pa.array(task), pa.array(cols.seq), _kind_strings(cols.kind), pa.array(cols.pc),
+              pa.array(cols.arg_idx), pa.array(cols.size), pa.array(cols.ptr), values]
+    if isinstance(values, pa.LargeListArray):
+        return pa.Table.from_arrays(arrays, names=SCHEMA.names)
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _concat(parts: list[_Columns]) -> _Columns:
+    if len(parts) == 1:
+        return parts[0]
+    return _Columns(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Columns._fields))
+
+
+def _read_tables(src: trace.Source, out: Trace, symtab: symbols.SymbolTable) -> dict[str, Any] | None:
+    task_line = None
+    kinds = set()
+    for line in src.table:
+        t = line.get("t")
+        kinds.add(t)
+        try:
+            if t == "type":
+                tid = int(line["id"], 16)
+                out.types.setdefault(tid, TypeEntry(tid, str(line["class"]),
+                                                    tuple(str(f) for f in line.get("fields") or ())))
+            elif t == "sym":
+                symtab.add(symbols.from_table_line(line))
+            elif t == "task":
+                if task_line is None:
+                    task_line = line
+                elif (line.get("pid"), line.get("tid")) != (task_line.get("pid"), task_line.get("tid")):
+                    out.notes.append(f"{src.name}: several tasks wrote this buffer "
+                                     f"(also pid {line.get('pid')} tid {line.get('tid')})")
+            elif t == "info":
+                out.info.append(line)
+        except (KeyError, TypeError, ValueError) as exc:
+            out.notes.append(f"{src.name}: bad {t} line skipped ({exc})")
+    if "type" not in kinds:
+        out.missing.append(f"{src.name}: no type table (class and field names unknown)")
+    if "sym" not in kinds:
+        out.missing.append(f"{src.name}: no symbol table (functions shown by pc)")
+    return task_line
+
+
+def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
+         encoding: str | None = None) -> Trace:
+    """Decode a trace: a path (.kdf file, trace directory, raw kernel dump) or a live buffer.
+
+    ``table_lines`` go with a live buffer (``Device.table_lines()``). ``encoding`` forces
+    "kcovdf" or "kernel" value words; by default .kdf files are kcovdf, and bare
+    buffers are recognised by their layout words.
+    Raises CorruptBufferError for input that is not a trace at all.
+    """
+    if encoding not in (None, "kcovdf", "kernel"):
+        raise ValueError(f"encoding must be 'kcovdf' or 'kernel', not {encoding!r}")
+    if isinstance(source, (str, os.PathLike)):
+        sources, notes = trace.open_trace(source)
+    else:
+        sources, notes = [trace.from_buffer(source, table_lines)], []
+    return decode_sources(sources, notes=notes, encoding=encoding)
+
+
+def decode_sources(sources: list[trace.Source], *, notes: list[str] | None = None,
+                   encoding: str | None = None) -> Trace:
+    """Decode buffers already read by ``kcovdf.trace`` into one Trace."""
+    out = Trace(records=SCHEMA.empty_table(), tasks=[], notes=list(notes or []))
+    symtab = symbols.SymbolTable()
+    parts: list[_Columns] = []
+    task_ids: list[np.ndarray] = []
+    for index, src in enumerate(sources):
+        out.notes.extend(src.notes)
+        sc = scan(src.words)
+        cols = _gather(src.words, sc.offsets)
+        task_line = _read_tables(src, out, symtab) if src.kind != "raw" or src.table else None
+        enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
+        if src.kind == "raw" and not src.table:
+            out.missing.append(f"{src.name}: raw buffer: no header (drops unknown), no type or "
+                               "symbol table" + (" (use --kallsyms/--ko)" if enc == "kernel" else ""))
+        drops = int(src.header["drops"]) if src.header else None
+        tl = task_line or {}
+        out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
+                              str(tl.get("name") or ""), src.name, enc, sc.count, drops))
+        out.words += sc.count
+        out.drops += drops or 0
+        out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
+        parts.append(cols)
+        task_ids.append(np.full(len(cols.seq), index, dtype=np.int32))
+    out.notes.extend(symtab.describe_collisions())
+    out.symbols = symtab.symbols
+    if parts:
+        out.records = _table(np.concatenate(task_ids), _concat(parts))
+    return out
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def describe_skipped(t: Trace) -> list[str]:
+    """One human line per skipped run of a trace."""
+    return [f"task {s.task}: words {s.offset}..{s.offset + s.count - 1} ({s.count} words): {s.reason}"
+            for s in t.skipped]
+
+
+__all__ = ["KINDS", "SCHEMA", "CorruptBufferError", "Scan", "Skip", "Skipped", "Task", "Trace",
+           "decode_sources", "describe_skipped", "load", "scan"]
