@@ -1,0 +1,182 @@
+"""Write .kdf trace files and trace directories for the export, SQL and report tests.
+
+Traces are built from the reference encoder (kcovdf.encode) and the ABI word packing
+(kcovdf.abi), exactly as docs/abi.md §1-3 and docs/core.md §3-4 describe them, so the
+readers are tested against the documented format rather than against the recorder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+from pathlib import Path
+
+from kcovdf import abi
+from kcovdf.encode import TypeEntry, encode_value
+
+#: Passed as an argument value: recorded as the REDACTED form (pointer 0).
+REDACT = object()
+
+
+class TaskTrace:
+    """One task's buffer and table, filled by calls in program order."""
+
+    def __init__(self, pid: int = 4242, tid: int = 4243, name: str = "MainThread") -> None:
+        self.pid, self.tid, self.name = pid, tid, name
+        self.words: list[int] = []
+        self.seq = 0
+        self.drops = 0
+        self.types: dict[int, TypeEntry] = {}
+        self.syms: dict[int, dict] = {}
+        self._ptr = 0x7F0000001000
+
+    def function(self, module: str, qualname: str, params: list[str], line: int = 1,
+                 file: str | None = None) -> int:
+        """Declare an instrumented function (a sym line); returns its pc (docs/core.md §4)."""
+        pc = abi.fnv1a64(f"{module}:{qualname}:{line}".encode())
+        self.syms[pc] = {"t": "sym", "pc": hex(pc), "module": module, "qualname": qualname,
+                         "file": file or f"/src/{module.replace('.', '/')}.py", "line": line,
+                         "params": [[p, "POSITIONAL_OR_KEYWORD"] for p in params]}
+        return pc
+
+    def _record(self, rtype: int, pc: int, arg_idx: int, value: object) -> None:
+        redacted = value is REDACT
+        enc = encode_value(None if redacted else value, redacted=redacted)
+        for entry in enc.types:
+            self.types.setdefault(entry.id, entry)
+        self.seq += 1
+        self._ptr += 0x40
+        ptr = 0 if redacted else self._ptr
+        self.words += [abi.type_seq(rtype, len(enc.words), self.seq), pc,
+                       abi.meta(arg_idx, abi.PY_VALUE_SIZE, ptr), *enc.words]
+
+    def enter(self, pc: int, *args: object) -> None:
+        """Entry records, one per argument, at positions 0..n-1."""
+        for i, arg in enumerate(args):
+            self._record(abi.TYPE_ENTRY, pc, i, arg)
+
+    def leave(self, pc: int, value: object = None) -> None:
+        """A return record."""
+        self._record(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
+
+    def raise_(self, pc: int, exc: BaseException) -> None:
+        """A return record for a raised exception."""
+        self._record(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
+
+    def yield_(self, pc: int, value: object) -> None:
+        """A return record for a yielded value."""
+        self._record(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
+
+    def call(self, pc: int, *args: object, ret: object = None) -> None:
+        """A whole call that returns ``ret``."""
+        self.enter(pc, *args)
+        self.leave(pc, ret)
+
+    def table_lines(self) -> list[dict]:
+        """The JSON lines of this task's table: types, symbols, then the task line."""
+        lines: list[dict] = [{"t": "type", "id": hex(e.id), "class": e.cls, "fields": list(e.fields)}
+                             for e in self.types.values()]
+        lines += list(self.syms.values())
+        lines.append({"t": "task", "pid": self.pid, "tid": self.tid, "name": self.name})
+        return lines
+
+    def write(self, path: str | os.PathLike, *, spare_words: int = 16) -> Path:
+        """Write a .kdf file (0600) holding this task's buffer and table."""
+        size = 1 + len(self.words) + spare_words
+        header = bytearray(abi.pack_file_header(size, self.pid, 1_700_000_000_000_000_000))
+        struct.pack_into("<Q", header, abi.HDR_DROPS, self.drops)
+        buf = [len(self.words), *self.words] + [0] * spare_words
+        table = "".join(json.dumps(line) + "\n" for line in self.table_lines())
+        path = Path(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(header))
+            f.write(struct.pack(f"<{len(buf)}Q", *buf))
+            f.write(table.encode())
+        return path
+
+
+def write_dir(path: str | os.PathLike, tasks: list[TaskTrace]) -> Path:
+    """A trace directory (docs/core.md §3): run.json and one .kdf per task."""
+    path = Path(path)
+    path.mkdir(mode=0o700, exist_ok=True)
+    (path / "run.json").write_text(json.dumps({"format": 1, "kcovdf": "test", "argv": ["gen"],
+                                               "started_ns": 1}))
+    for t in tasks:
+        t.write(path / f"task-{t.pid}-{t.tid}.kdf")
+    return path
+
+
+@dataclasses.dataclass
+class Point:
+    """A class with named fields (decomposed into p.x, p.y)."""
+
+    x: int
+    y: int
+
+
+@dataclasses.dataclass
+class Account:
+    """A dataclass whose declared field ``balance`` is shadowed by a property."""
+
+    owner: str
+    balance: int = 0
+
+
+# reading a property would run program code, so the encoder writes FAULT for it
+Account.balance = property(lambda self: 0)  # type: ignore[assignment]
+
+
+def account(owner: str) -> Account:
+    """An Account whose ``balance`` field is FAULT in its record."""
+    acc = object.__new__(Account)
+    acc.__dict__["owner"] = owner
+    return acc
+
+
+def sample_task(pid: int = 4242, tid: int = 4243, name: str = "MainThread") -> TaskTrace:
+    """A small trace touching every record kind and value form the tools must show."""
+    t = TaskTrace(pid, tid, name)
+    add = t.function("geo", "add", ["a", "b"], line=3)
+    norm = t.function("geo", "Point.norm", ["self"], line=10)
+    greet = t.function("app", "greet", ["name", "loud"], line=20)
+    parse = t.function("app", "parse", ["text"], line=30)
+    login = t.function("app", "login", ["user", "password"], line=40)
+    gen = t.function("app", "numbers", ["n"], line=50)
+    tick = t.function("app", "tick", [], line=60)
+    for i in range(5):
+        t.call(add, i, i * 2, ret=i * 3)
+    t.call(add, 1.5, 2.25, ret=3.75)
+    for i in range(3):
+        p = Point(i, i + 1)
+        t.call(norm, p, ret=float(i * i + (i + 1) ** 2) ** 0.5)
+    t.enter(greet, "alice", True)
+    t.call(add, 2, 3, ret=5)  # nested inside greet
+    t.leave(greet, "HELLO ALICE")
+    t.call(greet, "bob", False, ret="hello bob")
+    t.enter(parse, "x=1")
+    t.leave(parse, {"x": 1})
+    t.enter(parse, "bad input")
+    t.raise_(parse, ValueError("bad input", 7))
+    t.call(login, "root", REDACT, ret=True)
+    t.enter(gen, 2)
+    t.yield_(gen, 0)
+    t.yield_(gen, 1)
+    t.leave(gen, None)
+    t.call(tick, ret=None)
+    t.call(norm, account("eve"), ret=0.0)
+    t.call(parse, [1, 2, 3], ret=(1 << 70))
+    return t
+
+
+def sample_dir(path: str | os.PathLike) -> Path:
+    """A trace directory with two tasks, the second one with drops."""
+    main = sample_task()
+    worker = TaskTrace(4242, 4250, "worker-1")
+    add = worker.function("geo", "add", ["a", "b"], line=3)
+    worker.call(add, 10, 20, ret=30)
+    worker.call(add, -1, 1, ret=0)
+    worker.drops = 3
+    return write_dir(path, [main, worker])
