@@ -289,9 +289,10 @@ def _read_tables(src: trace.Source, out: Trace, symtab: symbols.SymbolTable) -> 
 
 def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
          encoding: str | None = None) -> Trace:
-    """Decode a trace: a path (.kdf file, trace directory, raw kernel dump) or a live buffer.
+    """Decode a trace: a path (.kdf file, trace directory, raw kernel dump), a Device or a buffer.
 
-    ``table_lines`` go with a live buffer (``Device.table_lines()``). ``encoding`` forces
+    A ``kcovdf.Device`` is read live (its mapped buffer, table lines and drops).
+    ``table_lines`` go with a bare live buffer (``Device.mmap()``). ``encoding`` forces
     "kcovdf" or "kernel" value words; by default .kdf files are kcovdf, and bare
     buffers are recognised by their layout words.
     Raises CorruptBufferError for input that is not a trace at all.
@@ -300,6 +301,9 @@ def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
         raise ValueError(f"encoding must be 'kcovdf' or 'kernel', not {encoding!r}")
     if isinstance(source, (str, os.PathLike)):
         sources, notes = trace.open_trace(source)
+    elif callable(getattr(source, "table_lines", None)) and callable(getattr(source, "mmap", None)):
+        sources = [trace.from_buffer(source.mmap(), source.table_lines(), repr(source), source.drops)]
+        notes = []
     else:
         sources, notes = [trace.from_buffer(source, table_lines)], []
     return decode_sources(sources, notes=notes, encoding=encoding)

@@ -71,8 +71,11 @@ def parse_table(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]
 
 
 def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
-                name: str = "<buffer>") -> Source:
-    """A live buffer (``Device.mmap()``, bytes, a numpy array): no copy is made."""
+                name: str = "<buffer>", drops: int | None = None) -> Source:
+    """A live buffer (``Device.mmap()``, bytes, a numpy array): no copy is made.
+
+    ``drops`` is the device's drop counter when known.
+    """
     try:
         view = memoryview(buf)
     except TypeError:
@@ -86,7 +89,8 @@ def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
     notes = []
     if nbytes % 8:
         notes.append(f"{name}: {nbytes % 8} trailing bytes are not a whole word (ignored)")
-    return Source(name, "buffer", words, None, list(table_lines or []), notes)
+    header = None if drops is None else {"drops": drops}
+    return Source(name, "buffer", words, header, list(table_lines or []), notes)
 
 
 def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
