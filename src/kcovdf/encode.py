@@ -54,9 +54,10 @@ def qualified_name(cls: type) -> str:
         module = _type_module(cls)
     except AttributeError:
         module = None
-    if not isinstance(module, str):
+    if not issubclass(type(module), str):
         module = "?"
-    return f"{module}.{_type_qualname(cls)}"
+    # str.__str__: a str subclass name must not run its own __format__/__str__
+    return f"{str.__str__(module)}.{str.__str__(_type_qualname(cls))}"
 
 
 def _i64(v: int) -> int:
@@ -87,18 +88,19 @@ def nested(obj: object, seen: dict[int, TypeEntry]) -> tuple[int, int]:
         return Kind.NONE, 0
     if cls is bool:
         return Kind.BOOL, int(obj is True)
-    if isinstance(obj, int):
+    # issubclass on type(obj), never isinstance: isinstance consults a __class__ property
+    if issubclass(cls, int):
         v = _int_value(obj)
         if _I64_MIN <= v <= _I64_MAX:
             return Kind.INT, _i64(v)
         return Kind.INT_TRUNC, _i64(v)
-    if isinstance(obj, float):
+    if issubclass(cls, float):
         return Kind.FLOAT, struct.unpack("<Q", struct.pack("<d", float.__float__(obj)))[0]
-    if isinstance(obj, str):
+    if issubclass(cls, str):
         data = _utf8(str.__str__(obj))
         return Kind.STR7, _prefix7(data, len(data))
-    if isinstance(obj, (bytes, bytearray)):
-        base = bytes if isinstance(obj, bytes) else bytearray
+    if issubclass(cls, (bytes, bytearray)):
+        base = bytes if issubclass(cls, bytes) else bytearray
         return Kind.BYTES7, _prefix7(bytes(base.__getitem__(obj, slice(0, 7))), base.__len__(obj))
     name = qualified_name(cls)
     cid = abi.class_id(name)
@@ -113,7 +115,7 @@ def _slot_fields(obj: object, cls: type) -> list[tuple[str, tuple[int, int] | No
         if "__slots__" not in own or not (_type_flags(klass) & _HEAPTYPE):
             continue
         for name, desc in own.items():
-            if isinstance(desc, types.MemberDescriptorType):
+            if type(desc) is types.MemberDescriptorType:
                 try:
                     out.append((name, ("value", desc.__get__(obj))))  # type: ignore[arg-type]
                 except AttributeError:
@@ -122,13 +124,13 @@ def _slot_fields(obj: object, cls: type) -> list[tuple[str, tuple[int, int] | No
 
 
 def _instance_dict(obj: object, cls: type) -> dict | None:
-    if isinstance(obj, (type, types.ModuleType)):
+    if issubclass(cls, (type, types.ModuleType)):
         return None  # a class or module: its dict is a namespace, not state
     for klass in _type_mro(cls):
         desc = _type_dict(klass).get("__dict__")
-        if isinstance(desc, _C_DESCRIPTORS):
+        if type(desc) in _C_DESCRIPTORS:
             d = desc.__get__(obj, cls)
-            return d if type(d) is dict or isinstance(d, dict) else None
+            return d if issubclass(type(d), dict) else None
     return None
 
 
@@ -149,28 +151,28 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
                        [(Kind.REDACTED, abi.REDACTED)], seen)
     cls = type(obj)
     name = qualified_name(cls)
-    if obj is None or cls is bool or isinstance(obj, float):
+    if obj is None or cls is bool or issubclass(cls, float):
         return _finish(name, (), 1, Form.SCALAR, [nested(obj, seen)], seen)
-    if isinstance(obj, int):
+    if issubclass(cls, int):
         v = _int_value(obj)
         if _I64_MIN <= v <= _I64_MAX:
             return _finish(name, (), 1, Form.SCALAR, [(Kind.INT, _i64(v))], seen)
         sign = -1 if v < 0 else 1
         return _finish(name, (), 1, Form.BIGINT,
                        [(Kind.INT_TRUNC, _i64(v)), (Kind.INT, _i64(sign * v.bit_length()))], seen)
-    if isinstance(obj, str):
+    if issubclass(cls, str):
         s = str.__str__(obj)
         data = _utf8(s)
         fields = [(Kind.LEN, len(s)), (Kind.LEN, len(data))]
         fields += [(Kind.CHUNK, w) for w in _chunks(data, abi.STR_CHUNKS)]
         return _finish(name, (), 0, Form.STR, fields, seen)
-    if isinstance(obj, (bytes, bytearray)):
-        base = bytes if isinstance(obj, bytes) else bytearray
+    if issubclass(cls, (bytes, bytearray)):
+        base = bytes if issubclass(cls, bytes) else bytearray
         n = base.__len__(obj)
         data = bytes(base.__getitem__(obj, slice(0, 8 * abi.BYTES_CHUNKS)))
         fields = [(Kind.LEN, n)] + [(Kind.CHUNK, w) for w in _chunks(data, abi.BYTES_CHUNKS)]
         return _finish(name, (), 0, Form.BYTES, fields, seen)
-    if isinstance(obj, BaseException):
+    if issubclass(cls, BaseException):
         args = _exc_args(obj)
         return _finish(name, (), len(args), Form.EXCEPTION, _items(args, tuple, seen), seen)
     nt_fields = _namedtuple_fields(cls)
@@ -179,16 +181,16 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
         values = [nested(tuple.__getitem__(obj, i), seen) for i in range(n)]
         return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, values, seen)
     for base in (list, tuple):
-        if isinstance(obj, base):
+        if issubclass(cls, base):
             return _finish(name, (), base.__len__(obj), Form.SEQ, _items(obj, base, seen), seen)
     for base in (set, frozenset):
-        if isinstance(obj, base):
+        if issubclass(cls, base):
             it = base.__iter__(obj)
             elems = list(itertools.islice(it, abi.SEQ_ITEMS))
             n = base.__len__(obj)
             return _finish(name, (), n, Form.SEQ,
                            [(Kind.LEN, n)] + [nested(x, seen) for x in elems], seen)
-    if isinstance(obj, dict):
+    if issubclass(cls, dict):
         n = dict.__len__(obj)
         fields = [(Kind.LEN, n)]
         for k, v in itertools.islice(dict.items(obj), abi.MAP_PAIRS):
@@ -222,9 +224,17 @@ def _dataclass_fields(cls: type) -> list[str] | None:
         return None
     import dataclasses  # already imported: the class above was made by it
 
+    field_type = dataclasses.Field.__dict__["_field_type"].__get__  # the slot, never a property
     return [name for name, f in fields.items()
-            if type(name) is str and isinstance(f, dataclasses.Field)
-            and getattr(f, "_field_type", None) is dataclasses._FIELD]  # type: ignore[attr-defined]
+            if type(name) is str and issubclass(type(f), dataclasses.Field)
+            and _slot_or_none(field_type, f) is dataclasses._FIELD]  # type: ignore[attr-defined]
+
+
+def _slot_or_none(get: object, obj: object) -> object:
+    try:
+        return get(obj)  # type: ignore[operator]
+    except AttributeError:
+        return None
 
 
 def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]) -> Encoded:
