@@ -42,45 +42,47 @@ class Leaf(NamedTuple):
 
 
 def _top(value: dict, ptr: int) -> tuple[Leaf, dict[str, Leaf]]:
-    """The leaf of a record's value and the leaves of its named fields."""
-    cls = value.get("class")
-    if value.get("redacted"):
+    """The leaf of a record's value (``kcovdf.values.structured``) and the leaves of its fields."""
+    form, cls = value.get("form"), value.get("class")
+    if form == "redacted":
         return Leaf(NONSENSICAL), {}
-    if "fields" in value:
-        return Leaf(HASHCODE, ptr, cls), {name: _nested(v) for name, v in value["fields"].items()}
-    if "value" in value:
-        v = value["value"]
-        if isinstance(v, str) and value.get("len", len(v)) != len(v):
-            return Leaf(NONSENSICAL, None, cls), {}  # longer than the record holds
-        leaf = _scalar(v, cls)
-        if leaf is not None:
-            return leaf, {}
-    return Leaf(HASHCODE, ptr, cls), {}
+    if form == "object":
+        return Leaf(HASHCODE, ptr, cls), {name or f"field{i}": _nested(v)
+                                          for i, (name, v) in enumerate(value["fields"])}
+    if form == "scalar":
+        return _nested(value["value"])._replace(cls=cls), {}
+    if form == "str":
+        return Leaf(NONSENSICAL if value["truncated"] else STRING, value["value"], cls), {}
+    if form == "raw":  # kernel records: one raw word per scalar, or one per struct field
+        leaves = [Leaf(NONSENSICAL) if w == "FAULT" else Leaf(INT, _signed(int(w, 16)), "u64")
+                  for w in value["words"]]
+        if len(leaves) == 1:
+            return leaves[0], {}
+        return Leaf(HASHCODE, ptr, "struct"), {f"field{i}": leaf for i, leaf in enumerate(leaves)}
+    return Leaf(HASHCODE, ptr, cls), {}  # containers, bytes, big ints, exceptions: identity only
 
 
-def _scalar(v: Any, cls: str | None) -> Leaf | None:
-    if v is None:
-        return Leaf(NULL, None, cls)
-    if isinstance(v, bool):
-        return Leaf(BOOL, int(v), cls)
-    if isinstance(v, int):
-        return Leaf(INT, v, cls)
-    if isinstance(v, float):
-        return Leaf(DOUBLE, v, cls)
-    if isinstance(v, str):
-        return Leaf(STRING, v, cls)
-    return None
+def _signed(word: int) -> int:
+    return word - (1 << 64) if word >> 63 else word
 
 
 def _nested(v: Any) -> Leaf:
-    """The leaf of a field word (one level deep)."""
+    """The leaf of one nested value (a field, or a scalar's only word)."""
     if isinstance(v, dict):
-        if "class" in v and len(v) == 1:
-            return Leaf(OBJECT, v["class"], v["class"])  # a nested object: only its class is known
+        if "float" in v:
+            return Leaf(DOUBLE, float(v["float"]), "builtins.float")  # nan, inf
+        if "id" in v:
+            return Leaf(OBJECT, v["class"] or v["id"], v["class"])  # a nested object: only its class
         return Leaf(NONSENSICAL)  # FAULT, UNSET, REDACTED, truncated int or string
-    cls = {bool: "builtins.bool", int: "builtins.int", float: "builtins.float",
-           str: "builtins.str", type(None): "builtins.NoneType"}.get(type(v))
-    return _scalar(v, cls) or Leaf(NONSENSICAL)
+    if v is None:
+        return Leaf(NULL, None, "builtins.NoneType")
+    if isinstance(v, bool):
+        return Leaf(BOOL, int(v), "builtins.bool")
+    if isinstance(v, int):
+        return Leaf(INT, v, "builtins.int")
+    if isinstance(v, float):
+        return Leaf(DOUBLE, v, "builtins.float")
+    return Leaf(STRING, v, "builtins.str")
 
 
 def _escape_name(name: str) -> str:

@@ -41,26 +41,18 @@ def param_name(trace: Trace, pc: int, kind: str, arg_idx: int) -> str | None:
     return name or f"arg{arg_idx}"
 
 
-def structured(words: list[int], trace: Trace) -> Any:
-    """The structured (JSON-able) form of one record's value words."""
-    return values.structured(words, trace.types)
+def class_name(value: dict[str, Any]) -> str | None:
+    """The class named by a structured value (``kcovdf.values.structured``)."""
+    return value.get("class")
 
 
-def rendered(words: list[int], trace: Trace) -> str:
-    """One record's value as Python-like text."""
-    return values.render(words, trace.types)
-
-
-def class_name(value: Any) -> str | None:
-    """The class named by a structured value."""
-    return value.get("class") if isinstance(value, dict) else None
-
-
-def number(value: Any) -> float | None:
+def number(value: dict[str, Any]) -> float | None:
     """The numeric value of an int, float or bool scalar, else ``None`` (for histograms and SQL)."""
-    if not isinstance(value, dict) or "value" not in value:
+    if value.get("form") != "scalar":
         return None
-    v = value["value"]
+    v = value.get("value")
+    if isinstance(v, dict) and "float" in v:
+        return float(v["float"])  # nan and infinities, which JSON cannot hold as numbers
     return float(v) if isinstance(v, (int, float)) else None
 
 
@@ -73,7 +65,7 @@ def resolve(trace: Trace) -> pa.Table:
     for row in rec.to_pylist():
         task = tasks[row["task"]]
         pc, kind, words = row["pc"], row["kind"], row["values"]
-        value = structured(words, trace)
+        value = values.structured(words, trace.types, task.encoding)
         sym = trace.symbols.get(pc)
         for key, val in (("task", row["task"]), ("pid", task.pid), ("tid", task.tid),
                          ("thread", task.name), ("seq", row["seq"]), ("kind", kind), ("pc", pc),
@@ -82,7 +74,7 @@ def resolve(trace: Trace) -> pa.Table:
                          ("param", param_name(trace, pc, kind, row["arg_idx"])),
                          ("size", row["size"]), ("ptr", row["ptr"]), ("values", words),
                          ("class", class_name(value)), ("number", number(value)),
-                         ("rendered", rendered(words, trace)), ("value", json.dumps(value))):
+                         ("rendered", values.text(value)), ("value", json.dumps(value))):
             cols[key].append(val)
     return pa.table(cols, schema=SCHEMA)
 
