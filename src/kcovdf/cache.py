@@ -1,0 +1,94 @@
+"""The rewritten-code cache, beside the interpreter's own bytecode cache.
+
+A file ``__pycache__/<stem>.<cache_tag>.kcovdf-<version>-<config hash>.pyc`` (placed by
+importlib.util.cache_from_source, so sys.pycache_prefix is honoured) holds::
+
+    MAGIC (8 bytes) | importlib MAGIC_NUMBER (4) | sha256 of the source (32)
+    | u32 length of the JSON meta | meta {"module", "kcovdf", "config", "symbols"} | marshal(code)
+
+The reader is a checklist that returns None on any miss; the writer writes ``<file>.<pid>``
+and renames it into place, and swallows every OSError: a cache failure never fails an import.
+Nothing is written under sys.dont_write_bytecode.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import marshal
+import os
+import struct
+import sys
+from types import CodeType
+
+from kcovdf import __version__
+from kcovdf.config import Config
+from kcovdf.symtab import Symbol
+
+MAGIC = b"KCOVDFc\x01"
+_LEN = struct.Struct("<I")
+_HEAD = len(MAGIC) + len(importlib.util.MAGIC_NUMBER) + 32
+
+log = logging.getLogger("kcovdf.cache")
+
+
+def path_for(source_path: str, config: Config) -> str | None:
+    """Where the rewritten code of ``source_path`` is cached, or None when there is no cache tag."""
+    try:
+        pyc = importlib.util.cache_from_source(source_path)
+    except (NotImplementedError, ValueError):
+        return None
+    return f"{pyc[:-len('.pyc')]}.kcovdf-{__version__}-{config.rewrite_key()}.pyc"
+
+
+def read(path: str, source_hash: bytes, module: str, config: Config) -> tuple[CodeType, list[Symbol]] | None:
+    """The cached code and symbols when every key matches, else None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if len(data) < _HEAD + _LEN.size or not data.startswith(MAGIC):
+        return None
+    if data[len(MAGIC):len(MAGIC) + 4] != importlib.util.MAGIC_NUMBER:
+        return None
+    if data[len(MAGIC) + 4:_HEAD] != source_hash:
+        return None
+    (size,) = _LEN.unpack_from(data, _HEAD)
+    start = _HEAD + _LEN.size
+    try:
+        meta = json.loads(data[start:start + size])
+        if (meta["module"], meta["kcovdf"], meta["config"]) != (module, __version__, config.rewrite_key()):
+            return None
+        symbols = [Symbol.from_json(s) for s in meta["symbols"]]
+        code = marshal.loads(data[start + size:])
+    except (ValueError, KeyError, TypeError, EOFError) as exc:
+        log.debug("ignoring corrupt cache file %s: %s", path, exc)
+        return None
+    if not isinstance(code, CodeType):
+        return None
+    return code, symbols
+
+
+def write(path: str, source_hash: bytes, module: str, config: Config,
+          code: CodeType, symbols: list[Symbol]) -> None:
+    """Store ``code`` and ``symbols`` atomically; never raises for a file-system problem."""
+    if sys.dont_write_bytecode:
+        return
+    meta = json.dumps({"module": module, "kcovdf": __version__, "config": config.rewrite_key(),
+                       "symbols": [s.to_json() for s in symbols]}).encode()
+    data = b"".join((MAGIC, importlib.util.MAGIC_NUMBER, source_hash, _LEN.pack(len(meta)), meta,
+                     marshal.dumps(code)))
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("cannot write cache file %s: %s", path, exc)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

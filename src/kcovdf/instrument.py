@@ -1,0 +1,323 @@
+"""The AST pass (the counterpart of -fsanitize-coverage=trace-args,trace-ret) and its flag.
+
+Instrumented code refers to exactly one name of its own, the module global ``__kcovdf__``
+(RESERVED). While no thread of the process is enabled it holds IDLE, which is falsy, so
+every instrumented function pays one global load and one truth test. While some thread
+is enabled, the Switch sets it in every instrumented namespace to the recorder
+(kcovdf.core), whose ``entry/ret/exc/yld`` then decide per thread. A function becomes::
+
+    def f(a, *rest, key=None):
+        "docstring stays first"
+        if __kcovdf__: __kcovdf__.entry(PC, a, rest, key)
+        try:
+            ...
+            return __kcovdf__.ret(PC, x) if __kcovdf__ else x
+            ...
+            return __kcovdf__.ret(PC, None) if __kcovdf__ else None   # the implicit return
+        except:
+            if __kcovdf__: __kcovdf__.exc(PC)
+            raise
+
+No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` and bare
+``raise`` keep the exception and its traceback as they were.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, NamedTuple
+
+from kcovdf.config import Config
+from kcovdf.redact import Redactor
+from kcovdf.symtab import Symbol, Table, pc_of
+
+RESERVED = "__kcovdf__"
+#: A module whose docstring holds this marker is never instrumented.
+DONT_INSTRUMENT = "KCOVDF_DONT_INSTRUMENT"
+#: A function whose ``def`` line (or a decorator line) holds this comment is left alone, nested functions too.
+SKIP_COMMENT = "kcovdf: skip"
+#: arg_idx above 0xFC is reserved (docs/abi.md); later parameters are not recorded.
+MAX_PARAMS = 0xFD
+
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+# --- the flag --------------------------------------------------------------------------
+def _noop(*_args: object) -> None:
+    return None
+
+
+def _passthrough(_pc: int, value: object) -> object:
+    return value
+
+
+class _Idle(int):
+    """The falsy value of ``__kcovdf__``.
+
+    An int subclass, so the truth test runs in C. It also answers entry/ret/exc/yld as
+    no-ops: a thread that passed the test just before the flag went off calls these.
+    """
+
+    __slots__ = ()
+    entry = staticmethod(_noop)
+    exc = staticmethod(_noop)
+    ret = staticmethod(_passthrough)
+    yld = staticmethod(_passthrough)
+    REDACTED = None
+
+
+IDLE = _Idle(0)
+
+
+class Switch:
+    """Flips ``__kcovdf__`` in every instrumented namespace when recording starts or stops.
+
+    Bound to one recorder (kcovdf.core in production); also owns that recorder's symbol
+    table. Namespaces are kept for the life of the process: a module dict cannot be
+    weakly referenced, and instrumented modules are rarely unloaded.
+    """
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.symbols = Table(recorder.emit)
+        self._namespaces: list[MutableMapping[str, Any]] = []
+        self._lock = threading.Lock()
+        self._on = recorder.active() > 0
+        recorder.on_activity(self._flip)
+
+    def plant(self, namespace: MutableMapping[str, Any]) -> None:
+        """Give ``namespace`` its ``__kcovdf__`` and keep it in step from now on."""
+        with self._lock:
+            if not any(ns is namespace for ns in self._namespaces):
+                self._namespaces.append(namespace)
+            namespace[RESERVED] = self.recorder if self._on else IDLE
+
+    def _flip(self, active: bool) -> None:
+        with self._lock:
+            self._on = bool(active)
+            value = self.recorder if self._on else IDLE
+            for namespace in self._namespaces:
+                namespace[RESERVED] = value
+
+
+_switch: Switch | None = None
+_switch_lock = threading.Lock()
+
+
+def switch() -> Switch:
+    """The process's Switch over kcovdf.core, created on first use."""
+    global _switch
+    with _switch_lock:
+        if _switch is None:
+            from kcovdf import core
+            _switch = Switch(core)
+        return _switch
+
+
+# --- the pass ----------------------------------------------------------------------------
+class Rewritten(NamedTuple):
+    """Output of the pass: the new tree, its symbols, and the functions left alone with why."""
+
+    tree: ast.Module
+    symbols: list[Symbol]
+    skipped: list[tuple[str, str]]
+
+
+def opt_out(tree: ast.Module, source: str) -> str | None:
+    """Why the whole module must stay uninstrumented, or None."""
+    doc = ast.get_docstring(tree, clean=False)
+    if doc and DONT_INSTRUMENT in doc:
+        return f"its docstring holds {DONT_INSTRUMENT}"
+    if RESERVED in source:
+        return f"it already uses the reserved name {RESERVED} (instrumented already?)"
+    return None
+
+
+def rewrite(tree: ast.Module, source: str, module: str, filename: str, config: Config,
+            collides: Callable[[Symbol], bool] = lambda sym: False) -> Rewritten:
+    """Instrument every function of ``tree`` in place; ``collides`` vetoes a pc already taken."""
+    p = _Pass(source, module, filename, config, collides)
+    p.walk(tree, "", frozenset())
+    ast.fix_missing_locations(tree)
+    return Rewritten(tree, p.symbols, p.skipped)
+
+
+def parameters(args: ast.arguments) -> list[tuple[str, str]]:
+    """(name, inspect.Parameter kind name) of each parameter, in signature order."""
+    out = [(a.arg, "POSITIONAL_ONLY") for a in args.posonlyargs]
+    out += [(a.arg, "POSITIONAL_OR_KEYWORD") for a in args.args]
+    if args.vararg:
+        out.append((args.vararg.arg, "VAR_POSITIONAL"))
+    out += [(a.arg, "KEYWORD_ONLY") for a in args.kwonlyargs]
+    if args.kwarg:
+        out.append((args.kwarg.arg, "VAR_KEYWORD"))
+    return out
+
+
+def _scope_globals(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """Names declared ``global`` directly in the scope of ``node``."""
+    names: set[str] = set()
+    for child in _own_nodes(node):
+        if isinstance(child, ast.Global):
+            names.update(child.names)
+    return frozenset(names)
+
+
+def _own_nodes(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """Every node of the body of ``node``, not entering nested functions, lambdas or classes."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        yield child
+        if not isinstance(child, _SCOPES):
+            stack.extend(ast.iter_child_nodes(child))
+
+
+class _Pass:
+    def __init__(self, source: str, module: str, filename: str, config: Config,
+                 collides: Callable[[Symbol], bool]) -> None:
+        self.lines = source.splitlines()
+        self.module = module
+        self.filename = filename
+        self.config = config
+        self.collides = collides
+        self.redacted = Redactor(config.redact)
+        self.symbols: list[Symbol] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._pcs: set[int] = set()
+
+    def walk(self, node: ast.AST, prefix: str, parent_globals: frozenset[str]) -> None:
+        """Visit nested definitions, computing each __qualname__ as the compiler does."""
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (*_FUNCS, ast.ClassDef)):
+                qualname = child.name if child.name in parent_globals else prefix + child.name
+                if isinstance(child, ast.ClassDef):
+                    self.walk(child, qualname + ".", _scope_globals(child))
+                elif self._skip_comment(child):
+                    self.skipped.append((qualname, f"marked '# {SKIP_COMMENT}'"))
+                else:
+                    self.walk(child, qualname + ".<locals>.", _scope_globals(child))
+                    self.function(child, qualname)
+            else:
+                self.walk(child, prefix, parent_globals)
+
+    def _skip_comment(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        first = min([d.lineno for d in fn.decorator_list] + [fn.lineno])
+        return any(SKIP_COMMENT in line for line in self.lines[first - 1:fn.lineno])
+
+    def function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> None:
+        """Instrument one function (its nested functions are done already)."""
+        cfg = self.config
+        if not (cfg.args or cfg.ret or cfg.yields):
+            return
+        firstlineno = min([d.lineno for d in fn.decorator_list] + [fn.lineno])
+        params = parameters(fn.args)
+        pc = pc_of(self.module, qualname, firstlineno)
+        sym = Symbol(pc, self.module, qualname, self.filename, firstlineno, tuple(params))
+        if pc in self._pcs or self.collides(sym):
+            self.skipped.append((qualname, f"pc 0x{pc:x} already names another function"))
+            return
+        self._pcs.add(pc)
+        self.symbols.append(sym)
+
+        own = list(_own_nodes(fn))
+        async_gen = isinstance(fn, ast.AsyncFunctionDef) and any(
+            isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own)
+        if cfg.ret:
+            _ReturnRewriter(pc, async_gen).rewrite(fn)
+        if cfg.yields:
+            for node in own:
+                if isinstance(node, ast.Yield):
+                    value = node.value or _at(ast.Constant(None), node)
+                    node.value = _at(_guarded_call("yld", pc, value, value), node)
+
+        body = fn.body
+        head = body[:1] if _is_docstring(body[0]) else []
+        rest = body[len(head):]
+        prologue: list[ast.stmt] = []
+        if cfg.args and params:
+            values: list[ast.expr] = [
+                _attr("REDACTED") if self.redacted(name) else ast.Name(name, ast.Load())
+                for name, _ in params[:MAX_PARAMS]]
+            call = _call("entry", pc, *values)
+            prologue.append(_at(ast.If(_flag(), [ast.Expr(call)], []), _point(fn)))
+        if cfg.ret:
+            if not rest or not isinstance(rest[-1], (ast.Return, ast.Raise)):
+                rest.extend(_implicit_return(pc, async_gen, _point(rest[-1] if rest else fn)))
+            handler = ast.ExceptHandler(None, None, [
+                ast.If(_flag(), [ast.Expr(_call("exc", pc))], []), ast.Raise(None, None)])
+            rest = [_at(ast.Try(rest, [_at(handler, _point(fn))], [], []), _point(rest[0]))]
+        fn.body = head + prologue + rest
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+        and isinstance(stmt.value.value, str)
+
+
+def _flag() -> ast.Name:
+    return ast.Name(RESERVED, ast.Load())
+
+
+def _attr(name: str) -> ast.Attribute:
+    return ast.Attribute(_flag(), name, ast.Load())
+
+
+def _call(method: str, pc: int, *values: ast.expr) -> ast.Call:
+    return ast.Call(_attr(method), [ast.Constant(pc), *values], [])
+
+
+def _guarded_call(method: str, pc: int, value: ast.expr, otherwise: ast.expr) -> ast.IfExp:
+    """``__kcovdf__.method(pc, value) if __kcovdf__ else otherwise``: one test when idle."""
+    return ast.IfExp(_flag(), _call(method, pc, value), otherwise)
+
+
+def _implicit_return(pc: int, async_gen: bool, where: ast.AST) -> list[ast.stmt]:
+    if async_gen:
+        # 'return <value>' is a SyntaxError in an async generator: record, then fall off the end.
+        return [_at(ast.If(_flag(), [ast.Expr(_call("ret", pc, ast.Constant(None)))], []), where)]
+    return [_at(ast.Return(_guarded_call("ret", pc, ast.Constant(None), ast.Constant(None))), where)]
+
+
+def _point(node: ast.AST) -> ast.AST:
+    """A zero-width location at the start of ``node``, for statements the pass adds."""
+    return ast.Pass(lineno=node.lineno, col_offset=node.col_offset,  # type: ignore[attr-defined]
+                    end_lineno=node.lineno, end_col_offset=node.col_offset)  # type: ignore[attr-defined]
+
+
+def _at(node: ast.AST, where: ast.AST) -> Any:
+    """Give ``node`` and its location-less descendants the location of ``where``."""
+    for sub in ast.walk(node):
+        if "lineno" in sub._attributes and not hasattr(sub, "lineno"):
+            ast.copy_location(sub, where)
+    return node
+
+
+class _ReturnRewriter(ast.NodeTransformer):
+    """Rewrites the returns of one function's own scope (nested scopes have their own pc)."""
+
+    def __init__(self, pc: int, async_gen: bool) -> None:
+        self.pc = pc
+        self.async_gen = async_gen
+
+    def rewrite(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        fn.body = [out for stmt in fn.body for out in _as_list(self.visit(stmt))]
+
+    def _skip_scope(self, node: ast.AST) -> ast.AST:
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = _skip_scope
+
+    def visit_Return(self, node: ast.Return) -> ast.AST | list[ast.stmt]:
+        if self.async_gen:
+            return _implicit_return(self.pc, True, node) + [node]
+        value = node.value or _at(ast.Constant(None), node)
+        node.value = _at(_guarded_call("ret", self.pc, value, value), node)
+        return node
+
+
+def _as_list(result: ast.AST | list[ast.stmt]) -> list[ast.stmt]:
+    return result if isinstance(result, list) else [result]  # type: ignore[list-item]
