@@ -294,7 +294,7 @@ class DaikonExporter(Exporter):
                 fn.raised |= kind == "exception"
                 events.append((call, pc, EXIT_RETURN if kind == "return" else EXIT_RAISE, leaves))
             fn.declare(leaves, on_exit=kind != "entry")
-        decls = ["decl-version 2.0\nvar-comparability implicit\ninput-language python\n"]
+        decls = ["decl-version 2.0\n", "var-comparability implicit\n", "input-language python\n"]
         for fn in functions.values():
             decls += [p.declaration(fn.params) for p in fn.points()]
         dtrace = ["decl-version 2.0\n"]
