@@ -1,0 +1,353 @@
+"""The AST pass: what is recorded, and that the program cannot tell it was instrumented."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import sys
+import traceback
+import weakref
+
+import pytest
+from instr_samples.helpers import load, recording
+
+from kcovdf import instrument
+from kcovdf.config import Config
+from kcovdf.symtab import pc_of
+
+NAME = "instr_samples.semantics"
+
+
+@pytest.fixture
+def rec(monkeypatch, tmp_path):
+    yield from recording(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def mods(rec):
+    """(plain, instrumented) copies of the sample module, recording on."""
+    plain = load(NAME, False)
+    inst = load(NAME)
+    rec.set_active(True)
+    return plain, inst
+
+
+def pc(qualname: str, module=None) -> int:
+    func = module
+    for part in qualname.replace(".<locals>", "").split("."):
+        func = getattr(func, part)
+    return pc_of(NAME, qualname, func.__code__.co_firstlineno)
+
+
+def of(rec, pcv):
+    return [(kind, idx, value) for kind, p, idx, value in rec.records if p == pcv]
+
+
+# --- what is recorded -------------------------------------------------------------------
+def test_entry_records_every_parameter_kind_in_signature_order(rec, mods):
+    _, m = mods
+    assert m.kinds(1, d=4, z=9) == (1, 2, 3, (), 4, 5, {"z": 9})
+    m.kinds(1, 2, 3, 7, 8, d=4)
+    pcv = pc("kinds", m)
+    assert of(rec, pcv)[:8] == [("entry", 0, 1), ("entry", 1, 2), ("entry", 2, 3), ("entry", 3, ()),
+                                ("entry", 4, 4), ("entry", 5, 5), ("entry", 6, {"z": 9}),
+                                ("ret", 0, (1, 2, 3, (), 4, 5, {"z": 9}))]
+    assert of(rec, pcv)[11] == ("entry", 3, (7, 8))
+
+
+def test_self_and_cls_are_parameters(rec, mods):
+    _, m = mods
+    obj = m.Child()
+    obj.greet("x")
+    assert of(rec, pc("Child.greet", m))[0] == ("entry", 0, obj)
+    m.Child.make(1)
+    assert of(rec, pc("Child.make", m))[:2] == [("entry", 0, m.Child), ("entry", 1, (1,))]
+
+
+def test_implicit_and_bare_returns_record_none(rec, mods):
+    _, m = mods
+    assert m.implicit(1) is None
+    assert m.early(True) == "early" and m.early(None) is None and m.early(0) is None
+    assert of(rec, pc("implicit", m)) == [("entry", 0, 1), ("ret", 0, None)]
+    rets = [r for r in of(rec, pc("early", m)) if r[0] == "ret"]
+    assert rets == [("ret", 0, "early"), ("ret", 0, None), ("ret", 0, None)]
+
+
+def test_exception_is_recorded_and_reraised_unchanged(rec, mods):
+    _, m = mods
+    with pytest.raises(ValueError) as info:
+        m.raises_deep(21)
+    assert of(rec, pc("raises", m))[-1] == ("exc", 0xFF, info.value)
+    assert of(rec, pc("raises_deep", m))[-1] == ("exc", 0xFF, info.value)
+    assert m.catches(2) == (4,)
+    assert of(rec, pc("catches", m))[-1] == ("ret", 0, (4,))
+
+
+def test_generators_record_entry_at_first_resume_and_return(rec, mods):
+    _, m = mods
+    g = m.gen(2)
+    assert of(rec, pc("gen", m)) == []
+    assert next(g) == 0 and g.send("s") == ("got", "s") and list(g) == [1]
+    assert of(rec, pc("gen", m)) == [("entry", 0, 2), ("ret", 0, "done")]
+    assert list(m.delegating(1)) == [0]
+    assert of(rec, pc("delegating", m))[-1] == ("ret", 0, "done")
+
+
+def test_generator_close_records_generator_exit(rec, mods):
+    _, m = mods
+    g = m.gen(3)
+    next(g)
+    g.close()
+    kind, idx, value = of(rec, pc("gen", m))[-1]
+    assert (kind, idx, type(value)) == ("exc", 0xFF, GeneratorExit)
+
+
+def test_yields_recorded_only_behind_the_switch(rec):
+    m = load(NAME, Config(include=(NAME,), yields=True))
+    rec.set_active(True)
+    g = m.gen(2)
+    assert next(g) == 0 and g.send("s") == ("got", "s")
+    yields = [r for r in of(rec, pc("gen", m)) if r[0] == "yld"]
+    assert yields == [("yld", 0xFE, 0), ("yld", 0xFE, ("got", "s"))]
+    assert asyncio.run(_collect(m.agen(2))) == [0, 1]
+    assert [r for r in of(rec, pc("agen", m)) if r[0] == "yld"] == [("yld", 0xFE, 0), ("yld", 0xFE, 1)]
+
+
+def test_yields_off_by_default(rec, mods):
+    _, m = mods
+    list(m.gen(2))
+    assert not [r for r in rec.records if r[0] == "yld"]
+
+
+async def _collect(agen):
+    return [v async for v in agen]
+
+
+def test_coroutines_and_async_generators(rec, mods):
+    plain, m = mods
+    assert asyncio.run(m.awaiting(2)) == asyncio.run(plain.awaiting(2)) == 7
+    assert of(rec, pc("coro", m)) == [("entry", 0, 2), ("ret", 0, 6)]
+    assert of(rec, pc("awaiting", m)) == [("entry", 0, 2), ("ret", 0, 7)]
+    assert asyncio.run(_collect(m.agen(3))) == [0, 1, 2]
+    assert of(rec, pc("agen", m)) == [("entry", 0, 3), ("ret", 0, None)]
+
+
+def test_closures_nonlocal_and_nested_qualnames(rec, mods):
+    plain, m = mods
+    bump = m.counter()
+    assert (bump(), bump(5)) == (1, 6)
+    assert bump.__qualname__ == plain.counter().__qualname__ == "counter.<locals>.bump"
+    bump_pc = pc_of(NAME, "counter.<locals>.bump", bump.__code__.co_firstlineno)
+    assert of(rec, bump_pc) == [("entry", 0, 1), ("ret", 0, 1), ("entry", 0, 5), ("ret", 0, 6)]
+    assert m.make_closures()() == "cell"
+    assert m.outer_global().__qualname__ == "declared_global"
+    declared = m.outer_global()
+    assert declared() == "global qualname"
+    assert of(rec, pc_of(NAME, "declared_global", declared.__code__.co_firstlineno))[-1] == (
+        "ret", 0, "global qualname")
+
+
+def test_super_class_cell_property_and_private_names(rec, mods):
+    plain, m = mods
+    c = m.Child()
+    assert c.greet("w") == "child base w"
+    assert c.klass() is m.Child
+    assert c.prop == 42 and m.Child.static(3) == 3 and c.call_private() == "private"
+    private = m.Child._Child__private
+    assert private.__qualname__ == plain.Child._Child__private.__qualname__
+    assert of(rec, pc_of(NAME, private.__qualname__, private.__code__.co_firstlineno))[-1] == (
+        "ret", 0, "private")
+
+
+def test_decorators_wraps_signature_and_names(rec, mods):
+    plain, m = mods
+    assert m.doubled(1) == plain.doubled(1) == 4
+    assert m.doubled.__name__ == "doubled" and m.doubled.__doc__ == "Doubled by a decorator."
+    assert m.doubled.__wrapped__.__qualname__ == "doubled"
+    for name in ("kinds", "defaults", "shadow_builtins", "doubled", "current_locals"):
+        assert m.signature_of(getattr(m, name)) == plain.signature_of(getattr(plain, name))
+        f, g = getattr(m, name), getattr(plain, name)
+        assert (f.__name__, f.__qualname__, f.__doc__, f.__defaults__, f.__kwdefaults__) == \
+            (g.__name__, g.__qualname__, g.__doc__, g.__defaults__, g.__kwdefaults__)
+        assert (f.__code__.co_name, f.__code__.co_firstlineno, f.__code__.co_argcount,
+                f.__code__.co_kwonlyargcount, f.__code__.co_posonlyargcount, f.__code__.co_flags) == \
+            (g.__code__.co_name, g.__code__.co_firstlineno, g.__code__.co_argcount,
+             g.__code__.co_kwonlyargcount, g.__code__.co_posonlyargcount, g.__code__.co_flags)
+    assert m.kinds.__doc__ == "Every parameter kind."
+    first = m.doubled.__wrapped__.__code__.co_firstlineno  # the decorator line
+    assert of(rec, pc_of(NAME, "doubled", first)) == [("entry", 0, 1), ("ret", 0, 2)]
+
+
+def test_default_arguments_are_shared_as_before(rec, mods):
+    _, m = mods
+    assert m.defaults(1) == ([1], {"k": 1})
+    assert m.defaults(2) == ([1, 2], {"k": 1})
+
+
+def test_recursion(rec, mods):
+    _, m = mods
+    assert m.fact(5) == 120
+    rets = [v for kind, _, v in of(rec, pc("fact", m)) if kind == "ret"]
+    assert rets == [1, 2, 6, 24, 120]
+
+
+def test_lambdas_class_bodies_and_comprehensions_are_not_functions(rec, mods):
+    _, m = mods
+    assert m.square(3) == 9 and m.comprehension == [0, 1, 2] and m.Child.label == [0, 2, 4]
+    assert "__kcovdf__" not in m.square.__code__.co_names
+    names = {line for line in rec.lines}
+    assert not any(b'"qualname":"<lambda>"' in line or b'"qualname":"Child"' in line for line in names)
+
+
+def test_skip_comment_leaves_function_alone(rec, mods):
+    _, m = mods
+    assert m.skipped(1) == 1
+    assert "__kcovdf__" not in m.skipped.__code__.co_names
+    assert "__kcovdf__" in m.kinds.__code__.co_names
+
+
+def test_args_and_ret_switch_off_separately(rec):
+    m = load(NAME, Config(include=(NAME,), args=False))
+    rec.set_active(True)
+    m.implicit(1)
+    assert of(rec, pc("implicit", m)) == [("ret", 0, None)]
+    rec.records.clear()
+    m = load(NAME, Config(include=(NAME,), ret=False))
+    with pytest.raises(ValueError):
+        m.raises(1)
+    assert of(rec, pc("raises", m)) == [("entry", 0, 1)]
+
+
+# --- the flag -----------------------------------------------------------------------------
+def test_idle_flag_makes_no_recorder_call(rec):
+    m = load(NAME)
+    assert m.__dict__[instrument.RESERVED] is instrument.IDLE
+    m.kinds(1, d=2)
+    assert rec.records == []
+    rec.set_active(True)
+    assert m.__dict__[instrument.RESERVED] is rec
+    rec.set_active(False)
+    m.kinds(1, d=2)
+    assert rec.records == []
+
+
+def test_idle_value_is_safe_between_check_and_call():
+    # A thread that passed the truth test when the flag was on may call through IDLE.
+    assert not instrument.IDLE
+    assert instrument.IDLE.ret(1, "v") == "v" and instrument.IDLE.yld(1, 3) == 3
+    assert instrument.IDLE.entry(1, 2, 3) is None and instrument.IDLE.exc(1) is None
+
+
+def test_only_one_reserved_global_is_referenced(rec, mods):
+    plain, m = mods
+    for name in ("kinds", "gen", "agen", "coro", "raises"):
+        added = set(getattr(m, name).__code__.co_names) - set(getattr(plain, name).__code__.co_names)
+        assert added <= {instrument.RESERVED, "entry", "ret", "exc", "yld", "REDACTED"}
+    assert set(vars(m)) - set(vars(plain)) == {instrument.RESERVED}
+
+
+# --- nothing observable --------------------------------------------------------------------
+def test_no_extra_frames_and_same_caller(rec, mods):
+    plain, m = mods
+    assert m.frame_depth() == plain.frame_depth()
+    assert m.call_caller_name() == plain.call_caller_name() == "call_caller_name"
+
+
+def test_traceback_lines_unchanged(rec, mods):
+    plain, m = mods
+
+    def frames(mod):
+        try:
+            mod.raises_deep(1)
+        except ValueError as exc:
+            return [(f.name, f.lineno, f.line) for f in traceback.extract_tb(exc.__traceback__)]
+    assert frames(m) == frames(plain)
+    assert frames(m)[-1] == ("raises", inspect.getsourcelines(plain.raises)[1] + 2, "raise ValueError(y)")
+
+
+def test_low_recursion_limit_reaches_the_same_depth(rec):
+    plain = load(NAME, False)
+    m = load(NAME)  # flag idle: the instrumented function adds nothing to the stack
+
+    def max_depth(mod):
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(200)
+        try:
+            n = 1
+            while True:
+                try:
+                    mod.deep(n)
+                except RecursionError:
+                    return n
+                n += 1
+        finally:
+            sys.setrecursionlimit(limit)
+    assert max_depth(m) == max_depth(plain)
+
+
+def test_locals_hold_no_new_names(rec, mods):
+    plain, m = mods
+    assert m.current_locals(1, 2, 3, k=4) == plain.current_locals(1, 2, 3, k=4) == {
+        "a": 1, "b": 2, "args": (3,), "kw": {"k": 4}}
+
+
+def test_parameters_shadowing_builtins(rec, mods):
+    _, m = mods
+    vals = ("t", "i", "h", "l", "n", "p", "B")
+    assert m.shadow_builtins(*vals) == vals
+    assert [v for kind, _, v in of(rec, pc("shadow_builtins", m)) if kind == "entry"][:7] == list(vals)
+
+
+def test_code_shape_unchanged(rec, mods):
+    plain, m = mods
+    for name in ("counter", "make_closures", "kinds"):
+        f, g = getattr(m, name).__code__, getattr(plain, name).__code__
+        assert (f.co_freevars, f.co_cellvars, f.co_varnames) == (g.co_freevars, g.co_cellvars, g.co_varnames)
+    assert len(m.counter().__closure__) == len(plain.counter().__closure__) == 1
+    klass = m.Child.klass
+    assert klass.__code__.co_freevars == ("__class__",) and klass.__closure__[0].cell_contents is m.Child
+
+
+def test_no_references_kept_after_the_call(monkeypatch, tmp_path):
+    gen = recording(monkeypatch, tmp_path, keep_values=False)
+    rec = next(gen)
+    try:
+        m = load(NAME)
+        rec.set_active(True)
+
+        class Payload:
+            pass
+        obj = Payload()
+        ref = weakref.ref(obj)
+        m.kinds(obj, d=obj)
+        with pytest.raises(TypeError):
+            m.catches(obj)  # the exception and its frames die inside the call
+        del obj
+        gc.collect()
+        assert ref() is None
+        assert ("entry", 0, "Payload") in [(k, i, v) for k, _, i, v in rec.records]
+    finally:
+        gen.close()
+
+
+def test_rewrite_is_idempotent_and_reports_reserved_name():
+    import ast
+    src = "def f(x):\n    return x\n"
+    tree = instrument.rewrite(ast.parse(src), src, "m", "m.py", Config()).tree
+    again = ast.unparse(tree)
+    assert instrument.opt_out(ast.parse(again), again) is not None
+    assert "KCOVDF_DONT_INSTRUMENT" in instrument.opt_out(
+        ast.parse('"""KCOVDF_DONT_INSTRUMENT"""\n'), '"""KCOVDF_DONT_INSTRUMENT"""\n')
+    assert instrument.opt_out(ast.parse(src), src) is None
+
+
+def test_duplicate_pc_in_one_module_is_left_uninstrumented():
+    import ast
+    # Two definitions of h on one line have one pc: the second stays uninstrumented.
+    dup = ast.parse("def h(): return 1")
+    dup.body.append(ast.parse("def h(): return 2").body[0])
+    result = instrument.rewrite(dup, "", "m", "m.py", Config())
+    assert [s.qualname for s in result.symbols] == ["h"]
+    assert result.skipped == [("h", f"pc 0x{pc_of('m', 'h', 1):x} already names another function")]
+    assert "__kcovdf__" not in ast.unparse(dup.body[1])
