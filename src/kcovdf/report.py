@@ -100,7 +100,7 @@ def _plot_slot(ax: Any, slot: Slot) -> None:
     total = sum(slot.classes.values())
     if slot.numbers and set(slot.classes) <= _NUMERIC:
         bins = min(20, max(1, len(set(slot.numbers))))
-        ax.hist(slot.numbers, bins=bins, color="#0969da")
+        ax.hist(slot.numbers, bins=bins, color="#0969da", edgecolor="white")
         ax.set_ylabel("count")
         ax.set_title(f"{slot.label}  (n={total}, numeric)", fontsize=9)
         return
