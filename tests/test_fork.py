@@ -6,6 +6,8 @@ import errno
 import os
 import threading
 
+import pytest
+
 from conftest import parse_records
 from kcovdf import core
 from kcovdf.device import Device, State
@@ -78,6 +80,8 @@ def test_child_shares_the_buffer_after_the_parent_disables(recorder: core.Record
     assert len(recs) == len(parent) + len(child)
 
 
+# Forking from a thread is the point here; 3.12+ warns about it in multi-threaded processes.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_from_a_thread_leaves_other_threads_enabled(recorder: core.Recorder) -> None:
     """Only the parent's threads stay enabled; the child (one thread) starts with none."""
     with Device() as dev, Device() as other:
