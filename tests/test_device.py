@@ -221,6 +221,58 @@ def test_close_while_enabled_disables_and_keeps_records(recorder: core.Recorder,
     assert [r.values for r in parse_records(words)] == [encode_value("kept").words]
 
 
+def test_close_by_another_thread_leaves_the_writer_running(recorder: core.Recorder) -> None:
+    """As a kcov task keeps its buffer past close(fd): the writer goes on until it ends."""
+    enabled, closed = threading.Event(), threading.Event()
+    got: list[object] = []
+    dev = Device()
+    dev.init_trace(256)
+
+    def writer() -> None:
+        dev.enable()
+        enabled.set()
+        closed.wait(30)
+        try:
+            core.entry(PC, "after close")  # still mapped: no error, no crash
+            dev.disable()
+        except OSError as e:
+            got.append(e.errno)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    enabled.wait(30)
+    dev.close()
+    closed.set()
+    t.join()
+    assert got == [errno.EBADF]  # the device is closed: disable() is refused
+    assert core.active() == 0  # the thread's end released it
+
+
+def test_exit_while_enabled_is_clean(recorder: core.Recorder, tmp_path) -> None:
+    path = tmp_path / "exit.kdf"
+    code = textwrap.dedent(f"""
+        import threading
+        from kcovdf import Device, core
+        core.use({core.name!r})
+        dev = Device(file={str(path)!r})
+        dev.init_trace(256)
+        dev.enable()
+        core.entry(1, "main")
+        def daemon():
+            d = Device()
+            d.init_trace(64)
+            d.enable()
+            core.entry(2, "daemon")
+            threading.Event().wait()
+        threading.Thread(target=daemon, daemon=True).start()
+        print("done")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "done\n", "")
+    words = memoryview(path.read_bytes()[abi.FILE_HEADER_SIZE:abi.FILE_HEADER_SIZE + 256 * 8]).cast("Q")
+    assert [r.values for r in parse_records(words)] == [encode_value("main").words]
+
+
 def test_thread_exiting_while_enabled_frees_the_device(recorder: core.Recorder) -> None:
     """As a kcov task exit does: the owner is cleared and another task can enable."""
     with Device() as dev:

@@ -12,6 +12,7 @@ Ownership: ``_lock`` (plus the lockf) protects the header words ``owner`` and
 
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
 import json
@@ -229,6 +230,14 @@ def disable(mapping: Any) -> None:
         raise OSError(errno.EINVAL, f"disable(): device owned by task {owner}, not {task.tid}")
     _tls.task = None
     task.release(clear_owner=True)
+
+
+@atexit.register
+def _forget_tasks() -> None:
+    # Module globals are torn down before the thread states that hold the tasks,
+    # so a task released that late would fail; the end of the process releases all.
+    for task in list(_tasks):
+        task.live = False
 
 
 def active() -> int:
