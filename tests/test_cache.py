@@ -24,9 +24,9 @@ def writable(monkeypatch, tmp_path):
     return tmp_path
 
 
-def store(path, config=Config(), module="m"):
+def store(path, config=None, module="m"):
     code = compile(SOURCE, "/p/m.py", "exec")
-    cache.write(path, DIGEST, module, config, code, [SYM])
+    cache.write(path, DIGEST, module, config or Config(), code, [SYM])
     return code
 
 

@@ -10,8 +10,8 @@ import logging
 import sys
 
 import pytest
-from instr_samples.helpers import forget, load, recording, write_module
 
+from instr_samples.helpers import forget, load, recording, write_module
 from kcovdf import hook, instrument
 from kcovdf.config import Config
 from kcovdf.errors import InstrumentWarning

@@ -10,8 +10,8 @@ import traceback
 import weakref
 
 import pytest
-from instr_samples.helpers import load, recording
 
+from instr_samples.helpers import load, recording
 from kcovdf import instrument
 from kcovdf.config import Config
 from kcovdf.symtab import pc_of

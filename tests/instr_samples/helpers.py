@@ -20,7 +20,7 @@ def forget(prefix: str) -> None:
 
 
 def load(name: str, config: Config | None = None) -> types.ModuleType:
-    """A fresh import of ``name``; instrumented under ``config`` (default: include it) unless config is False."""
+    """A fresh import of ``name``, instrumented under ``config`` (default: include it); False: plain."""
     forget(name)
     if config is False:
         return importlib.import_module(name)
