@@ -99,6 +99,30 @@ def test_init_trace_allocation_failure_is_enomem(tmp_path) -> None:
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
 
 
+def test_a_table_write_failure_leaves_the_device_usable(recorder: core.Recorder, tmp_path) -> None:
+    # The file-size limit leaves room for header and buffer only: table lines fail with EFBIG.
+    limit = abi.FILE_HEADER_SIZE + 64 * 8
+    code = textwrap.dedent(f"""
+        import errno, resource, signal
+        from kcovdf import Device, core
+        core.use({core.name!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        dev = Device(file={str(tmp_path / "full.kdf")!r})
+        dev.init_trace(64)
+        try:
+            dev.enable()
+        except OSError as e:
+            assert e.errno == errno.EFBIG and "enable(): cannot write the task line" in str(e), e
+        else:
+            raise SystemExit("enable() succeeded")
+        assert core.active() == 0 and dev.state.name == "INIT", (core.active(), dev.state)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+
+
 def test_mmap_rules() -> None:
     with Device() as dev:
         e = _errno_of(dev.mmap)

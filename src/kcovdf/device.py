@@ -116,7 +116,11 @@ class Device:
             return
         path = os.fspath(file)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if overwrite else os.O_EXCL)
-        fd = os.open(path, flags, _MODE)
+        try:
+            fd = os.open(path, flags, _MODE)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"Device(file=): {path} exists (pass overwrite=True)",
+                                  path) from None
         os.fchmod(fd, _MODE)  # O_CREAT's mode is masked by the umask
         self._setup(fd, path, None, task_line)
 
@@ -207,10 +211,16 @@ class Device:
         except OSError as e:
             raise self._error(errno.ENOMEM, "init_trace",
                               f"cannot allocate {words} words: {e.strerror}") from e
-        self.table_fd = os.open(f"/proc/self/fd/{self.fd}",
-                                os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        table_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            core.add_table(table_fd)  # replays the types and symbols seen so far
+        except OSError as e:
+            os.close(table_fd)
+            self._map.close()
+            self._map = None
+            raise self._error(e.errno, "init_trace", f"cannot write the table: {e.strerror}") from e
+        self.table_fd = table_fd
         self.words = words
-        core.add_table(self.table_fd)
 
     def mmap(self, length: int | None = None, offset: int = 0) -> memoryview:
         """The buffer as u64 words (buf[0] is the count); ``length`` must be words*8, ``offset`` 0."""
@@ -247,7 +257,11 @@ class Device:
             why = f"device already enabled by task {owner}" if owner else \
                 "this task is already enabled on another device"
             raise self._error(e.errno, "enable", why) from None
-        self._name_task()
+        try:
+            self._name_task()
+        except OSError as e:
+            core.disable(self._map)  # an enable() that raises must leave the task disabled
+            raise self._error(e.errno, "enable", f"cannot write the task line: {e.strerror}") from e
         core.activity_changed()
 
     def _name_task(self) -> None:
@@ -318,9 +332,9 @@ class Device:
         self._need_buffer("drops")
         return _U64.unpack_from(self._map, abi.HDR_DROPS)[0]  # type: ignore[arg-type]
 
-    def _read_all(self) -> bytes:
+    def _read_from(self, pos: int) -> bytes:
         size = os.fstat(self.fd).st_size
-        chunks, pos = [], 0
+        chunks = []
         while pos < size:
             chunk = os.pread(self.fd, min(size - pos, 1 << 20), pos)
             if not chunk:
@@ -335,8 +349,7 @@ class Device:
             return []
         self._need_buffer("table_lines")
         assert self.words is not None
-        start = abi.FILE_HEADER_SIZE + 8 * self.words
-        raw = self._read_all()[start:]
+        raw = self._read_from(abi.FILE_HEADER_SIZE + 8 * self.words)
         out = []
         for n, line in enumerate(raw.split(b"\n")[:-1], 1):  # the last piece is unterminated
             try:
@@ -354,7 +367,7 @@ class Device:
             view = self.mmap()
             data = abi.pack_file_header(self.words, os.getpid(), time.time_ns()) + view.tobytes()
         else:
-            data = self._read_all()
+            data = self._read_from(0)
         if not overwrite and os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, f"save(): {path} exists (pass overwrite=True)", path)
         tmp = f"{path}.{os.getpid()}.tmp"
