@@ -161,37 +161,59 @@ def scan(words: Any) -> Scan:
     A counter larger than the buffer is clamped to it and reported; a truncated last
     record is reported, not decoded.
     """
-    w = _as_words(words)
-    if len(w) == 0:
-        return Scan(np.zeros(0, np.int64), [], 0)
-    claimed, avail = int(w[0]), len(w) - 1
-    count = min(claimed, avail)
-    if _c_scan is not None:
-        off_bytes, skip_bytes = _c_scan(w, 1, 1 + count)
-        offsets = np.frombuffer(off_bytes, dtype=np.int64)
-        raw_skips = np.frombuffer(skip_bytes, dtype=np.int64).reshape(-1, 3).tolist()
-    else:
-        off_list, raw_skips = _scan_py(w, 1, 1 + count)
-        offsets = np.array(off_list, dtype=np.int64)
-    skipped = [Skip(o, c, SKIP_REASONS[r]) for o, c, r in raw_skips]
-    if claimed > avail:
-        skipped.append(Skip(avail + 1, claimed - avail,
-                            f"counter says {claimed} words were written, the buffer holds {avail}"))
-    return Scan(offsets, skipped, count)
+    return _scan(_as_words(words), columns=False)[0]
 
 
 class _Columns(NamedTuple):
     seq: np.ndarray
-    kind: np.ndarray       # int8 index into KINDS
     pc: np.ndarray
     arg_idx: np.ndarray
     size: np.ndarray
     ptr: np.ndarray
-    nvals: np.ndarray      # int64
-    values: np.ndarray     # uint64, flattened
+    voff: np.ndarray            # value list offsets, n + 1
+    values: np.ndarray          # uint64, flattened
+    kinds: pa.Array             # the kind column (strings)
+
+
+def _scan(w: np.ndarray, columns: bool) -> tuple[Scan, _Columns | None]:
+    """Scan, and with ``columns`` also the records' columns (Scan.offsets is then not needed)."""
+    if len(w) == 0:
+        return Scan(np.zeros(0, np.int64), [], 0), _gather(w, np.zeros(0, np.int64))
+    claimed, avail = int(w[0]), len(w) - 1
+    count = min(claimed, avail)
+    cols = None
+    if _c_scan is not None:
+        got = _c_scan(w, 1, 1 + count, columns)
+        offsets = np.frombuffer(got[0], dtype=np.int64)
+        raw_skips = np.frombuffer(got[1], dtype=np.int64).reshape(-1, 3).tolist()
+        if columns:
+            cols = _c_columns(got[2])
+    else:
+        off_list, raw_skips = _scan_py(w, 1, 1 + count)
+        offsets = np.array(off_list, dtype=np.int64)
+        if columns:
+            cols = _gather(w, offsets)
+    skipped = [Skip(o, c, SKIP_REASONS[r]) for o, c, r in raw_skips]
+    if claimed > avail:
+        skipped.append(Skip(avail + 1, claimed - avail,
+                            f"counter says {claimed} words were written, the buffer holds {avail}"))
+    return Scan(offsets, skipped, count), cols
+
+
+def _c_columns(raw: tuple[bytearray, ...]) -> _Columns:
+    """Zero-copy views of the columns scan.c filled."""
+    seq, pc, arg, size, ptr, voff, vals, koff, kdata = raw
+    n = len(seq) // 4
+    u8 = np.uint8
+    return _Columns(
+        np.frombuffer(seq, np.uint32), np.frombuffer(pc, np.uint64),
+        np.frombuffer(arg, u8), np.frombuffer(size, u8), np.frombuffer(ptr, np.uint64),
+        np.frombuffer(voff, np.int32), np.frombuffer(vals, np.uint64),
+        pa.StringArray.from_buffers(n, pa.py_buffer(koff), pa.py_buffer(kdata)))
 
 
 def _gather(w: np.ndarray, offsets: np.ndarray) -> _Columns:
+    """Reference twin of scan.c's columns: numpy gathers from the record offsets."""
     head = w[offsets]
     pc = w[offsets + 1]
     meta = w[offsets + 2]
@@ -202,59 +224,47 @@ def _gather(w: np.ndarray, offsets: np.ndarray) -> _Columns:
     kind = ret.astype(np.int8)
     kind[ret & (arg_idx == abi.ARG_EXCEPTION)] = 2
     kind[ret & (arg_idx == abi.ARG_YIELD)] = 3
+    kinds = pa.DictionaryArray.from_arrays(pa.array(kind), pa.array(KINDS)).cast(pa.string())
+    voff = np.zeros(len(offsets) + 1, dtype=np.int64)
+    np.cumsum(nvals, out=voff[1:])
     # Value word j of record r sits at offsets[r] + 3 + j: one flat index array.
-    ends = np.cumsum(nvals)
-    total = int(ends[-1]) if len(ends) else 0
-    idx = np.arange(total, dtype=np.int64)
-    idx += np.repeat(offsets + 3 - (ends - nvals), nvals)
+    idx = np.arange(voff[-1], dtype=np.int64)
+    idx += np.repeat(offsets + 3 - voff[:-1], nvals)
     return _Columns(
         seq=(head & np.uint64(abi.SEQ_MASK)).astype(np.uint32),
-        kind=kind, pc=pc, arg_idx=arg_idx,
+        pc=pc, arg_idx=arg_idx,
         size=((meta >> np.uint64(48)) & np.uint64(0xFF)).astype(np.uint8),
         ptr=meta & np.uint64(abi.PTR_MASK),
-        nvals=nvals, values=w[idx])
+        voff=voff, values=w[idx], kinds=kinds)
 
 
 def _looks_kcovdf(cols: _Columns) -> bool:
     """Whether records carry kcovdf's value encoding rather than the kernel's raw words."""
-    n = min(len(cols.nvals), 256)
+    n = min(len(cols.seq), 256)
     if n == 0:
         return False
-    starts = np.concatenate(([0], np.cumsum(cols.nvals[:n - 1])))
-    if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(cols.nvals[:n] < 2):
+    starts = cols.voff[:n].astype(np.int64)
+    nvals = np.diff(cols.voff[:n + 1]).astype(np.int64)
+    if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(nvals < 2):
         return False
     lay = cols.values[starts + 1]
     if np.any(((lay >> np.uint64(52)) & np.uint64(0xF)) > max(abi.Form)):
         return False
     # kind nibbles beyond the record's field words are zero in a layout word
-    used_bits = (cols.nvals[:n] - 2) * 4
-    unused = lay & ~((np.uint64(1) << used_bits.astype(np.uint64)) - np.uint64(1)) \
-        & np.uint64((1 << 52) - 1)
-    return not np.any(unused)
+    used = (np.uint64(1) << ((nvals - 2) * 4).astype(np.uint64)) - np.uint64(1)
+    return not np.any(lay & ~used & np.uint64((1 << 52) - 1))
 
 
-def _kind_strings(kind: np.ndarray) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(kind, pa.int8()), pa.array(KINDS)) \
-        .cast(pa.string())
-
-
-def _table(task: np.ndarray, cols: _Columns) -> pa.Table:
-    list_offsets = np.zeros(len(cols.nvals) + 1, dtype=np.int64)
-    np.cumsum(cols.nvals, out=list_offsets[1:])
-    values = pa.ListArray.from_arrays(pa.array(list_offsets.astype(np.int32)), pa.array(cols.values)) \
-        if list_offsets[-1] < 2**31 else \
-        pa.LargeListArray.from_arrays(pa.array(list_offsets), pa.array(cols.values))
-    arrays = [pa.array(task), pa.array(cols.seq), _kind_strings(cols.kind), pa.array(cols.pc),
+def _table(task: int, cols: _Columns) -> pa.Table:
+    n = len(cols.seq)
+    big = cols.voff[-1] >= 2**31
+    values = (pa.LargeListArray if big else pa.ListArray).from_arrays(
+        pa.array(cols.voff.astype(np.int64 if big else np.int32, copy=False)), pa.array(cols.values))
+    arrays = [pa.array(np.full(n, task, dtype=np.int32)), pa.array(cols.seq), cols.kinds, pa.array(cols.pc),
               pa.array(cols.arg_idx), pa.array(cols.size), pa.array(cols.ptr), values]
-    if isinstance(values, pa.LargeListArray):
+    if big:
         return pa.Table.from_arrays(arrays, names=SCHEMA.names)
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-
-def _concat(parts: list[_Columns]) -> _Columns:
-    if len(parts) == 1:
-        return parts[0]
-    return _Columns(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Columns._fields))
 
 
 def _read_tables(src: trace.Source, out: Trace, symtab: symbols.SymbolTable) -> dict[str, Any] | None:
@@ -314,12 +324,11 @@ def decode_sources(sources: list[trace.Source], *, notes: list[str] | None = Non
     """Decode buffers already read by ``kcovdf.trace`` into one Trace."""
     out = Trace(records=SCHEMA.empty_table(), tasks=[], notes=list(notes or []))
     symtab = symbols.SymbolTable()
-    parts: list[_Columns] = []
-    task_ids: list[np.ndarray] = []
+    tables: list[pa.Table] = []
     for index, src in enumerate(sources):
         out.notes.extend(src.notes)
-        sc = scan(src.words)
-        cols = _gather(src.words, sc.offsets)
+        sc, cols = _scan(src.words, columns=True)
+        assert cols is not None
         task_line = _read_tables(src, out, symtab) if src.kind != "raw" or src.table else None
         enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
         if src.kind == "raw" and not src.table:
@@ -332,12 +341,11 @@ def decode_sources(sources: list[trace.Source], *, notes: list[str] | None = Non
         out.words += sc.count
         out.drops += drops or 0
         out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
-        parts.append(cols)
-        task_ids.append(np.full(len(cols.seq), index, dtype=np.int32))
+        tables.append(_table(index, cols))
     out.notes.extend(symtab.describe_collisions())
     out.symbols = symtab.symbols
-    if parts:
-        out.records = _table(np.concatenate(task_ids), _concat(parts))
+    if tables:
+        out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return out
 
 
