@@ -1,0 +1,60 @@
+"""End to end with the real recorder: instrumented code writes kernel-format records into a Device."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from instr_samples.helpers import load, write_module
+
+from kcovdf import abi, core, instrument
+from kcovdf.config import Config
+from kcovdf.device import Device
+from kcovdf.symtab import pc_of
+
+SRC = "def add(a, b, password):\n    return a + b\n\ndef boom():\n    raise KeyError('k')\n"
+
+
+def records(mapping) -> list[tuple[int, int, int, int]]:
+    """(type, pc, arg_idx, value form) of every record in a buffer as Device.mmap() returns it."""
+    words = struct.unpack_from(f"<{len(mapping) // 8}Q", mapping)
+    out, i, end = [], 1, 1 + words[0]
+    while i + 3 < end:
+        rtype, nvals, _ = abi.split_type_seq(words[i])
+        form = abi.split_layout(words[i + 4], 0)[1]
+        out.append((rtype, words[i + 1], abi.split_meta(words[i + 2])[0], form))
+        i += 3 + nvals
+    return out
+
+
+@pytest.fixture
+def module(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(instrument, "_switch", None)  # a Switch over the real kcovdf.core
+    write_module(tmp_path, "kcovdf_t_core", SRC)
+    return load("kcovdf_t_core", Config(include=("kcovdf_t_core",), cache=False))
+
+
+def test_records_and_symbols_reach_the_device(module):
+    assert module.__dict__[instrument.RESERVED] is instrument.IDLE
+    dev = Device()
+    dev.init_trace(4096)
+    mapping = dev.mmap()
+    dev.enable()
+    try:
+        assert module.__dict__[instrument.RESERVED] is core
+        assert module.add(2, 3, "hunter2") == 5
+        with pytest.raises(KeyError):
+            module.boom()
+    finally:
+        dev.disable()
+    assert module.__dict__[instrument.RESERVED] is instrument.IDLE
+    add, boom = pc_of("kcovdf_t_core", "add", 1), pc_of("kcovdf_t_core", "boom", 4)
+    assert records(mapping) == [
+        (abi.TYPE_ENTRY, add, 0, abi.Form.SCALAR), (abi.TYPE_ENTRY, add, 1, abi.Form.SCALAR),
+        (abi.TYPE_ENTRY, add, 2, abi.Form.REDACTED), (abi.TYPE_RETURN, add, 0, abi.Form.SCALAR),
+        (abi.TYPE_RETURN, boom, abi.ARG_EXCEPTION, abi.Form.EXCEPTION)]
+    syms = {line["qualname"]: line for line in dev.table_lines() if line.get("t") == "sym"}
+    assert syms["add"]["pc"] == f"0x{add:x}" and syms["add"]["params"] == [
+        ["a", "POSITIONAL_OR_KEYWORD"], ["b", "POSITIONAL_OR_KEYWORD"], ["password", "POSITIONAL_OR_KEYWORD"]]
+    dev.close()
