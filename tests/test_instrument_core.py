@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from instr_samples.helpers import load, write_module
 
+from instr_samples.helpers import load, write_module
 from kcovdf import abi, core, instrument
 from kcovdf.config import Config
 from kcovdf.device import Device
