@@ -1,5 +1,1932 @@
-/* Placeholder until the C core lands: an empty module so the package builds. */
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kcovdf._core._recorder: the record writers of KCOV-Dataflow for Python.
+ *
+ * Per-thread state: one struct kdf_task per OS thread (_Thread_local).
+ *   area, size  the enabled buffer (area[0] counts the words after it) and its
+ *               length in words; area == NULL means "not enabled" (the mode check);
+ *   hdr         the .kdf header page in front of it (drops and owner words);
+ *   seq         24-bit sequence: reset to 0 by enable(), pre-incremented per record;
+ *   busy        re-entrancy guard: set while a record is being made, so that
+ *               finalizers, signal handlers or the runtime itself record nothing;
+ *   holder      the kdf_holder that keeps the mapping exported.
+ * Only its own thread touches a kdf_task.
+ *
+ * Lifecycle, as kernel/kcov.c: enable() CASes the header's owner word 0 -> tid and
+ * stores a kdf_holder (the Py_buffer export of the mapping) in the thread's state
+ * dict; disable() stores owner 0 and drops the holder. If the thread ends while
+ * enabled, CPython clears that dict on the exiting thread and the holder's dealloc
+ * does what disable() would: it clears the kdf_task, the owner word (when it still
+ * names this thread of this process) and the export. A holder inherited through
+ * fork belongs to the parent: the child only lets go of its export.
+ *
+ * Shared words: buf[0] and the header's drops and owner words may be written by
+ * several threads and by processes sharing a MAP_SHARED mapping after fork; they
+ * change only through atomic compare-and-swap or fetch-add. Every other global
+ * (type cache, seen ids, table fds, remembered lines, active count) is protected
+ * by the GIL: nothing in this file releases it.
+ *
+ * Decomposition never runs code of the traced program: types are read through
+ * Py_TYPE and their C slots, values through their C storage (PyLong digits, the
+ * PyUnicode data, tp_members offsets, the instance dict of the C-level __dict__
+ * descriptor, PyDict_Next), with automatic garbage collection paused around the
+ * few allocations, so no finalizer runs in the middle of a record.
+ *
+ * The file reads like kcov.c: the hot path (mode check, encoder, bounded append,
+ * drop counter), then the type table, then enable/disable, then the module table.
+ */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_recorder", NULL, -1, NULL};
-PyMODINIT_FUNC PyInit__recorder(void) { return PyModule_Create(&mod); }
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define KDF_T_OBJECT_EX T_OBJECT_EX
+#else
+#define KDF_T_OBJECT_EX Py_T_OBJECT_EX
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "abi.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "kcovdf buffers hold little-endian words updated in place: big-endian hosts are not supported"
+#endif
+
+/* scan.c: the decoder's record scanner, added to this module at init. */
+extern PyMethodDef kcovdf_scan_methods[];
+
+struct kdf_task {
+	uint64_t *area;
+	uint64_t size;
+	uint64_t *hdr;
+	uint32_t seq;
+	int busy;
+	PyObject *holder; /* borrowed: the thread state dict owns it */
+};
+
+static _Thread_local struct kdf_task kdf_task;
+
+/* Threads of this process enabled right now (GIL). */
+static long kdf_active;
+/* The REDACTED sentinel. */
+static PyObject *kdf_redacted;
+
+/* One encoded value: shape word, layout word, field words. */
+struct kdf_value {
+	uint64_t w[KDF_MAX_VALUES];
+	int n;
+};
+
+static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out);
+static PyObject *kdf_oserror(int err, const char *fmt, ...);
+
+/* ---------------------------------------------------------------------------
+ * The hot path: mode check, encode, bounded append, drop counter.
+ */
+
+/*
+ * Reserve n words after buf[0]. A record that does not fit whole is dropped and
+ * counted; buf[0] therefore never exceeds size - 1.
+ */
+static uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n)
+{
+	uint64_t pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
+
+	do {
+		if (pos >= t->size - 1 || n > t->size - 1 - pos) {
+			__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	} while (!__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return &t->area[1 + pos];
+}
+
+static void kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+		      PyObject *value)
+{
+	struct kdf_value v;
+	int redacted = value == kdf_redacted;
+	uint64_t *w;
+
+	kdf_encode(value, redacted, 1, &v);
+	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+	if (!t->area)
+		return; /* cannot happen (no code ran), but never write through a stale pointer */
+	w = kdf_reserve(t, KDF_HEADER_WORDS + v.n);
+	if (!w)
+		return;
+	w[0] = (uint64_t)rtype << 28 | (uint64_t)(v.n & 0xF) << 24 | t->seq;
+	w[1] = pc;
+	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
+	       (redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
+	memcpy(&w[3], v.w, sizeof(uint64_t) * v.n);
+}
+
+static int kdf_pc(const char *call, PyObject *o, uint64_t *pc)
+{
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s(): pc must be an int, not %.100s", call,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	*pc = PyLong_AsUnsignedLongLongMask(o); /* cannot fail on an int */
+	return 0;
+}
+
+static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	uint64_t pc;
+	Py_ssize_t i, n;
+
+	if (nargs < 1) {
+		PyErr_SetString(PyExc_TypeError, "entry() missing its pc argument");
+		return NULL;
+	}
+	if (!t->area || t->busy)
+		Py_RETURN_NONE;
+	if (kdf_pc("entry", args[0], &pc) < 0)
+		return NULL;
+	n = nargs - 1;
+	if (n > KDF_ARG_MAX_PARAM + 1)
+		n = KDF_ARG_MAX_PARAM + 1;
+	t->busy = 1;
+	for (i = 0; i < n; i++)
+		kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]);
+	t->busy = 0;
+	Py_RETURN_NONE;
+}
+
+/* One return-type record; returns a new reference to value (ret, yld). */
+static PyObject *kdf_return(const char *call, unsigned arg_idx, PyObject *const *args,
+			    Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	uint64_t pc;
+
+	if (nargs != 2) {
+		PyErr_Format(PyExc_TypeError, "%s() takes 2 arguments (pc, value), got %zd", call,
+			     nargs);
+		return NULL;
+	}
+	if (t->area && !t->busy) {
+		if (kdf_pc(call, args[0], &pc) < 0)
+			return NULL;
+		t->busy = 1;
+		kdf_write(t, KDF_TYPE_RETURN, pc, arg_idx, args[1]);
+		t->busy = 0;
+	}
+	return Py_NewRef(args[1]);
+}
+
+static PyObject *kdf_ret(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	return kdf_return("ret", KDF_ARG_RETURN, args, nargs);
+}
+
+static PyObject *kdf_yld(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	return kdf_return("yld", KDF_ARG_YIELD, args, nargs);
+}
+
+static PyObject *kdf_exc(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	PyObject *value;
+	uint64_t pc;
+
+	if (nargs < 1 || nargs > 2) {
+		PyErr_Format(PyExc_TypeError, "exc() takes 1 or 2 arguments (pc[, exc]), got %zd",
+			     nargs);
+		return NULL;
+	}
+	if (!t->area || t->busy)
+		Py_RETURN_NONE;
+	if (kdf_pc("exc", args[0], &pc) < 0)
+		return NULL;
+	if (nargs == 2) {
+		value = Py_NewRef(args[1]);
+	} else {
+#if PY_VERSION_HEX >= 0x030B0000
+		value = PyErr_GetHandledException();
+#else
+		PyObject *type, *tb;
+
+		PyErr_GetExcInfo(&type, &value, &tb);
+		Py_XDECREF(type);
+		Py_XDECREF(tb);
+#endif
+		if (!value)
+			value = Py_NewRef(Py_None);
+	}
+	t->busy = 1;
+	kdf_write(t, KDF_TYPE_RETURN, pc, KDF_ARG_EXCEPTION, value);
+	Py_DECREF(value); /* the handled exception keeps it alive: no finalizer here */
+	t->busy = 0;
+	Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------
+ * Strings: UTF-8 by hand from the PyUnicode data, so nothing is cached on the
+ * object and lone surrogates encode as 'surrogatepass' does.
+ */
+
+static int kdf_utf8_char(Py_UCS4 c, unsigned char *b)
+{
+	if (c < 0x80) {
+		b[0] = (unsigned char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		b[0] = (unsigned char)(0xC0 | c >> 6);
+		b[1] = (unsigned char)(0x80 | (c & 0x3F));
+		return 2;
+	}
+	if (c < 0x10000) {
+		b[0] = (unsigned char)(0xE0 | c >> 12);
+		b[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+		b[2] = (unsigned char)(0x80 | (c & 0x3F));
+		return 3;
+	}
+	b[0] = (unsigned char)(0xF0 | c >> 18);
+	b[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+	b[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+	b[3] = (unsigned char)(0x80 | (c & 0x3F));
+	return 4;
+}
+
+static inline int kdf_utf8_len(Py_UCS4 c)
+{
+	return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+
+/*
+ * UTF-8 of str s: the first `cap` bytes go to out; returns the byte length of the
+ * whole encoding, or any value >= stop once it is known to reach stop. -1 if the
+ * str cannot be read (an unready legacy str that fails to become ready).
+ */
+static Py_ssize_t kdf_utf8(PyObject *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t stop)
+{
+	Py_ssize_t len, i, nb = 0;
+	const void *data;
+	int kind;
+
+#if PY_VERSION_HEX < 0x030C0000
+	if (PyUnicode_READY(s) < 0) {
+		PyErr_Clear();
+		return -1;
+	}
+#endif
+	len = PyUnicode_GET_LENGTH(s);
+	data = PyUnicode_DATA(s);
+	if (PyUnicode_IS_ASCII(s)) {
+		memcpy(out, data, (size_t)(len < cap ? len : cap));
+		return len;
+	}
+	kind = PyUnicode_KIND(s);
+	for (i = 0; i < len && nb < cap; i++) {
+		unsigned char b[4];
+		int k = kdf_utf8_char(PyUnicode_READ(kind, data, i), b), j;
+
+		for (j = 0; j < k; j++)
+			if (nb + j < cap)
+				out[nb + j] = b[j];
+		nb += k;
+	}
+	if (kind == PyUnicode_1BYTE_KIND) {
+		const Py_UCS1 *p = data;
+
+		for (; i < len && nb < stop; i++)
+			nb += 1 + (p[i] >= 0x80);
+	} else {
+		for (; i < len && nb < stop; i++)
+			nb += kdf_utf8_len(PyUnicode_READ(kind, data, i));
+	}
+	return nb;
+}
+
+static inline int kdf_str_eq(PyObject *a, PyObject *b)
+{
+	/* exact strs only: equal text has equal kind (compact strs use the smallest) */
+	if (a == b)
+		return 1;
+	if (PyUnicode_GET_LENGTH(a) != PyUnicode_GET_LENGTH(b) ||
+	    PyUnicode_KIND(a) != PyUnicode_KIND(b))
+		return 0;
+	return !memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
+		       (size_t)(PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a)));
+}
+
+static inline uint64_t kdf_fnv(uint64_t h, const unsigned char *p, Py_ssize_t n)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * KDF_FNV_PRIME;
+	return h;
+}
+
+/* ---------------------------------------------------------------------------
+ * Type cache: per class, its qualified name and class id, how its instances are
+ * decomposed (the plan) and the last shape seen.
+ *
+ * Types are mutable, so an entry is keyed as follows. The name is reused while
+ * the type pointer and its __qualname__ object are the same and, for heap types,
+ * either the type's version tag is unchanged (setting any class attribute,
+ * __module__ included, or __bases__ changes it) or its __module__ object is the
+ * same; the entry keeps strong references to both strs, so identity is safe.
+ * The plan holds borrowed pointers into the class dicts of the MRO and is reused
+ * only while the version tag is unchanged (static types cannot change). Not
+ * noticed: in-place changes that bypass type attribute assignment, such as
+ * mutating a __dataclass_fields__ dict or a Field after the class was created.
+ * The cache never keeps a class alive.
+ */
+
+struct kdf_slot {
+	PyObject *name;  /* strong */
+	PyObject *descr; /* borrowed member descriptor (valid while the tag holds) */
+};
+
+struct kdf_plan {
+	PyObject *nt_fields; /* namedtuple _fields (strong), or NULL */
+	Py_ssize_t nslots;
+	struct kdf_slot *slots;
+	PyObject *dict_descr; /* borrowed C-level __dict__ descriptor, or NULL */
+	Py_ssize_t ndeclared;
+	PyObject **declared; /* dataclass field names in order (strong) */
+};
+
+struct kdf_type {
+	PyTypeObject *tp; /* key only: never dereferenced unless it is Py_TYPE(obj) */
+	PyObject *qualname, *module;
+	unsigned int name_tag;
+	char *name; /* "module.Qualname", UTF-8 */
+	Py_ssize_t nlen;
+	uint64_t cid;
+	int registered; /* its class-id line is in the type table */
+	struct kdf_plan *plan;
+	unsigned int plan_tag;
+	int nshape;
+	PyObject *shape_names[KDF_MAX_FIELDS];
+	uint64_t shape_id;
+};
+
+#define KDF_TYPE_SLOTS 1024
+static struct kdf_type kdf_types[KDF_TYPE_SLOTS];
+/* The entry of the object being decomposed must survive nested lookups. */
+static struct kdf_type *kdf_pinned;
+static struct kdf_type kdf_scratch;
+
+static PyObject *s_module, *s_slots, *s_dict, *s_fields, *s_dc_fields, *s_get, *s_field_type,
+	*s_Field, *s_FIELD, *s_dataclasses, *s_task_key;
+
+static unsigned int kdf_tag(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX < 0x030C0000
+	return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
+#else
+	return tp->tp_version_tag; /* 0 once modified, until reassigned */
+#endif
+}
+
+/* The type's own dict (new reference); static builtin types keep it elsewhere on 3.12+. */
+static PyObject *kdf_type_dict(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return PyType_GetDict(tp);
+#else
+	return Py_XNewRef(tp->tp_dict);
+#endif
+}
+
+/* Borrowed item of a dict, NULL (no error set) if absent or unreadable. */
+static PyObject *kdf_dict_get(PyObject *d, PyObject *key)
+{
+	PyObject *v = d ? PyDict_GetItemWithError(d, key) : NULL;
+
+	if (!v)
+		PyErr_Clear();
+	return v;
+}
+
+static PyObject *kdf_heap_module(PyTypeObject *tp)
+{
+	return kdf_dict_get(tp->tp_dict, s_module);
+}
+
+static void kdf_plan_free(struct kdf_plan *p)
+{
+	Py_ssize_t i;
+
+	if (!p)
+		return;
+	Py_XDECREF(p->nt_fields);
+	for (i = 0; i < p->nslots; i++)
+		Py_DECREF(p->slots[i].name);
+	for (i = 0; i < p->ndeclared; i++)
+		Py_DECREF(p->declared[i]);
+	PyMem_Free(p->slots);
+	PyMem_Free(p->declared);
+	PyMem_Free(p);
+}
+
+static void kdf_type_clear(struct kdf_type *te)
+{
+	int i;
+
+	Py_CLEAR(te->qualname);
+	Py_CLEAR(te->module);
+	PyMem_Free(te->name);
+	kdf_plan_free(te->plan);
+	for (i = 0; i < te->nshape; i++)
+		Py_DECREF(te->shape_names[i]);
+	memset(te, 0, sizeof(*te));
+}
+
+static int kdf_type_fill(struct kdf_type *te, PyTypeObject *tp)
+{
+	const char *mod = "?", *qual;
+	Py_ssize_t mlen = 1, qlen;
+	PyObject *mstr = NULL, *qstr = NULL;
+
+	te->tp = tp;
+	if (PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE)) {
+		PyObject *m = kdf_heap_module(tp);
+
+		te->qualname = Py_NewRef(((PyHeapTypeObject *)tp)->ht_qualname);
+		te->module = Py_XNewRef(m);
+		te->name_tag = kdf_tag(tp);
+		if (m && PyUnicode_Check(m)) {
+			mstr = m;
+			mlen = kdf_utf8(m, NULL, 0, PY_SSIZE_T_MAX);
+		}
+		qstr = te->qualname;
+		qlen = PyUnicode_Check(qstr) ? kdf_utf8(qstr, NULL, 0, PY_SSIZE_T_MAX) : -1;
+		if (mlen < 0 || qlen < 0)
+			return -1;
+		qual = NULL;
+	} else {
+		const char *dot = strrchr(tp->tp_name, '.');
+
+		if (dot) {
+			mod = tp->tp_name;
+			mlen = dot - tp->tp_name;
+			qual = dot + 1;
+		} else {
+			mod = "builtins";
+			mlen = 8;
+			qual = tp->tp_name;
+		}
+		qlen = (Py_ssize_t)strlen(qual);
+	}
+	te->nlen = mlen + 1 + qlen;
+	te->name = PyMem_Malloc((size_t)te->nlen + 1);
+	if (!te->name)
+		return -1;
+	if (mstr)
+		kdf_utf8(mstr, (unsigned char *)te->name, mlen, mlen);
+	else
+		memcpy(te->name, mod, (size_t)mlen);
+	te->name[mlen] = '.';
+	if (qstr)
+		kdf_utf8(qstr, (unsigned char *)te->name + mlen + 1, qlen, qlen);
+	else
+		memcpy(te->name + mlen + 1, qual, (size_t)qlen);
+	te->name[te->nlen] = '\0';
+	te->cid = kdf_fnv(KDF_FNV_OFFSET, (unsigned char *)te->name, te->nlen);
+	return 0;
+}
+
+static inline size_t kdf_type_hash(PyTypeObject *tp)
+{
+	uintptr_t p = (uintptr_t)tp;
+
+	return (size_t)((p >> 4) ^ (p >> 14)) & (KDF_TYPE_SLOTS - 1);
+}
+
+/* The cache entry of tp, filled if needed; NULL (no error set) when memory runs out. */
+static struct kdf_type *kdf_type_of(PyTypeObject *tp)
+{
+	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)];
+
+	if (te->tp == tp && te->name) {
+		unsigned int tag;
+		PyObject *m;
+
+		if (!PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE))
+			return te;
+		if (te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname) {
+			tag = kdf_tag(tp);
+			if (tag && tag == te->name_tag)
+				return te;
+			m = kdf_heap_module(tp);
+			if (m == te->module) {
+				te->name_tag = tag;
+				return te;
+			}
+		}
+	}
+	if (te == kdf_pinned)
+		te = &kdf_scratch;
+	kdf_type_clear(te);
+	if (kdf_type_fill(te, tp) < 0) {
+		kdf_type_clear(te);
+		PyErr_Clear();
+		return NULL;
+	}
+	return te;
+}
+
+static int kdf_grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t item)
+{
+	Py_ssize_t ncap;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	while (ncap < need)
+		ncap *= 2;
+	p = PyMem_Realloc(*arr, (size_t)ncap * item);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* A member descriptor of the `_field_type` slot of dataclasses.Field, from its own dict. */
+static PyMemberDef *kdf_field_type_member(PyObject *field_cls)
+{
+	PyObject *own, *d;
+	PyMemberDef *m = NULL;
+
+	own = kdf_type_dict((PyTypeObject *)field_cls);
+	d = kdf_dict_get(own, s_field_type);
+	if (d && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+	    ((PyMemberDescrObject *)d)->d_member->type == KDF_T_OBJECT_EX)
+		m = ((PyMemberDescrObject *)d)->d_member;
+	Py_XDECREF(own);
+	return m;
+}
+
+/* Dataclass fields, as declared (docs/abi.md §2.2); never imports dataclasses. */
+static int kdf_plan_declared(struct kdf_plan *p, PyTypeObject *tp)
+{
+	PyObject *dcf = _PyType_Lookup(tp, s_dc_fields);
+	PyObject *modules, *dc, *md, *field_cls, *field_mark, *name, *f;
+	Py_ssize_t pos = 0, cap = 0;
+	PyMemberDef *m;
+
+	if (!dcf || !PyDict_CheckExact(dcf))
+		return 0;
+	/* sys.modules read directly: PyImport_GetModule may run importlib to wait on a lock */
+	modules = PyImport_GetModuleDict();
+	dc = PyDict_Check(modules) ? kdf_dict_get(modules, s_dataclasses) : NULL;
+	if (!dc || !PyModule_Check(dc))
+		return 0;
+	md = PyModule_GetDict(dc);
+	field_cls = kdf_dict_get(md, s_Field);
+	field_mark = kdf_dict_get(md, s_FIELD);
+	if (!field_cls || !PyType_Check(field_cls) || !field_mark)
+		return 0;
+	m = kdf_field_type_member(field_cls);
+	if (!m)
+		return 0;
+	while (PyDict_Next(dcf, &pos, &name, &f)) {
+		if (!PyUnicode_CheckExact(name) ||
+		    !PyObject_TypeCheck(f, (PyTypeObject *)field_cls) ||
+		    *(PyObject **)((char *)f + m->offset) != field_mark)
+			continue;
+		if (kdf_grow((void **)&p->declared, &cap, p->ndeclared + 1, sizeof(PyObject *)) < 0)
+			return -1;
+		p->declared[p->ndeclared++] = Py_NewRef(name);
+	}
+	return 0;
+}
+
+/* How instances of tp (OBJECT form, or a tuple subclass) are decomposed. */
+static struct kdf_plan *kdf_plan_build(PyTypeObject *tp)
+{
+	struct kdf_plan *p = PyMem_Calloc(1, sizeof(*p));
+	PyObject *mro = tp->tp_mro, *own, *k, *v;
+	Py_ssize_t i, pos, cap = 0;
+
+	if (!p || !mro || !PyTuple_Check(mro))
+		goto fail;
+	if (PyType_IsSubtype(tp, &PyTuple_Type)) {
+		own = kdf_type_dict(tp);
+		v = kdf_dict_get(own, s_fields);
+		if (v && PyTuple_CheckExact(v)) {
+			for (i = 0; i < PyTuple_GET_SIZE(v); i++)
+				if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(v, i)))
+					break;
+			if (i == PyTuple_GET_SIZE(v))
+				p->nt_fields = Py_NewRef(v);
+		}
+		Py_XDECREF(own);
+		if (p->nt_fields)
+			return p;
+	}
+	for (i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+		PyTypeObject *klass = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+
+		/* only classes defined in Python have __slots__ members */
+		if (!PyType_Check(klass) || !PyType_HasFeature(klass, Py_TPFLAGS_HEAPTYPE))
+			continue;
+		own = klass->tp_dict;
+		if (!kdf_dict_get(own, s_slots))
+			continue;
+		pos = 0;
+		while (PyDict_Next(own, &pos, &k, &v)) {
+			if (!Py_IS_TYPE(v, &PyMemberDescr_Type))
+				continue;
+			if (kdf_grow((void **)&p->slots, &cap, p->nslots + 1, sizeof(struct kdf_slot)) < 0)
+				goto fail;
+			p->slots[p->nslots].name = Py_NewRef(k);
+			p->slots[p->nslots++].descr = v;
+		}
+	}
+	/* a class or module dict is a namespace, not state */
+	if (!PyType_IsSubtype(tp, &PyType_Type) && !PyType_IsSubtype(tp, &PyModule_Type)) {
+		for (i = 0; i < PyTuple_GET_SIZE(mro) && !p->dict_descr; i++) {
+			PyTypeObject *klass = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+
+			if (!PyType_Check(klass))
+				continue;
+			own = kdf_type_dict(klass);
+			v = kdf_dict_get(own, s_dict);
+			if (v && (Py_IS_TYPE(v, &PyGetSetDescr_Type) || Py_IS_TYPE(v, &PyMemberDescr_Type)))
+				p->dict_descr = v; /* the MRO keeps it alive while the tag holds */
+			Py_XDECREF(own);
+		}
+	}
+	if (kdf_plan_declared(p, tp) < 0)
+		goto fail;
+	return p;
+fail:
+	kdf_plan_free(p);
+	PyErr_Clear();
+	return NULL;
+}
+
+static struct kdf_plan *kdf_plan_of(struct kdf_type *te, PyTypeObject *tp)
+{
+	int heap = PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE);
+	unsigned int tag = heap ? kdf_tag(tp) : 0;
+
+	if (te->plan && (!heap || (tag && tag == te->plan_tag)))
+		return te->plan;
+	kdf_plan_free(te->plan);
+	te->plan = kdf_plan_build(tp);
+	/* read after building: the MRO lookup there assigns a tag to a fresh type */
+	te->plan_tag = heap ? kdf_tag(tp) : 0;
+	return te->plan;
+}
+
+/* ---------------------------------------------------------------------------
+ * The encoder (docs/abi.md §2; kcovdf/encode.py is the reference, word for word).
+ */
+
+struct kdf_pending {
+	uint64_t id;
+	char *name;
+	Py_ssize_t nlen;
+};
+
+struct kdf_enc {
+	int emit; /* register type-table entries (records), or not (encode()) */
+	uint64_t kinds;
+	uint64_t words[KDF_MAX_FIELDS];
+	int n;
+	/* class entries of OBJ words not yet in the table, in first-seen order */
+	struct kdf_pending *pend;
+	Py_ssize_t npend, cappend;
+};
+
+static int kdf_seen_contains(uint64_t id);
+static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
+			 int nfields);
+
+static inline void kdf_put(struct kdf_enc *e, unsigned kind, uint64_t word)
+{
+	if (e->n < KDF_MAX_FIELDS) {
+		e->kinds |= (uint64_t)kind << (4 * e->n);
+		e->words[e->n++] = word;
+	}
+}
+
+static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
+{
+	Py_ssize_t i;
+	char *copy;
+
+	if (te->registered)
+		return;
+	if (kdf_seen_contains(te->cid)) {
+		te->registered = 1;
+		return;
+	}
+	for (i = 0; i < e->npend; i++)
+		if (e->pend[i].id == te->cid)
+			return;
+	if (kdf_grow((void **)&e->pend, &e->cappend, e->npend + 1, sizeof(*e->pend)) < 0)
+		return;
+	/* copied: a later lookup may evict te before the entry is written */
+	copy = PyMem_Malloc((size_t)te->nlen + 1);
+	if (!copy)
+		return;
+	memcpy(copy, te->name, (size_t)te->nlen + 1);
+	e->pend[e->npend].id = te->cid;
+	e->pend[e->npend].name = copy;
+	e->pend[e->npend++].nlen = te->nlen;
+}
+
+static uint64_t kdf_prefix7(const unsigned char *head, Py_ssize_t nhead, Py_ssize_t length)
+{
+	uint64_t w = 0;
+	Py_ssize_t i;
+
+	for (i = 0; i < nhead && i < 7; i++)
+		w |= (uint64_t)head[i] << (8 * i);
+	return (uint64_t)(length < KDF_TOTAL_CAP ? length : KDF_TOTAL_CAP) << 56 | w;
+}
+
+static uint64_t kdf_float_bits(PyObject *o)
+{
+	double d = PyFloat_AS_DOUBLE(o);
+	uint64_t w;
+
+	memcpy(&w, &d, sizeof(w));
+	return w;
+}
+
+/* Kind of a value inside another one, its word in *w: one word, no recursion. */
+static unsigned kdf_kw(struct kdf_enc *e, PyObject *v, uint64_t *w)
+{
+	PyTypeObject *tp = Py_TYPE(v);
+	struct kdf_type *te;
+
+	if (v == Py_None) {
+		*w = 0;
+		return KDF_KIND_NONE;
+	}
+	if (tp == &PyBool_Type) {
+		*w = v == Py_True;
+		return KDF_KIND_BOOL;
+	}
+	if (PyLong_Check(v)) {
+		int overflow;
+		long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+
+		if (overflow) {
+			*w = PyLong_AsUnsignedLongLongMask(v);
+			return KDF_KIND_INT_TRUNC;
+		}
+		*w = (uint64_t)x;
+		return KDF_KIND_INT;
+	}
+	if (PyFloat_Check(v)) {
+		*w = kdf_float_bits(v);
+		return KDF_KIND_FLOAT;
+	}
+	if (PyUnicode_Check(v)) {
+		unsigned char head[7];
+		Py_ssize_t nb = kdf_utf8(v, head, 7, KDF_TOTAL_CAP);
+
+		if (nb < 0) {
+			*w = KDF_FAULT;
+			return KDF_KIND_FAULT;
+		}
+		*w = kdf_prefix7(head, nb, nb);
+		return KDF_KIND_STR7;
+	}
+	if (PyBytes_Check(v)) {
+		*w = kdf_prefix7((unsigned char *)PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v),
+				 PyBytes_GET_SIZE(v));
+		return KDF_KIND_BYTES7;
+	}
+	if (PyByteArray_Check(v)) {
+		*w = kdf_prefix7((unsigned char *)PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v),
+				 PyByteArray_GET_SIZE(v));
+		return KDF_KIND_BYTES7;
+	}
+	te = kdf_type_of(tp);
+	if (!te) {
+		*w = KDF_FAULT;
+		return KDF_KIND_FAULT;
+	}
+	if (e->emit)
+		kdf_pend(e, te);
+	*w = te->cid;
+	return KDF_KIND_OBJ;
+}
+
+static void kdf_nested(struct kdf_enc *e, PyObject *v)
+{
+	uint64_t w;
+	unsigned kind = kdf_kw(e, v, &w);
+
+	kdf_put(e, kind, w);
+}
+
+/* First min(n, 8 * nchunks) bytes as little-endian CHUNK words. */
+static void kdf_chunks(struct kdf_enc *e, const unsigned char *p, Py_ssize_t n, int nchunks)
+{
+	Py_ssize_t i, j, lim = n < 8 * nchunks ? n : 8 * nchunks;
+
+	for (i = 0; i < lim; i += 8) {
+		uint64_t w = 0;
+
+		for (j = 0; j < 8 && i + j < lim; j++)
+			w |= (uint64_t)p[i + j] << (8 * j);
+		kdf_put(e, KDF_KIND_CHUNK, w);
+	}
+}
+
+static void kdf_str(struct kdf_enc *e, PyObject *s)
+{
+	unsigned char head[8 * KDF_STR_CHUNKS];
+	Py_ssize_t nb = kdf_utf8(s, head, sizeof(head), PY_SSIZE_T_MAX);
+
+	if (nb < 0) {
+		kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+		return;
+	}
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)PyUnicode_GET_LENGTH(s));
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)nb);
+	kdf_chunks(e, head, nb, KDF_STR_CHUNKS);
+}
+
+static void kdf_items(struct kdf_enc *e, PyObject *const *items, Py_ssize_t n)
+{
+	Py_ssize_t i;
+
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)n);
+	for (i = 0; i < n && i < KDF_SEQ_ITEMS; i++)
+		kdf_nested(e, items[i]);
+}
+
+/* set and frozenset through the set type's own C iterator (not an overridden __iter__). */
+static void kdf_set(struct kdf_enc *e, PyObject *s)
+{
+	PyTypeObject *base = PyObject_TypeCheck(s, &PySet_Type) ? &PySet_Type : &PyFrozenSet_Type;
+	PyObject *it, *x;
+	int i, gc;
+
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)PySet_GET_SIZE(s));
+	/* the iterator is a GC object: no collection (and no finalizer) in a record */
+	gc = PyGC_Disable();
+	it = base->tp_iter(s);
+	if (gc)
+		PyGC_Enable();
+	if (!it) {
+		PyErr_Clear();
+		return;
+	}
+	for (i = 0; i < KDF_SEQ_ITEMS && (x = Py_TYPE(it)->tp_iternext(it)); i++) {
+		kdf_nested(e, x);
+		Py_DECREF(x);
+	}
+	PyErr_Clear();
+	Py_DECREF(it);
+}
+
+static void kdf_map(struct kdf_enc *e, PyObject *d)
+{
+	Py_ssize_t pos = 0;
+	PyObject *k, *v;
+	int i;
+
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)PyDict_GET_SIZE(d));
+	for (i = 0; i < KDF_MAP_PAIRS && PyDict_Next(d, &pos, &k, &v); i++) {
+		kdf_nested(e, k);
+		kdf_nested(e, v);
+	}
+}
+
+/* One field found in C-level storage (slots, then the instance dict). */
+struct kdf_stored {
+	PyObject *name; /* strong */
+	unsigned kind;	/* the value, encoded when read (UNSET for an empty slot) */
+	uint64_t word;
+	int used; /* already placed as a declared dataclass field */
+};
+
+struct kdf_fields {
+	struct kdf_stored local[32];
+	struct kdf_stored *v;
+	Py_ssize_t n, cap;
+	PyObject *names[KDF_MAX_FIELDS]; /* recorded field names (borrowed from v) */
+	int nnames;
+	Py_ssize_t total;
+};
+
+static int kdf_stored_find(struct kdf_fields *f, PyObject *name)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i < f->n; i++)
+		if (kdf_str_eq(f->v[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static void kdf_stored_add(struct kdf_enc *e, struct kdf_fields *f, PyObject *name,
+			   PyObject *value)
+{
+	/* encoded even when the name repeats: the reference registers its class too */
+	uint64_t word = 0;
+	unsigned kind = value ? kdf_kw(e, value, &word) : KDF_KIND_UNSET;
+
+	if (kdf_stored_find(f, name) >= 0)
+		return;
+	if (f->n == f->cap) {
+		struct kdf_stored *nv;
+		Py_ssize_t ncap = f->cap * 2;
+
+		if (f->v == f->local) {
+			nv = PyMem_Malloc(sizeof(*nv) * (size_t)ncap);
+			if (nv)
+				memcpy(nv, f->local, sizeof(f->local));
+		} else {
+			nv = PyMem_Realloc(f->v, sizeof(*nv) * (size_t)ncap);
+		}
+		if (!nv)
+			return;
+		f->v = nv;
+		f->cap = ncap;
+	}
+	f->v[f->n].name = Py_NewRef(name);
+	f->v[f->n].kind = kind;
+	f->v[f->n].word = word;
+	f->v[f->n++].used = 0;
+}
+
+static void kdf_field(struct kdf_enc *e, struct kdf_fields *f, PyObject *name, unsigned kind,
+		      uint64_t word)
+{
+	f->total++;
+	if (f->nnames == KDF_MAX_FIELDS)
+		return;
+	f->names[f->nnames++] = name;
+	kdf_put(e, kind, word);
+}
+
+/* A declared field in no storage: FAULT if reading it through the class would run code. */
+static unsigned kdf_missing_kind(PyTypeObject *tp, PyObject *name)
+{
+	PyObject *attr = _PyType_Lookup(tp, name);
+
+	return attr && _PyType_Lookup(Py_TYPE(attr), s_get) ? KDF_KIND_FAULT : KDF_KIND_UNSET;
+}
+
+static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp,
+			      struct kdf_plan *p, struct kdf_fields *f)
+{
+	Py_ssize_t i, pos = 0;
+	PyObject *d = NULL, *k, *v;
+
+	for (i = 0; i < p->nslots; i++) {
+		PyMemberDescrObject *md = (PyMemberDescrObject *)p->slots[i].descr;
+		PyObject *val;
+
+		if (!PyObject_TypeCheck(obj, PyDescr_TYPE(md)))
+			continue;
+		if (md->d_member->type == KDF_T_OBJECT_EX) {
+			val = Py_XNewRef(*(PyObject **)((char *)obj + md->d_member->offset));
+		} else {
+			val = PyMember_GetOne((const char *)obj, md->d_member);
+			if (!val)
+				PyErr_Clear();
+		}
+		kdf_stored_add(e, f, p->slots[i].name, val);
+		Py_XDECREF(val);
+	}
+	if (p->dict_descr) {
+		d = Py_TYPE(p->dict_descr)->tp_descr_get(p->dict_descr, obj, (PyObject *)tp);
+		if (!d)
+			PyErr_Clear();
+	}
+	if (d && PyDict_Check(d)) {
+		while (PyDict_Next(d, &pos, &k, &v))
+			if (PyUnicode_CheckExact(k))
+				kdf_stored_add(e, f, k, v);
+	}
+	Py_XDECREF(d);
+	for (i = 0; i < p->ndeclared; i++) {
+		int at = kdf_stored_find(f, p->declared[i]);
+
+		if (at >= 0) {
+			f->v[at].used = 1;
+			kdf_field(e, f, f->v[at].name, f->v[at].kind, f->v[at].word);
+		} else {
+			unsigned kind = kdf_missing_kind(tp, p->declared[i]);
+
+			kdf_field(e, f, p->declared[i], kind, kind == KDF_KIND_FAULT ? KDF_FAULT : 0);
+		}
+	}
+	for (i = 0; i < f->n; i++)
+		if (!f->v[i].used)
+			kdf_field(e, f, f->v[i].name, f->v[i].kind, f->v[i].word);
+}
+
+/* Shape id of te with these recorded field names, through te's one-shape cache. */
+static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *const *names,
+			  int n)
+{
+	uint64_t h;
+	int i;
+
+	if (!n)
+		return te->cid;
+	if (te->nshape == n) {
+		for (i = 0; i < n && te->shape_names[i] == names[i]; i++)
+			;
+		if (i == n)
+			return te->shape_id;
+	}
+	h = kdf_fnv(KDF_FNV_OFFSET, (unsigned char *)te->name, te->nlen);
+	for (i = 0; i < n; i++) {
+		unsigned char buf[256], *p = buf;
+		Py_ssize_t nb = kdf_utf8(names[i], NULL, 0, PY_SSIZE_T_MAX);
+
+		if (nb > (Py_ssize_t)sizeof(buf))
+			p = PyMem_Malloc((size_t)nb);
+		if (nb < 0 || !p)
+			return KDF_FAULT; /* unreadable name: out of memory */
+		kdf_utf8(names[i], p, nb, nb);
+		h = kdf_fnv(h, (const unsigned char *)"", 1);
+		h = kdf_fnv(h, p, nb);
+		if (p != buf)
+			PyMem_Free(p);
+	}
+	for (i = 0; i < te->nshape; i++)
+		Py_DECREF(te->shape_names[i]);
+	for (i = 0; i < n; i++)
+		te->shape_names[i] = Py_NewRef(names[i]);
+	te->nshape = n;
+	te->shape_id = h;
+	if (e->emit)
+		kdf_register(h, te->name, te->nlen, names, n);
+	return h;
+}
+
+static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_ssize_t total,
+		       unsigned form, struct kdf_value *out)
+{
+	Py_ssize_t i;
+
+	if (e->emit && te && sid == te->cid && !te->registered) {
+		kdf_register(te->cid, te->name, te->nlen, NULL, 0);
+		te->registered = 1;
+	}
+	for (i = 0; i < e->npend; i++) {
+		if (e->emit)
+			kdf_register(e->pend[i].id, e->pend[i].name, e->pend[i].nlen, NULL, 0);
+		PyMem_Free(e->pend[i].name);
+	}
+	PyMem_Free(e->pend);
+	out->w[0] = sid;
+	out->w[1] = (uint64_t)(total < KDF_TOTAL_CAP ? total : KDF_TOTAL_CAP) << 56 |
+		    (uint64_t)form << 52 | e->kinds;
+	memcpy(&out->w[2], e->words, sizeof(uint64_t) * (size_t)e->n);
+	out->n = 2 + e->n;
+}
+
+static uint64_t kdf_redacted_cid;
+
+static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
+		       struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_plan *p = kdf_plan_of(te, tp);
+	struct kdf_fields f;
+	Py_ssize_t i, n;
+	uint64_t sid;
+	int gc;
+
+	if (!p) {
+		kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+		kdf_finish(e, te, te->cid, 1, KDF_FORM_OBJECT, out);
+		return;
+	}
+	if (p->nt_fields) {
+		PyObject *names[KDF_MAX_FIELDS];
+
+		n = PyTuple_GET_SIZE(obj);
+		if (n > PyTuple_GET_SIZE(p->nt_fields))
+			n = PyTuple_GET_SIZE(p->nt_fields);
+		if (n > KDF_MAX_FIELDS)
+			n = KDF_MAX_FIELDS;
+		for (i = 0; i < n; i++) {
+			kdf_nested(e, PyTuple_GET_ITEM(obj, i));
+			names[i] = PyTuple_GET_ITEM(p->nt_fields, i);
+		}
+		sid = kdf_shape(e, te, names, (int)n);
+		kdf_finish(e, te, sid, PyTuple_GET_SIZE(p->nt_fields), KDF_FORM_OBJECT, out);
+		return;
+	}
+	f.v = f.local;
+	f.n = 0;
+	f.cap = (Py_ssize_t)(sizeof(f.local) / sizeof(f.local[0]));
+	f.nnames = 0;
+	f.total = 0;
+	/* the instance dict may be created now, members may allocate: no collection here */
+	gc = PyGC_Disable();
+	kdf_object_fields(e, obj, tp, p, &f);
+	if (gc)
+		PyGC_Enable();
+	sid = kdf_shape(e, te, f.names, f.nnames);
+	kdf_finish(e, te, sid, f.total, KDF_FORM_OBJECT, out);
+	for (i = 0; i < f.n; i++)
+		Py_DECREF(f.v[i].name);
+	if (f.v != f.local)
+		PyMem_Free(f.v);
+}
+
+static void kdf_encode_type(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
+			    struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+
+	if (obj == Py_None || tp == &PyBool_Type || PyFloat_Check(obj)) {
+		kdf_nested(e, obj);
+		kdf_finish(e, te, te->cid, 1, KDF_FORM_SCALAR, out);
+	} else if (PyLong_Check(obj)) {
+		int overflow;
+		long long x = PyLong_AsLongLongAndOverflow(obj, &overflow);
+
+		if (!overflow) {
+			kdf_put(e, KDF_KIND_INT, (uint64_t)x);
+			kdf_finish(e, te, te->cid, 1, KDF_FORM_SCALAR, out);
+			return;
+		}
+		kdf_put(e, KDF_KIND_INT_TRUNC, PyLong_AsUnsignedLongLongMask(obj));
+		kdf_put(e, KDF_KIND_INT, (uint64_t)(overflow * (long long)_PyLong_NumBits(obj)));
+		kdf_finish(e, te, te->cid, 1, KDF_FORM_BIGINT, out);
+	} else if (PyUnicode_Check(obj)) {
+		kdf_str(e, obj);
+		kdf_finish(e, te, te->cid, 0, KDF_FORM_STR, out);
+	} else if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
+		int b = PyBytes_Check(obj);
+		Py_ssize_t n = b ? PyBytes_GET_SIZE(obj) : PyByteArray_GET_SIZE(obj);
+
+		kdf_put(e, KDF_KIND_LEN, (uint64_t)n);
+		kdf_chunks(e, (unsigned char *)(b ? PyBytes_AS_STRING(obj) : PyByteArray_AS_STRING(obj)),
+			   n, KDF_BYTES_CHUNKS);
+		kdf_finish(e, te, te->cid, 0, KDF_FORM_BYTES, out);
+	} else if (PyExceptionInstance_Check(obj)) {
+		PyObject *args = ((PyBaseExceptionObject *)obj)->args;
+		Py_ssize_t n = args && PyTuple_Check(args) ? PyTuple_GET_SIZE(args) : 0;
+
+		Py_XINCREF(args);
+		kdf_items(e, n ? &PyTuple_GET_ITEM(args, 0) : NULL, n);
+		Py_XDECREF(args);
+		kdf_finish(e, te, te->cid, n, KDF_FORM_EXCEPTION, out);
+	} else if (PyTuple_Check(obj) && !PyTuple_CheckExact(obj) && kdf_plan_of(te, tp) &&
+		   te->plan->nt_fields) {
+		kdf_object(e, obj, te, out);
+	} else if (PyList_Check(obj) || PyTuple_Check(obj)) {
+		int l = PyList_Check(obj);
+		Py_ssize_t n = l ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj);
+
+		kdf_items(e, n ? (l ? &PyList_GET_ITEM(obj, 0) : &PyTuple_GET_ITEM(obj, 0)) : NULL, n);
+		kdf_finish(e, te, te->cid, n, KDF_FORM_SEQ, out);
+	} else if (PyAnySet_Check(obj)) {
+		kdf_set(e, obj);
+		kdf_finish(e, te, te->cid, PySet_GET_SIZE(obj), KDF_FORM_SEQ, out);
+	} else if (PyDict_Check(obj)) {
+		kdf_map(e, obj);
+		kdf_finish(e, te, te->cid, PyDict_GET_SIZE(obj), KDF_FORM_MAP, out);
+	} else {
+		kdf_object(e, obj, te, out);
+	}
+}
+
+/* The value words of obj. Never fails: what cannot be read becomes a FAULT word. */
+static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out)
+{
+	struct kdf_enc e;
+	struct kdf_type *te, *outer = kdf_pinned;
+
+	e.emit = emit;
+	e.kinds = 0;
+	e.n = 0;
+	e.pend = NULL;
+	e.npend = e.cappend = 0;
+	if (redacted) {
+		kdf_put(&e, KDF_KIND_REDACTED, KDF_REDACTED);
+		if (emit)
+			kdf_register(kdf_redacted_cid, KDF_REDACTED_CLASS,
+				     (Py_ssize_t)strlen(KDF_REDACTED_CLASS), NULL, 0);
+		kdf_finish(&e, NULL, kdf_redacted_cid, 1, KDF_FORM_REDACTED, out);
+		return;
+	}
+	te = kdf_type_of(Py_TYPE(obj));
+	if (!te) {
+		out->w[0] = KDF_FAULT;
+		out->w[1] = (uint64_t)1 << 56 | (uint64_t)KDF_FORM_OBJECT << 52 | KDF_KIND_FAULT;
+		out->w[2] = KDF_FAULT;
+		out->n = 3;
+		return;
+	}
+	kdf_pinned = te;
+	kdf_encode_type(&e, obj, te, out);
+	kdf_pinned = outer;
+}
+
+/* ---------------------------------------------------------------------------
+ * The type table: JSON lines appended to every registered table fd, remembered
+ * for replay when a table is added later.
+ */
+
+static uint64_t *kdf_seen;      /* open addressing; 0 marks a free slot */
+static size_t kdf_seen_cap, kdf_seen_n;
+static int kdf_seen_zero;	/* id 0 seen */
+static int *kdf_tables;
+static Py_ssize_t kdf_ntables, kdf_cap_tables;
+static PyObject *kdf_remembered; /* list of bytes, without the newline */
+
+static int kdf_seen_contains(uint64_t id)
+{
+	size_t i;
+
+	if (!id)
+		return kdf_seen_zero;
+	if (!kdf_seen_cap)
+		return 0;
+	for (i = (size_t)id & (kdf_seen_cap - 1); kdf_seen[i]; i = (i + 1) & (kdf_seen_cap - 1))
+		if (kdf_seen[i] == id)
+			return 1;
+	return 0;
+}
+
+static void kdf_seen_put(uint64_t *tab, size_t cap, uint64_t id)
+{
+	size_t i;
+
+	for (i = (size_t)id & (cap - 1); tab[i]; i = (i + 1) & (cap - 1))
+		;
+	tab[i] = id;
+}
+
+static int kdf_seen_add(uint64_t id)
+{
+	if (!id) {
+		kdf_seen_zero = 1;
+		return 0;
+	}
+	if (2 * (kdf_seen_n + 1) > kdf_seen_cap) {
+		size_t cap = kdf_seen_cap ? 2 * kdf_seen_cap : 256, i;
+		uint64_t *tab = PyMem_Calloc(cap, sizeof(uint64_t));
+
+		if (!tab)
+			return -1;
+		for (i = 0; i < kdf_seen_cap; i++)
+			if (kdf_seen[i])
+				kdf_seen_put(tab, cap, kdf_seen[i]);
+		PyMem_Free(kdf_seen);
+		kdf_seen = tab;
+		kdf_seen_cap = cap;
+	}
+	kdf_seen_put(kdf_seen, kdf_seen_cap, id);
+	kdf_seen_n++;
+	return 0;
+}
+
+struct kdf_buf {
+	char *p;
+	size_t n, cap;
+	int failed;
+};
+
+static void kdf_buf_put(struct kdf_buf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		char *p;
+
+		while (cap < b->n + n)
+			cap *= 2;
+		p = PyMem_Realloc(b->p, cap);
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+static void kdf_json_u(struct kdf_buf *b, unsigned cp)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[6] = {'\\', 'u', hex[(cp >> 12) & 0xF], hex[(cp >> 8) & 0xF], hex[(cp >> 4) & 0xF],
+		       hex[cp & 0xF]};
+
+	kdf_buf_put(b, tmp, 6);
+}
+
+/*
+ * A JSON string from UTF-8 bytes (possibly holding surrogates, as 'surrogatepass'
+ * writes them), escaped like json.dumps: with ascii, ensure_ascii=True.
+ */
+static void kdf_json_str(struct kdf_buf *b, const unsigned char *s, Py_ssize_t n, int ascii)
+{
+	Py_ssize_t i = 0;
+
+	kdf_buf_put(b, "\"", 1);
+	while (i < n) {
+		unsigned c = s[i];
+		const char *esc = NULL;
+
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		}
+		if (esc) {
+			kdf_buf_put(b, esc, 2);
+			i++;
+		} else if (c < 0x20 || (ascii && c == 0x7F)) {
+			kdf_json_u(b, c);
+			i++;
+		} else if (c < 0x80) {
+			kdf_buf_put(b, (const char *)&s[i], 1);
+			i++;
+		} else {
+			int k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2, j;
+			unsigned cp = c & (0xFF >> (k + 1));
+
+			if (i + k > n)
+				k = (int)(n - i); /* cannot happen: our own encoding is whole */
+			if (!ascii) {
+				kdf_buf_put(b, (const char *)&s[i], (size_t)k);
+			} else {
+				for (j = 1; j < k; j++)
+					cp = cp << 6 | (s[i + j] & 0x3F);
+				if (cp >= 0x10000) {
+					cp -= 0x10000;
+					kdf_json_u(b, 0xD800 | cp >> 10);
+					kdf_json_u(b, 0xDC00 | (cp & 0x3FF));
+				} else {
+					kdf_json_u(b, cp);
+				}
+			}
+			i += k;
+		}
+	}
+	kdf_buf_put(b, "\"", 1);
+}
+
+/* A surrogate in UTF-8 (ED A0..BF ..): the line then needs ensure_ascii, as the twin does. */
+static int kdf_has_surrogate(const unsigned char *s, Py_ssize_t n)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i + 1 < n; i++)
+		if (s[i] == 0xED && s[i + 1] >= 0xA0)
+			return 1;
+	return 0;
+}
+
+/* Write data to every table fd, one write() each; returns the first errno, or 0. */
+static int kdf_write_tables(const char *data, size_t n)
+{
+	int err = 0;
+	Py_ssize_t i;
+
+	for (i = 0; i < kdf_ntables; i++) {
+		size_t done = 0;
+
+		while (done < n) {
+			ssize_t w = write(kdf_tables[i], data + done, n - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				if (!err)
+					err = w < 0 ? errno : EIO;
+				break;
+			}
+			done += (size_t)w;
+		}
+	}
+	return err;
+}
+
+/* Remember a line (bytes without the newline) and write it to every table. */
+static int kdf_emit_line(const char *line, size_t n, int remember)
+{
+	char stack[512], *data = n + 1 <= sizeof(stack) ? stack : PyMem_Malloc(n + 1);
+	int err;
+
+	if (remember) {
+		PyObject *b = PyBytes_FromStringAndSize(line, (Py_ssize_t)n);
+
+		if (!b || PyList_Append(kdf_remembered, b) < 0) {
+			Py_XDECREF(b);
+			if (data != stack)
+				PyMem_Free(data);
+			return -1;
+		}
+		Py_DECREF(b);
+	}
+	if (!data) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	memcpy(data, line, n);
+	data[n] = '\n';
+	err = kdf_write_tables(data, n + 1);
+	if (data != stack)
+		PyMem_Free(data);
+	return err;
+}
+
+/*
+ * Emit {"t":"type","id":"0x…","class":…,"fields":[…]} for an id this process has
+ * not seen. The bytes equal json.dumps(entry, separators=(",", ":"),
+ * ensure_ascii=False) in UTF-8, or with ensure_ascii=True when a name holds a
+ * lone surrogate (kcovdf.record._type_line).
+ */
+static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
+			 int nfields)
+{
+	struct kdf_buf b = {NULL, 0, 0, 0};
+	unsigned char fbuf[KDF_MAX_FIELDS][64], *fp[KDF_MAX_FIELDS];
+	Py_ssize_t flen[KDF_MAX_FIELDS];
+	char head[64];
+	int i, ascii, n;
+
+	if (kdf_seen_contains(id) || kdf_seen_add(id) < 0)
+		return;
+	ascii = kdf_has_surrogate((const unsigned char *)name, nlen);
+	for (i = 0; i < nfields; i++) {
+		flen[i] = kdf_utf8(fields[i], NULL, 0, PY_SSIZE_T_MAX);
+		fp[i] = flen[i] <= 64 ? fbuf[i] : PyMem_Malloc((size_t)flen[i]);
+		if (flen[i] < 0 || !fp[i]) {
+			nfields = i; /* out of memory: the line is not written */
+			b.failed = 1;
+			break;
+		}
+		kdf_utf8(fields[i], fp[i], flen[i], flen[i]);
+		ascii |= kdf_has_surrogate(fp[i], flen[i]);
+	}
+	n = snprintf(head, sizeof(head), "{\"t\":\"type\",\"id\":\"0x%016llx\",\"class\":",
+		     (unsigned long long)id);
+	kdf_buf_put(&b, head, (size_t)n);
+	kdf_json_str(&b, (const unsigned char *)name, nlen, ascii);
+	kdf_buf_put(&b, ",\"fields\":[", 11);
+	for (i = 0; i < nfields; i++) {
+		if (i)
+			kdf_buf_put(&b, ",", 1);
+		kdf_json_str(&b, fp[i], flen[i], ascii);
+	}
+	kdf_buf_put(&b, "]}", 2);
+	if (!b.failed && kdf_emit_line(b.p, b.n, 1) < 0)
+		PyErr_Clear();
+	/* a table that cannot be written must not change what the program does */
+	for (i = 0; i < nfields; i++)
+		if (fp[i] != fbuf[i])
+			PyMem_Free(fp[i]);
+	PyMem_Free(b.p);
+}
+
+static PyObject *kdf_emit(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"line", "remember", NULL};
+	Py_buffer line;
+	int remember = 1, err;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|p:emit", kwlist, &line, &remember))
+		return NULL;
+	if (memchr(line.buf, '\n', (size_t)line.len)) {
+		PyBuffer_Release(&line);
+		PyErr_SetString(PyExc_ValueError, "emit(): a table line must not contain a newline");
+		return NULL;
+	}
+	err = kdf_emit_line(line.buf, (size_t)line.len, remember);
+	PyBuffer_Release(&line);
+	if (err < 0)
+		return NULL;
+	if (err)
+		return kdf_oserror(err, "emit(): cannot write to a table fd: %s", strerror(err));
+	Py_RETURN_NONE;
+}
+
+static int kdf_fd_arg(const char *call, PyObject *o, int *fd)
+{
+	long v;
+
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s(): fd must be an int, not %.100s", call,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	v = PyLong_AsLong(o);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	if (v < 0 || v > INT32_MAX) {
+		PyErr_Format(PyExc_ValueError, "%s(): fd must be a file descriptor >= 0, not %ld",
+			     call, v);
+		return -1;
+	}
+	*fd = (int)v;
+	return 0;
+}
+
+static PyObject *kdf_add_table(PyObject *mod, PyObject *arg)
+{
+	Py_ssize_t i;
+	int fd;
+
+	if (kdf_fd_arg("add_table", arg, &fd) < 0)
+		return NULL;
+	for (i = 0; i < kdf_ntables; i++)
+		if (kdf_tables[i] == fd)
+			Py_RETURN_NONE;
+	if (fcntl(fd, F_GETFL) < 0) {
+		return kdf_oserror(errno, "add_table(): fd %d is not open", fd);
+	}
+	for (i = 0; i < PyList_GET_SIZE(kdf_remembered); i++) {
+		PyObject *b = PyList_GET_ITEM(kdf_remembered, i);
+		Py_ssize_t n = PyBytes_GET_SIZE(b);
+		char *data = PyMem_Malloc((size_t)n + 1);
+		ssize_t w;
+
+		if (!data)
+			return PyErr_NoMemory();
+		memcpy(data, PyBytes_AS_STRING(b), (size_t)n);
+		data[n] = '\n';
+		do
+			w = write(fd, data, (size_t)n + 1);
+		while (w < 0 && errno == EINTR);
+		PyMem_Free(data);
+		if (w < 0)
+			return PyErr_SetFromErrno(PyExc_OSError);
+	}
+	if (kdf_grow((void **)&kdf_tables, &kdf_cap_tables, kdf_ntables + 1, sizeof(int)) < 0)
+		return PyErr_NoMemory();
+	kdf_tables[kdf_ntables++] = fd;
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_remove_table(PyObject *mod, PyObject *arg)
+{
+	Py_ssize_t i;
+	int fd;
+
+	if (kdf_fd_arg("remove_table", arg, &fd) < 0)
+		return NULL;
+	for (i = 0; i < kdf_ntables; i++) {
+		if (kdf_tables[i] == fd) {
+			memmove(&kdf_tables[i], &kdf_tables[i + 1],
+				sizeof(int) * (size_t)(kdf_ntables - i - 1));
+			kdf_ntables--;
+			break;
+		}
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_encode_py(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"obj", "redacted", NULL};
+	struct kdf_value v;
+	PyObject *obj, *list;
+	int redacted = 0, i;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:encode", kwlist, &obj, &redacted))
+		return NULL;
+	kdf_encode(obj, redacted, 0, &v);
+	list = PyList_New(v.n);
+	for (i = 0; list && i < v.n; i++) {
+		PyObject *w = PyLong_FromUnsignedLongLong(v.w[i]);
+
+		if (!w) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, i, w);
+	}
+	return list;
+}
+
+/* ---------------------------------------------------------------------------
+ * enable / disable: the task lifecycle.
+ */
+
+typedef struct {
+	PyObject_HEAD
+	Py_buffer view; /* the export of the mapping, held while live */
+	uint64_t *hdr;
+	uint64_t tid;
+	pid_t pid;
+	int live;
+} kdf_holder;
+
+static uint64_t kdf_gettid(void)
+{
+	return (uint64_t)syscall(SYS_gettid);
+}
+
+static PyObject *kdf_oserror(int err, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	PyObject *exc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	exc = Py_BuildValue("(is)", err, msg);
+	if (exc) {
+		PyErr_SetObject(PyExc_OSError, exc);
+		Py_DECREF(exc);
+	}
+	return NULL;
+}
+
+/*
+ * Stop the task the holder stands for. clear_owner: this process owns it, so the
+ * owner word goes back to 0 if it still names the thread, and it stops counting
+ * as active; a holder inherited through fork leaves both to the parent.
+ */
+static void kdf_holder_release(kdf_holder *h, int clear_owner)
+{
+	uint64_t want = h->tid;
+
+	if (!h->live)
+		return;
+	h->live = 0;
+	if (kdf_task.holder == (PyObject *)h)
+		memset(&kdf_task, 0, sizeof(kdf_task));
+	if (clear_owner) {
+		__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &want, 0, 0, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
+		kdf_active--;
+	}
+	PyBuffer_Release(&h->view);
+}
+
+static void kdf_holder_dealloc(PyObject *self)
+{
+	kdf_holder *h = (kdf_holder *)self;
+
+	/* the thread ended while enabled: as the kernel does at task exit */
+	kdf_holder_release(h, h->pid == getpid());
+	Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject kdf_holder_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "kcovdf._core._recorder._Task",
+	.tp_basicsize = sizeof(kdf_holder),
+	.tp_dealloc = kdf_holder_dealloc,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "The buffer export of one enabled thread (internal).",
+};
+
+static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *mapping, *tdict;
+	kdf_holder *h;
+	uint64_t words, owner = 0;
+	Py_buffer *view;
+
+	if (nargs != 2) {
+		PyErr_Format(PyExc_TypeError, "enable() takes 2 arguments (mapping, table_fd), got %zd",
+			     nargs);
+		return NULL;
+	}
+	mapping = args[0];
+	/* table_fd is the twin's lock file; the C core needs none (CAS on buf[0]) */
+	if (!PyLong_Check(args[1])) {
+		PyErr_Format(PyExc_TypeError, "enable(): table_fd must be an int, not %.100s",
+			     Py_TYPE(args[1])->tp_name);
+		return NULL;
+	}
+	if (kdf_task.area)
+		return kdf_oserror(EBUSY, "enable(): this thread is already enabled on a device");
+	if (!PyObject_CheckBuffer(mapping)) {
+		PyErr_Format(PyExc_TypeError,
+			     "enable(): mapping must be a writable buffer (an mmap), not %.100s",
+			     Py_TYPE(mapping)->tp_name);
+		return NULL;
+	}
+	tdict = PyThreadState_GetDict();
+	if (!tdict) {
+		PyErr_SetString(PyExc_RuntimeError, "enable(): no thread state dict");
+		return NULL;
+	}
+	h = PyObject_New(kdf_holder, &kdf_holder_type);
+	if (!h)
+		return NULL;
+	h->live = 0;
+	view = &h->view;
+	if (PyObject_GetBuffer(mapping, view, PyBUF_WRITABLE) < 0) {
+		Py_DECREF(h);
+		PyErr_SetString(PyExc_TypeError, "enable(): mapping must be writable");
+		return NULL;
+	}
+	h->live = 1;
+	h->hdr = view->buf;
+	h->pid = getpid();
+	h->tid = kdf_gettid();
+	if (view->len < KDF_FILE_HEADER_SIZE || h->hdr[0] != KDF_FILE_MAGIC_LE64) {
+		PyErr_SetString(PyExc_ValueError,
+				"enable(): mapping does not start with a kcovdf header page");
+		goto fail;
+	}
+	words = h->hdr[KDF_HDR_WORDS / 8];
+	if (words < KDF_MIN_WORDS || words > (uint64_t)(view->len - KDF_FILE_HEADER_SIZE) / 8) {
+		PyErr_Format(PyExc_ValueError, "enable(): header says %llu words, mapping holds %lld",
+			     (unsigned long long)words,
+			     (long long)((view->len - KDF_FILE_HEADER_SIZE) / 8));
+		goto fail;
+	}
+	if ((uintptr_t)view->buf & 7) {
+		PyErr_SetString(PyExc_ValueError, "enable(): mapping is not 8-byte aligned");
+		goto fail;
+	}
+	if (!__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &owner, h->tid, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		kdf_oserror(EBUSY, "enable(): device already enabled by task %llu",
+			    (unsigned long long)owner);
+		goto fail;
+	}
+	kdf_active++;
+	if (PyDict_SetItem(tdict, s_task_key, (PyObject *)h) < 0) {
+		kdf_holder_release(h, 1);
+		Py_DECREF(h);
+		return NULL;
+	}
+	kdf_task.area = (uint64_t *)((char *)view->buf + KDF_FILE_HEADER_SIZE);
+	kdf_task.size = words;
+	kdf_task.hdr = h->hdr;
+	kdf_task.seq = 0;
+	kdf_task.busy = 0;
+	kdf_task.holder = (PyObject *)h;
+	Py_DECREF(h); /* the thread dict holds it */
+	Py_RETURN_NONE;
+fail:
+	h->live = 0;
+	PyBuffer_Release(view);
+	Py_DECREF(h);
+	return NULL;
+}
+
+static PyObject *kdf_disable(PyObject *mod, PyObject *mapping)
+{
+	kdf_holder *h = (kdf_holder *)kdf_task.holder;
+	PyObject *tdict;
+	uint64_t owner;
+
+	if (!kdf_task.area || !h || h->view.obj != mapping)
+		return kdf_oserror(EINVAL, "disable(): this thread is not enabled on this device");
+	owner = __atomic_load_n(&h->hdr[KDF_HDR_OWNER / 8], __ATOMIC_ACQUIRE);
+	if (owner != h->tid)
+		return kdf_oserror(EINVAL, "disable(): device owned by task %llu, not %llu",
+				   (unsigned long long)owner, (unsigned long long)h->tid);
+	kdf_holder_release(h, 1);
+	tdict = PyThreadState_GetDict();
+	if (tdict && PyDict_DelItem(tdict, s_task_key) < 0)
+		PyErr_Clear();
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_after_fork_child(PyObject *mod, PyObject *unused)
+{
+	kdf_holder *h = (kdf_holder *)kdf_task.holder;
+	PyObject *tdict;
+
+	if (h) {
+		/* the task belongs to the parent: its owner word and count stay as they are */
+		kdf_holder_release(h, 0);
+		tdict = PyThreadState_GetDict();
+		if (tdict && PyDict_DelItem(tdict, s_task_key) < 0)
+			PyErr_Clear();
+	}
+	memset(&kdf_task, 0, sizeof(kdf_task));
+	kdf_active = 0; /* only the forking thread exists in the child */
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_active_py(PyObject *mod, PyObject *unused)
+{
+	return PyLong_FromLong(kdf_active);
+}
+
+static PyObject *kdf_noop(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------
+ * The REDACTED sentinel and the module table.
+ */
+
+static PyObject *kdf_redacted_repr(PyObject *self)
+{
+	return PyUnicode_FromString("kcovdf._core._recorder.REDACTED");
+}
+
+static PyTypeObject kdf_redacted_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "kcovdf._core._recorder._Redacted",
+	.tp_basicsize = sizeof(PyObject),
+	.tp_repr = kdf_redacted_repr,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "The sentinel passed in place of a withheld value.",
+};
+
+static PyMethodDef kdf_methods[] = {
+	{"entry", (PyCFunction)(void (*)(void))kdf_entry, METH_FASTCALL,
+	 "entry(pc, *args)\n--\n\nOne entry record per argument, arg_idx = its position."},
+	{"ret", (PyCFunction)(void (*)(void))kdf_ret, METH_FASTCALL,
+	 "ret(pc, value)\n--\n\nOne return record (arg_idx 0); returns value."},
+	{"exc", (PyCFunction)(void (*)(void))kdf_exc, METH_FASTCALL,
+	 "exc(pc[, exc])\n--\n\nOne return record (arg_idx 0xFF) for exc, by default the "
+	 "exception being handled."},
+	{"yld", (PyCFunction)(void (*)(void))kdf_yld, METH_FASTCALL,
+	 "yld(pc, value)\n--\n\nOne return record (arg_idx 0xFE) for a yielded value; returns value."},
+	{"enable", (PyCFunction)(void (*)(void))kdf_enable, METH_FASTCALL,
+	 "enable(mapping, table_fd)\n--\n\nBind the calling thread to the buffer of mapping."},
+	{"disable", kdf_disable, METH_O,
+	 "disable(mapping)\n--\n\nUnbind the calling thread from mapping."},
+	{"active", kdf_active_py, METH_NOARGS,
+	 "active()\n--\n\nNumber of threads of this process currently enabled."},
+	{"encode", (PyCFunction)(void (*)(void))kdf_encode_py, METH_VARARGS | METH_KEYWORDS,
+	 "encode(obj, redacted=False)\n--\n\nThe value words of obj (shape, layout, fields)."},
+	{"add_table", kdf_add_table, METH_O,
+	 "add_table(fd)\n--\n\nRegister a table fd and replay every remembered line into it."},
+	{"remove_table", kdf_remove_table, METH_O,
+	 "remove_table(fd)\n--\n\nForget a table fd (no error if it was not registered)."},
+	{"emit", (PyCFunction)(void (*)(void))kdf_emit, METH_VARARGS | METH_KEYWORDS,
+	 "emit(line, remember=True)\n--\n\nAppend line and a newline to every table fd."},
+	{"after_fork_child", kdf_after_fork_child, METH_NOARGS,
+	 "after_fork_child()\n--\n\nIn a fork child: clear the calling thread's state."},
+	{"_noop", (PyCFunction)(void (*)(void))kdf_noop, METH_FASTCALL,
+	 "_noop(*args)\n--\n\nAn empty C call: the benchmarks' baseline."},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef kdf_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "kcovdf._core._recorder",
+	.m_doc = "The C record writers of kcovdf (docs/core.md §1) and the decoder's scanner.",
+	.m_size = -1,
+	.m_methods = kdf_methods,
+};
+
+static int kdf_intern(PyObject **slot, const char *s)
+{
+	*slot = PyUnicode_InternFromString(s);
+	return *slot ? 0 : -1;
+}
+
+PyMODINIT_FUNC PyInit__recorder(void)
+{
+	PyObject *m;
+
+	if (kdf_intern(&s_module, "__module__") < 0 || kdf_intern(&s_slots, "__slots__") < 0 ||
+	    kdf_intern(&s_dict, "__dict__") < 0 || kdf_intern(&s_fields, "_fields") < 0 ||
+	    kdf_intern(&s_dc_fields, "__dataclass_fields__") < 0 ||
+	    kdf_intern(&s_get, "__get__") < 0 || kdf_intern(&s_field_type, "_field_type") < 0 ||
+	    kdf_intern(&s_Field, "Field") < 0 || kdf_intern(&s_FIELD, "_FIELD") < 0 ||
+	    kdf_intern(&s_dataclasses, "dataclasses") < 0 ||
+	    kdf_intern(&s_task_key, "kcovdf._core._recorder.task") < 0)
+		return NULL;
+	if (PyType_Ready(&kdf_holder_type) < 0 || PyType_Ready(&kdf_redacted_type) < 0)
+		return NULL;
+	kdf_redacted_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)KDF_REDACTED_CLASS,
+				   (Py_ssize_t)strlen(KDF_REDACTED_CLASS));
+	if (!kdf_remembered && !(kdf_remembered = PyList_New(0)))
+		return NULL;
+	if (!kdf_redacted && !(kdf_redacted = PyObject_New(PyObject, &kdf_redacted_type)))
+		return NULL;
+	m = PyModule_Create(&kdf_module);
+	if (!m)
+		return NULL;
+	if (PyModule_AddFunctions(m, kcovdf_scan_methods) < 0 ||
+	    PyModule_AddObjectRef(m, "REDACTED", kdf_redacted) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}
