@@ -1,0 +1,287 @@
+"""The C encoder (kcovdf._core._recorder.encode) against the reference kcovdf.encode, word for word."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+from pathlib import Path
+from typing import ClassVar
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kcovdf import abi
+from kcovdf._core import _recorder
+from kcovdf.encode import encode_value
+
+ABI_H = Path(_recorder.__file__).parent / "abi.h"
+if not ABI_H.exists():  # an installed wheel keeps the header beside the sources' copy
+    ABI_H = Path(__file__).parents[1] / "src" / "kcovdf" / "_core" / "abi.h"
+
+
+def check(obj: object) -> None:
+    """C words == reference words, plain and redacted."""
+    assert _recorder.encode(obj) == encode_value(obj).words
+    assert _recorder.encode(obj, redacted=True) == encode_value(obj, redacted=True).words
+
+
+# --- abi.h mirrors abi.py ------------------------------------------------------------
+
+def test_abi_h_matches_abi_py() -> None:
+    defines = dict(re.findall(r"^#define KDF_(\w+) (\S+)", ABI_H.read_text(), re.M))
+    defines.pop("", None)
+    assert len(defines) > 50
+    for name, raw in defines.items():
+        if raw.startswith('"'):
+            value: object = raw.strip('"')
+        else:
+            value = int(raw.rstrip("uUlL"), 0)
+        if name.startswith("KIND_"):
+            expected: object = abi.Kind[name[5:]]
+        elif name.startswith("FORM_"):
+            expected = abi.Form[name[5:]]
+        elif name == "FILE_MAGIC_LE64":
+            expected = int.from_bytes(abi.FILE_MAGIC, "little")
+        else:
+            expected = getattr(abi, name)
+        assert value == expected, name
+
+
+# --- fixed classes the strategies draw instances of ----------------------------------
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float = 0.5
+    label: str = "p"
+    tags: list = dataclasses.field(default_factory=list)
+    ref: object = None
+    K: ClassVar[int] = 3
+
+
+@dataclasses.dataclass
+class Late:
+    a: int
+    b: int = dataclasses.field(init=False)  # never set: UNSET
+
+
+@dataclasses.dataclass
+class Guarded:
+    a: int
+    b: int = 0
+
+
+# A declared field behind a property: reading it would run code, so FAULT.
+Guarded.b = property(lambda self: 1 / 0)  # type: ignore[assignment]
+
+
+class Slots:
+    __slots__ = ("a", "b", "c")
+
+
+class SlotsChild(Slots):
+    __slots__ = ("d", "a2")
+
+
+class SlotsWithDict(Slots):
+    pass
+
+
+class Plain:
+    pass
+
+
+class MyInt(int):
+    pass
+
+
+class MyStr(str):
+    pass
+
+
+class MyFloat(float):
+    pass
+
+
+class MyList(list):
+    pass
+
+
+class MyDict(dict):
+    pass
+
+
+class MyBytes(bytes):
+    pass
+
+
+class MySet(set):
+    pass
+
+
+class MyError(Exception):
+    pass
+
+
+NT = collections.namedtuple("NT", "a b c")
+Wide = collections.namedtuple("Wide", [f"f{i}" for i in range(16)])
+
+
+# --- strategies --------------------------------------------------------------------
+
+BOUNDARY_INTS = [0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64 - 1, 2**64, -(2**64)]
+ints = st.one_of(
+    st.integers(),
+    st.sampled_from(BOUNDARY_INTS),
+    st.integers(min_value=-(2**300), max_value=2**300),
+)
+floats = st.one_of(st.floats(), st.sampled_from([-0.0, math.nan, math.inf, -math.inf, 5e-324]))
+# every code point, lone surrogates included; and long strings past the 88-byte prefix
+code_points = st.integers(min_value=0, max_value=0x10FFFF).map(chr)
+texts = st.one_of(
+    st.text(max_size=20),
+    st.lists(code_points, max_size=40).map("".join),
+    st.tuples(st.sampled_from(["a", "é", "€", "😀", "\udc80"]), st.integers(80, 300)).map(
+        lambda t: t[0] * t[1]),
+)
+blobs = st.one_of(st.binary(max_size=120), st.binary(max_size=120).map(bytearray))
+scalars = st.one_of(ints, floats, st.none(), st.booleans(), texts, blobs)
+hashables = st.one_of(ints, floats.filter(lambda f: not math.isnan(f)), st.none(), st.booleans(),
+                      st.text(max_size=10), st.binary(max_size=10))
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
+
+
+def _plain(attrs: dict) -> Plain:
+    obj = Plain()
+    obj.__dict__.update(attrs)
+    return obj
+
+
+def _slots(cls: type, values: list) -> object:
+    obj = cls()
+    for name, value in zip(("a", "b", "c", "d", "a2"), values, strict=True):
+        if value is not _UNSET and hasattr(cls, name):
+            setattr(obj, name, value)
+    return obj
+
+
+_UNSET = object()
+
+
+def objects(children: st.SearchStrategy) -> st.SearchStrategy:
+    """User-level objects whose fields are drawn from children."""
+    maybe = st.one_of(st.just(_UNSET), children)
+    return st.one_of(
+        st.builds(Point, ints, floats, texts, st.lists(children, max_size=3), children),
+        st.builds(Late, ints),
+        st.builds(_guarded),
+        st.builds(_slots, st.sampled_from([Slots, SlotsChild, SlotsWithDict]),
+                  st.lists(maybe, min_size=5, max_size=5)),
+        st.dictionaries(names, children, max_size=18).map(_plain),
+        st.builds(NT, children, children, children),
+        st.lists(children, min_size=16, max_size=16).map(lambda v: Wide(*v)),
+        st.lists(children, max_size=14).map(lambda a: MyError(*a)),
+        st.lists(children, max_size=3).map(lambda a: ValueError(*a)),
+        ints.map(MyInt), texts.map(MyStr), floats.map(MyFloat),
+        st.binary(max_size=30).map(MyBytes),
+        st.lists(children, max_size=14).map(MyList),
+        st.dictionaries(hashables, children, max_size=8).map(MyDict),
+        st.sets(hashables, max_size=14).map(MySet),
+    )
+
+
+def _guarded() -> Guarded:
+    obj = Guarded.__new__(Guarded)
+    obj.__dict__["a"] = 7
+    obj.__dict__["extra"] = "e"
+    return obj
+
+
+values = st.recursive(
+    st.one_of(scalars, objects(scalars)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=15),
+        st.lists(children, max_size=15).map(tuple),
+        st.dictionaries(hashables, children, max_size=8),
+        st.sets(hashables, max_size=15),
+        st.frozensets(hashables, max_size=15),
+        objects(children),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_c_encoder_matches_reference(obj: object) -> None:
+    check(obj)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scalars)
+def test_scalars_match_reference(obj: object) -> None:
+    check(obj)
+
+
+def test_fixed_zoo_of_builtins() -> None:
+    import datetime
+    import functools
+    import sys
+
+    def gen():
+        yield 1
+
+    loop: list = []
+    loop.append(loop)
+    d: dict = {}
+    d["self"] = d
+    for obj in [sys, Plain, len, check, gen(), functools.partial(check, 1), datetime.date(2020, 1, 2),
+                memoryview(b"ab"), range(3), object(), loop, d, Late(1), _guarded(), Wide(*range(16)),
+                SlotsChild(), NT(1, 2, 3), MyError(), 2**5000, -(2**5000), "x" * 10**5 + "é"]:
+        check(obj)
+
+
+# --- the type cache notices changes to a class ---------------------------------------
+
+def test_cache_follows_class_mutation() -> None:
+    class Mutable:
+        pass
+
+    obj = Mutable()
+    obj.a = 1
+    check(obj)
+    Mutable.__qualname__ = "Renamed"
+    check(obj)
+    Mutable.__module__ = "elsewhere"
+    check(obj)
+    Mutable.__qualname__ = MyStr("StrSub")
+    check(obj)
+    check([obj, obj])
+
+
+def test_cache_follows_new_dataclass_fields() -> None:
+    class Base:
+        __slots__ = ("s",)
+
+    class Child(Base):
+        pass
+
+    obj = Child()
+    obj.s = 1
+    obj.z = 2
+    check(obj)
+    # a property now shadows a name that is not stored: nothing changes for plain objects
+    Child.q = property(lambda self: 1 / 0)
+    check(obj)
+    Child.__dataclass_fields__ = Point.__dataclass_fields__  # now a "dataclass"
+    check(obj)
+    del Child.__dataclass_fields__
+    check(obj)
+    NT._fields = ("x", "y")  # namedtuple _fields replaced on the class
+    try:
+        check(NT(1, 2, 3))
+    finally:
+        NT._fields = ("a", "b", "c")
+    check(NT(1, 2, 3))
