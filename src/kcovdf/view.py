@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .kdf file, a trace directory (kcovdf run -o) or a raw kernel buffer dump")
     parser.add_argument("--raw", action="store_true",
                         help="one line per record in the kernel's raw format, no tree")
-    parser.add_argument("-C", "--context", type=int, default=0, metavar="N",
-                        help="show N lines around each line matched by --function/--module/--value")
+    parser.add_argument("-C", "--context", type=int, metavar="N",
+                        help="show N lines around each line matched by --function/--module/--value, "
+                             "with -- between groups")
     parser.add_argument("--function", action="append", default=[], metavar="NAME",
                         help="only calls of this function (qualname, module.qualname or kernel "
                              "symbol; glob patterns allowed; repeatable)")
@@ -203,8 +204,8 @@ def _module_matches(module: str, pattern: str) -> bool:
     return module == pattern or module.startswith(pattern + ".") or fnmatch.fnmatchcase(module, pattern)
 
 
-def select(lines: list[Line], flt: _Filter, context: int) -> list[Line | None]:
-    """The lines to show, with None where a gap separates groups (grep's ``--``)."""
+def select(lines: list[Line], flt: _Filter, context: int | None) -> list[Line | None]:
+    """The lines to show; with a context, None where a gap separates groups (grep's ``--``)."""
     by_task: dict[int, list[Line]] = {}
     for line in lines:
         by_task.setdefault(line.task, []).append(line)
@@ -214,12 +215,13 @@ def select(lines: list[Line], flt: _Filter, context: int) -> list[Line | None]:
             out.extend(task_lines)
             continue
         keep = np.zeros(len(task_lines), dtype=bool)
+        around = context or 0
         for i, line in enumerate(task_lines):
             if flt.match(line):
-                keep[max(0, i - context):i + context + 1] = True
+                keep[max(0, i - around):i + around + 1] = True
         prev = -2
         for i in np.flatnonzero(keep).tolist():
-            if context and prev >= 0 and prev != i - 1:
+            if context is not None and prev >= 0 and prev != i - 1:
                 out.append(None)
             out.append(task_lines[i])
             prev = i
@@ -341,7 +343,7 @@ def main(args: argparse.Namespace) -> int:
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf view: error: {exc}", file=sys.stderr)
         return 2
-    if args.context < 0:
+    if args.context is not None and args.context < 0:
         print(f"kcovdf view: error: --context {args.context}: expected N >= 0", file=sys.stderr)
         return 2
     try:
