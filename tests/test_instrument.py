@@ -351,3 +351,23 @@ def test_duplicate_pc_in_one_module_is_left_uninstrumented():
     assert [s.qualname for s in result.symbols] == ["h"]
     assert result.skipped == [("h", f"pc 0x{pc_of('m', 'h', 1):x} already names another function")]
     assert "__kcovdf__" not in ast.unparse(dup.body[1])
+
+
+def test_line_tracer_sees_the_same_lines_on_normal_paths(rec):
+    plain = load(NAME, False)
+    m = load(NAME)
+
+    def lines(mod):
+        events = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_filename == mod.__file__:
+                events.append((event, frame.f_code.co_name, frame.f_lineno))
+            return tracer
+        sys.settrace(tracer)
+        try:
+            mod.kinds(1, d=2), mod.early(None), list(mod.gen(2)), mod.fact(3), mod.Child().greet("x")
+        finally:
+            sys.settrace(None)
+        return events
+    assert lines(m) == lines(plain)
