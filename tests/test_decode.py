@@ -76,6 +76,24 @@ def test_trace_directory_errors(tmp_path):
         decode.load(tmp_path)
 
 
+def test_live_device_is_read_with_its_table_and_drops(recorder):
+    from kcovdf import Device, core
+
+    dev = Device()
+    dev.init_trace(64)
+    dev.enable()
+    try:
+        for i in range(20):  # more than 64 words: the last records are dropped
+            core.entry(tg.pc_of("m", "f", 1), i)
+        t = decode.load(dev)
+    finally:
+        dev.disable()
+        dev.close()
+    assert t.records.column("seq").to_pylist() == list(range(1, len(t) + 1))
+    assert t.tasks[0].drops == 20 - len(t) > 0
+    assert t.types[abi.class_id("builtins.int")].cls == "builtins.int"
+
+
 def test_live_buffer_with_table_lines_and_bytes():
     b = sample()
     buf = np.array(b.buffer(64), dtype=np.uint64)
@@ -278,7 +296,12 @@ def test_fuzz_random_words_c_and_python_agree(words, count):
     assert sc.offsets.tolist() == offsets
     assert [(s.offset, s.count) for s in sc.skipped if not s.reason.startswith("counter")] == \
         [(o, c) for o, c, _ in skipped]
-    decode.load(buf)  # gathering columns from whatever was found never fails
+    # the columns scan.c fills in its pass equal numpy's gather from the offsets
+    _, cols = decode._scan(buf, columns=True)
+    twin = decode._gather(buf, np.array(offsets, dtype=np.int64))
+    for name in ("seq", "pc", "arg_idx", "size", "ptr", "voff", "values"):
+        assert getattr(cols, name).tolist() == getattr(twin, name).tolist(), name
+    assert cols.kinds.equals(twin.kinds)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
