@@ -165,7 +165,7 @@ class _Filter:
             return False
         if a.module and not (sym and any(_module_matches(sym.module, m) for m in a.module)):
             return False
-        if a.value and not any(self._value(line, sym, row, name, want)
+        if a.value and not any(self._value(sym, row, name, want)
                                for row in line.rows for name, want in self.values):
             return False
         return True
@@ -177,7 +177,7 @@ class _Filter:
         return any(fnmatch.fnmatchcase(n, pattern) for n in (sym.name, sym.display,
                                                               f"{sym.module}.{sym.name}"))
 
-    def _value(self, line: Line, sym: Symbol | None, row: int, name: str | None, want: str) -> bool:
+    def _value(self, sym: Symbol | None, row: int, name: str | None, want: str) -> bool:
         if name is not None and name != self._role(sym, row):
             return False
         if self.rec.text(row) == want:

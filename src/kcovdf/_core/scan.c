@@ -181,7 +181,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nn|p:scan", &view, &start, &stop, &want_columns))
         return NULL;
     PyObject *offsets = NULL, *result = NULL;
-    columns cols = {{NULL}};
+    columns cols;
+    memset(&cols, 0, sizeof cols);
     vec skips = {NULL, 0, 0};
     Py_ssize_t nwords = view.len / 8;
     if (start < 0 || stop > nwords || start > stop) {
