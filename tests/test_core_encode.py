@@ -213,13 +213,13 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(values)
 def test_c_encoder_matches_reference(obj: object) -> None:
     check(obj)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scalars)
 def test_scalars_match_reference(obj: object) -> None:
     check(obj)
