@@ -8,3 +8,5 @@ venv=.venv/demo
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check ".[tools]"
 "$venv/bin/kcovdf" selftest
+"$venv/bin/kcovdf" run -o kcovdf-trace-demo examples/eight_args.py
+"$venv/bin/kcovdf" view kcovdf-trace-demo
