@@ -21,7 +21,7 @@ import struct
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -135,35 +135,28 @@ def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> Non
         _U64.pack_into(task.view, _COUNT, count + need)
 
 
-def _record(rtype: int, pc: int, arg_idx: int, value: object) -> None:
+def _record(rtype: int, pc: int, values: Iterable[tuple[int, object]]) -> None:
+    """Write one record per (arg_idx, value), unless disabled or already inside a record."""
     tls = _tls
     task = tls.task
     if task is None or tls.busy:
         return
     tls.busy = True
     try:
-        _write(task, rtype, pc, arg_idx, value)
+        for arg_idx, value in values:
+            _write(task, rtype, pc, arg_idx, value)
     finally:
         tls.busy = False
 
 
 def entry(pc: int, *args: object) -> None:
     """One entry record per argument, arg_idx = its 0-based position."""
-    tls = _tls
-    task = tls.task
-    if task is None or tls.busy:
-        return
-    tls.busy = True
-    try:
-        for idx, value in enumerate(args[:abi.ARG_MAX_PARAM + 1]):
-            _write(task, abi.TYPE_ENTRY, pc, idx, value)
-    finally:
-        tls.busy = False
+    _record(abi.TYPE_ENTRY, pc, enumerate(args[:abi.ARG_MAX_PARAM + 1]))
 
 
 def ret(pc: int, value: T) -> T:
     """One return record (arg_idx 0); returns ``value``."""
-    _record(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_RETURN, value),))
     return value
 
 
@@ -174,12 +167,12 @@ def exc(pc: int, exc: object = _HANDLED) -> None:
     """One return record (arg_idx 0xFF) for ``exc``, by default the exception being handled."""
     if exc is _HANDLED:
         exc = sys.exc_info()[1]
-    _record(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_EXCEPTION, exc),))
 
 
 def yld(pc: int, value: T) -> T:
     """One return record (arg_idx 0xFE) for a yielded value; returns ``value``."""
-    _record(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_YIELD, value),))
     return value
 
 
