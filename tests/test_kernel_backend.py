@@ -139,3 +139,21 @@ def test_real_ops_map_a_descriptor_with_libc(tmp_path) -> None:
         assert e.value.errno == errno.EINVAL
     finally:
         ops.close(fd)
+
+
+def test_save_writes_a_kdf_of_the_kernel_buffer(tmp_path) -> None:
+    class Filled(FakeKernel):
+        def mmap(self, fd: int, length: int, offset: int) -> memoryview:
+            view = super().mmap(fd, length, offset)
+            view[:16] = (1).to_bytes(8, "little") + (0xE1000001).to_bytes(8, "little")
+            return view
+
+    with Device.kernel(ops=Filled()) as dev:
+        dev.init_trace(8)
+        dev.save(tmp_path / "k.kdf")
+    data = (tmp_path / "k.kdf").read_bytes()
+    head = abi.unpack_file_header(data)
+    assert (head["magic"], head["words"], head["drops"]) == (abi.FILE_MAGIC, 8, 0)
+    assert data[abi.FILE_HEADER_SIZE:] == (1).to_bytes(8, "little") + (0xE1000001).to_bytes(8, "little") \
+        + bytes(6 * 8)
+    assert os.stat(tmp_path / "k.kdf").st_mode & 0o777 == 0o600
