@@ -313,9 +313,11 @@ static Py_ssize_t kdf_utf8(PyObject *s, unsigned char *out, Py_ssize_t cap, Py_s
 static inline int kdf_str_eq(PyObject *a, PyObject *b)
 {
 	/* exact strs only: equal text has equal kind (compact strs use the smallest) */
+	Py_hash_t ha = ((PyASCIIObject *)a)->hash, hb = ((PyASCIIObject *)b)->hash;
+
 	if (a == b)
 		return 1;
-	if (PyUnicode_GET_LENGTH(a) != PyUnicode_GET_LENGTH(b) ||
+	if ((ha != -1 && hb != -1 && ha != hb) || PyUnicode_GET_LENGTH(a) != PyUnicode_GET_LENGTH(b) ||
 	    PyUnicode_KIND(a) != PyUnicode_KIND(b))
 		return 0;
 	return !memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
@@ -772,6 +774,11 @@ static unsigned kdf_kw(struct kdf_enc *e, PyObject *v, uint64_t *w)
 	PyTypeObject *tp = Py_TYPE(v);
 	struct kdf_type *te;
 
+	/* exact builtins first: no subclass walk for the common values */
+	if (tp == &PyUnicode_Type)
+		goto str;
+	if (tp == &PyFloat_Type)
+		goto flt;
 	if (v == Py_None) {
 		*w = 0;
 		return KDF_KIND_NONE;
@@ -792,10 +799,12 @@ static unsigned kdf_kw(struct kdf_enc *e, PyObject *v, uint64_t *w)
 		return KDF_KIND_INT;
 	}
 	if (PyFloat_Check(v)) {
+flt:
 		*w = kdf_float_bits(v);
 		return KDF_KIND_FLOAT;
 	}
 	if (PyUnicode_Check(v)) {
+str:;
 		unsigned char head[7];
 		Py_ssize_t nb = kdf_utf8(v, head, 7, KDF_TOTAL_CAP);
 
@@ -922,18 +931,26 @@ struct kdf_fields {
 	struct kdf_stored local[32];
 	struct kdf_stored *v;
 	Py_ssize_t n, cap;
+	Py_ssize_t nslot; /* the first nslot came from __slots__ */
 	PyObject *names[KDF_MAX_FIELDS]; /* recorded field names (borrowed from v) */
 	int nnames;
 	Py_ssize_t total;
 };
 
-static int kdf_stored_find(struct kdf_fields *f, PyObject *name)
+/* Index of name among the first `upto` stored fields, trying `hint` first; -1 if absent. */
+static Py_ssize_t kdf_stored_find(struct kdf_fields *f, PyObject *name, Py_ssize_t upto,
+				  Py_ssize_t hint)
 {
 	Py_ssize_t i;
 
-	for (i = 0; i < f->n; i++)
+	if (hint < upto && f->v[hint].name == name)
+		return hint;
+	for (i = 0; i < upto; i++)
+		if (f->v[i].name == name)
+			return i;
+	for (i = 0; i < upto; i++)
 		if (kdf_str_eq(f->v[i].name, name))
-			return (int)i;
+			return i;
 	return -1;
 }
 
@@ -944,7 +961,8 @@ static void kdf_stored_add(struct kdf_enc *e, struct kdf_fields *f, PyObject *na
 	uint64_t word = 0;
 	unsigned kind = value ? kdf_kw(e, value, &word) : KDF_KIND_UNSET;
 
-	if (kdf_stored_find(f, name) >= 0)
+	/* dict keys are unique among themselves: only slot names can repeat a name */
+	if (kdf_stored_find(f, name, f->nslot, f->n) >= 0)
 		return;
 	if (f->n == f->cap) {
 		struct kdf_stored *nv;
@@ -1006,6 +1024,7 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 				PyErr_Clear();
 		}
 		kdf_stored_add(e, f, p->slots[i].name, val);
+		f->nslot = f->n;
 		Py_XDECREF(val);
 	}
 	if (p->dict_descr) {
@@ -1020,7 +1039,7 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 	}
 	Py_XDECREF(d);
 	for (i = 0; i < p->ndeclared; i++) {
-		int at = kdf_stored_find(f, p->declared[i]);
+		Py_ssize_t at = kdf_stored_find(f, p->declared[i], f->n, i);
 
 		if (at >= 0) {
 			f->v[at].used = 1;
@@ -1135,6 +1154,7 @@ static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 	f.v = f.local;
 	f.n = 0;
 	f.cap = (Py_ssize_t)(sizeof(f.local) / sizeof(f.local[0]));
+	f.nslot = 0;
 	f.nnames = 0;
 	f.total = 0;
 	/* the instance dict may be created now, members may allocate: no collection here */
@@ -1155,10 +1175,16 @@ static void kdf_encode_type(struct kdf_enc *e, PyObject *obj, struct kdf_type *t
 {
 	PyTypeObject *tp = Py_TYPE(obj);
 
+	/* exact int and str first: no subclass walk on the hottest values */
+	if (tp == &PyLong_Type)
+		goto integer;
+	if (tp == &PyUnicode_Type)
+		goto text;
 	if (obj == Py_None || tp == &PyBool_Type || PyFloat_Check(obj)) {
 		kdf_nested(e, obj);
 		kdf_finish(e, te, te->cid, 1, KDF_FORM_SCALAR, out);
 	} else if (PyLong_Check(obj)) {
+integer:;
 		int overflow;
 		long long x = PyLong_AsLongLongAndOverflow(obj, &overflow);
 
@@ -1171,6 +1197,7 @@ static void kdf_encode_type(struct kdf_enc *e, PyObject *obj, struct kdf_type *t
 		kdf_put(e, KDF_KIND_INT, (uint64_t)(overflow * (long long)_PyLong_NumBits(obj)));
 		kdf_finish(e, te, te->cid, 1, KDF_FORM_BIGINT, out);
 	} else if (PyUnicode_Check(obj)) {
+text:
 		kdf_str(e, obj);
 		kdf_finish(e, te, te->cid, 0, KDF_FORM_STR, out);
 	} else if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
