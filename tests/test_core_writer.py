@@ -404,32 +404,54 @@ def expected_line(tid: int, cls: str, fields: list[str]) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
-def test_type_lines_once_per_id_exact_bytes() -> None:
-    class Wéird:
-        pass
+# Odd class names (quotes, control characters, a lone surrogate) go into a child
+# process: the remembered table lines are process-wide and replayed into every
+# later table, which other tests then read.
+TYPE_LINES_SCRIPT = """
+import json, os, sys
+from kcovdf._core import _recorder as R
+from kcovdf.encode import encode_value
+import mmap
+from kcovdf import abi
 
-    Wéird.__qualname__ = 'Wé"ird\\\n\x7f😀'
+class Weird:
+    pass
 
-    class Sur:
-        pass
+Weird.__qualname__ = 'W\u00e9"ird\\\\\\n\\x7f\\U0001f600'
 
-    Sur.__qualname__ = "Sur\udc80"
-    w, s = Wéird(), Sur()
-    w.__dict__.update({"a": 1, "ü": Sur(), "q\"": 2})
-    with table() as (_, path), enabled():
-        for _ in range(3):
-            R.entry(PC, w, s, [Wéird()], 5)
-            R.ret(PC, s)
-        lines = open(path, "rb").read().splitlines(keepends=True)
-    parsed = [json.loads(line) for line in lines]
-    ids = [p["id"] for p in parsed]
+class Sur:
+    pass
+
+Sur.__qualname__ = "Sur\\udc80"
+w, s = Weird(), Sur()
+w.__dict__.update({"a": 1, "\u00fc": Sur(), 'q"': 2})
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+R.add_table(fd)
+m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * 4096)
+m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(4096, os.getpid(), 0)
+R.enable(m, -1)
+for _ in range(3):
+    R.entry(1, w, s, [Weird()], 5)
+    R.ret(1, s)
+R.disable(m)
+entries = {e for v in (w, s, [Weird()], 5) for e in encode_value(v).types}
+print(json.dumps([[e.id, e.cls.encode("utf-8", "surrogatepass").hex(), list(e.fields)]
+                  for e in entries]))
+"""
+
+
+def test_type_lines_once_per_id_exact_bytes(tmp_path) -> None:
+    path = tmp_path / "table.jsonl"
+    path.write_bytes(b"")
+    out = subprocess.run([sys.executable, "-c", TYPE_LINES_SCRIPT, str(path)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    lines = path.read_bytes().splitlines(keepends=True)
+    ids = [json.loads(line)["id"] for line in lines]
     assert len(ids) == len(set(ids))
-    expected = set()
-    for value in (w, s, [Wéird()], 5):
-        for entry in encode_value(value).types:
-            expected.add(expected_line(entry.id, entry.cls, list(entry.fields)))
-    assert expected <= set(lines)
-    assert f"0x{encode_value(w).words[0]:016x}" in ids
+    expected = {expected_line(tid, bytes.fromhex(cls).decode("utf-8", "surrogatepass"), fields)
+                for tid, cls, fields in json.loads(out)}
+    assert expected == set(lines)
+    assert any(b"\\udc80" in line for line in lines)  # ensure_ascii for the surrogate name
 
 
 def test_emit_remembers_and_replays_on_add_table() -> None:
