@@ -296,12 +296,15 @@ def test_fuzz_random_words_c_and_python_agree(words, count):
     assert sc.offsets.tolist() == offsets
     assert [(s.offset, s.count) for s in sc.skipped if not s.reason.startswith("counter")] == \
         [(o, c) for o, c, _ in skipped]
-    # the columns scan.c fills in its pass equal numpy's gather from the offsets
-    _, cols = decode._scan(buf, columns=True)
-    twin = decode._gather(buf, np.array(offsets, dtype=np.int64))
-    for name in ("seq", "pc", "arg_idx", "size", "ptr", "voff", "values"):
-        assert getattr(cols, name).tolist() == getattr(twin, name).tolist(), name
-    assert cols.kinds.equals(twin.kinds)
+    # the columns scan.c fills in its pass equal numpy's gather from the offsets, with the
+    # value words copied or pointing into the buffer
+    for copy_values in (True, False):
+        _, cols = decode._scan(buf, columns=True, task=3, copy_values=copy_values)
+        twin = decode._gather(buf[:1 + sc.count], np.array(offsets, dtype=np.int64), 3, copy_values)
+        for name in decode._Columns._fields:
+            assert getattr(cols, name).tolist() == getattr(twin, name).tolist(), name
+            assert getattr(cols, name).dtype == getattr(twin, name).dtype, name
+        assert decode._table(cols).equals(decode._table(twin))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -357,5 +360,43 @@ def test_large_value_column_roundtrip():
         b.call(pc, [i, str(i)])
     t = decode.load(np.array(b.buffer(), dtype=np.uint64), table_lines=b.table_lines())
     vals = t.records.column("values")
-    assert isinstance(vals.type, pa.ListType)
+    assert isinstance(vals.type, pa.ListViewType)
     assert vals[1999].as_py() == encode_value([1999, "1999"]).words
+
+
+def test_values_share_only_memory_that_cannot_change(tmp_path):
+    base = np.array(sample().buffer(100), dtype=np.uint64)
+    buf = base.copy()
+    want = decode.load(buf).records
+    # a writable buffer may be reused or reset by enable(): its value words are copied
+    child = want.column("values").chunk(0).values
+    assert len(child) == sum(len(v) for v in want.column("values").to_pylist())
+    buf[1:] = 0
+    assert want.column("values").to_pylist()[0] == encode_value(1).words
+    # read-only memory and words read from a file are the list child themselves
+    ro = base.copy()
+    ro.setflags(write=False)
+    shared = decode.load(ro).records
+    assert shared.equals(want)
+    assert np.shares_memory(shared.column("values").chunk(0).values.to_numpy(), ro)
+    p = tmp_path / "dump.bin"
+    p.write_bytes(base.tobytes())
+    assert decode.load(p).records.equals(want)
+    assert decode.load(base.tobytes()).records.equals(want)
+
+
+def test_records_table_is_usable_by_duckdb_and_parquet(tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    a = tg.TraceBuilder()
+    h = a.func("app", "h", 1, ("n",))
+    a.call(h, 5).ret(h, "six")
+    d = tg.write_dir(tmp_path / "run", {(1, 1, "main"): sample(), (1, 2, "w"): a})
+    rec = decode.load(d).records
+    rows = rec.to_pylist()
+    got = duckdb.connect().execute(
+        "SELECT task, kind, values FROM rec WHERE kind <> 'entry' ORDER BY task, seq").fetchall()
+    assert got == [(r["task"], r["kind"], r["values"]) for r in rows if r["kind"] != "entry"]
+    pq.write_table(rec, tmp_path / "r.parquet")
+    assert pq.read_table(tmp_path / "r.parquet").to_pylist() == rows

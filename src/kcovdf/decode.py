@@ -2,9 +2,18 @@
 
 ``load(source)`` reads a .kdf file, a trace directory, a raw kernel buffer dump or a
 live buffer and returns a ``Trace``; ``scan(words)`` finds the records of one bare
-buffer. Record boundaries are found by the C scanner (``_core/scan.c``, the kernel
-documentation's parsing loop); numpy then gathers every column from those offsets
-in a few vectorized passes, so no Python code runs per record.
+buffer. The C scanner (``_core/scan.c``, the kernel documentation's parsing loop)
+finds the records and fills every column in the same pass; pyarrow wraps its output
+without copying, so no Python code runs per record (numpy's gather from the record
+offsets is the scanner's reference twin, and the fallback without the extension).
+
+The table writes as little as it can: ``kind`` is a dictionary of int8 codes, and
+``values`` is a list-view (an offset and a size per record). Where the buffer cannot
+change after decoding (words read from a file, read-only memory) the list-view's child
+is the buffer itself, so value words are never copied; a writable buffer's value words
+are copied (see ``_may_change``). Note: pyarrow's cast from list_view to list ignores
+the sizes when lists leave gaps (pyarrow 26), so rebuild a list column from
+``flatten()`` and the sizes instead of casting.
 
 Nothing is lost silently: words that are not records, a truncated last record, a
 counter larger than the buffer, a truncated file and bad table lines are all
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -39,12 +49,12 @@ SKIP_REASONS = {
 SCHEMA = pa.schema([
     ("task", pa.int32()),
     ("seq", pa.uint32()),
-    ("kind", pa.string()),
+    ("kind", pa.dictionary(pa.int8(), pa.string())),
     ("pc", pa.uint64()),
     ("arg_idx", pa.uint8()),
     ("size", pa.uint8()),
     ("ptr", pa.uint64()),
-    ("values", pa.list_(pa.uint64())),
+    ("values", pa.list_view(pa.uint64())),
 ])
 
 
@@ -165,34 +175,43 @@ def scan(words: Any) -> Scan:
 
 
 class _Columns(NamedTuple):
+    task: np.ndarray
     seq: np.ndarray
     pc: np.ndarray
     arg_idx: np.ndarray
     size: np.ndarray
     ptr: np.ndarray
-    voff: np.ndarray            # value list offsets, n + 1
-    values: np.ndarray          # uint64, flattened
-    kinds: pa.Array             # the kind column (strings)
+    kind: np.ndarray            # int8 codes, indexes of KINDS
+    voff: np.ndarray            # where each record's value words start in ``values``
+    vsize: np.ndarray           # how many value words each record has
+    values: np.ndarray          # uint64: the scanned buffer itself, or the value words copied
 
 
-def _scan(w: np.ndarray, columns: bool) -> tuple[Scan, _Columns | None]:
-    """Scan, and with ``columns`` also the records' columns (Scan.offsets is then not needed)."""
+def _scan(w: np.ndarray, columns: bool, *, task: int = 0,
+          copy_values: bool = True) -> tuple[Scan, _Columns | None]:
+    """Scan, and with ``columns`` also the records' columns (Scan.offsets is then not needed).
+
+    Without ``copy_values`` the columns' value lists point into ``w`` (``values`` is ``w``
+    up to the last captured word): the caller must know ``w`` will not change.
+    """
     if len(w) == 0:
-        return Scan(np.zeros(0, np.int64), [], 0), _gather(w, np.zeros(0, np.int64))
+        return Scan(np.zeros(0, np.int64), [], 0), _gather(w, np.zeros(0, np.int64), task, copy_values)
     claimed, avail = int(w[0]), len(w) - 1
     count = min(claimed, avail)
+    # The buffer is the list child only where its words are native (little-endian) u64.
+    copy_values = copy_values or not _NATIVE_LE
     cols = None
     if _c_scan is not None:
-        got = _c_scan(w, 1, 1 + count, columns)
+        got = _c_scan(w, 1, 1 + count, columns, task, copy_values, len(w) > _INT32_MAX)
         offsets = np.frombuffer(got[0], dtype=np.int64)
         raw_skips = np.frombuffer(got[1], dtype=np.int64).reshape(-1, 3).tolist()
         if columns:
-            cols = _c_columns(got[2])
+            cols = _c_columns(got[2], None if copy_values else w[:1 + count])
     else:
         off_list, raw_skips = _scan_py(w, 1, 1 + count)
         offsets = np.array(off_list, dtype=np.int64)
         if columns:
-            cols = _gather(w, offsets)
+            cols = _gather(w[:1 + count], offsets, task, copy_values)
     skipped = [Skip(o, c, SKIP_REASONS[r]) for o, c, r in raw_skips]
     if claimed > avail:
         skipped.append(Skip(avail + 1, claimed - avail,
@@ -200,19 +219,24 @@ def _scan(w: np.ndarray, columns: bool) -> tuple[Scan, _Columns | None]:
     return Scan(offsets, skipped, count), cols
 
 
-def _c_columns(raw: tuple[bytearray, ...]) -> _Columns:
-    """Zero-copy views of the columns scan.c filled."""
-    seq, pc, arg, size, ptr, voff, vals, koff, kdata = raw
+_INT32_MAX = 2**31 - 1
+_NATIVE_LE = sys.byteorder == "little"
+
+
+def _c_columns(raw: tuple[bytearray, ...], words: np.ndarray | None) -> _Columns:
+    """Zero-copy views of the columns scan.c filled; ``words`` is the list child when not copied."""
+    task, seq, kind, pc, arg, size, ptr, voff, vsize, vals = raw
     n = len(seq) // 4
-    u8 = np.uint8
+    wide = np.int64 if n and len(voff) // n == 8 else np.int32
     return _Columns(
-        np.frombuffer(seq, np.uint32), np.frombuffer(pc, np.uint64),
-        np.frombuffer(arg, u8), np.frombuffer(size, u8), np.frombuffer(ptr, np.uint64),
-        np.frombuffer(voff, np.int32), np.frombuffer(vals, np.uint64),
-        pa.StringArray.from_buffers(n, pa.py_buffer(koff), pa.py_buffer(kdata)))
+        np.frombuffer(task, np.int32), np.frombuffer(seq, np.uint32), np.frombuffer(pc, np.uint64),
+        np.frombuffer(arg, np.uint8), np.frombuffer(size, np.uint8), np.frombuffer(ptr, np.uint64),
+        np.frombuffer(kind, np.int8),
+        np.frombuffer(voff, wide), np.frombuffer(vsize, wide),
+        np.frombuffer(vals, np.uint64) if words is None else words)
 
 
-def _gather(w: np.ndarray, offsets: np.ndarray) -> _Columns:
+def _gather(w: np.ndarray, offsets: np.ndarray, task: int = 0, copy_values: bool = True) -> _Columns:
     """Reference twin of scan.c's columns: numpy gathers from the record offsets."""
     head = w[offsets]
     pc = w[offsets + 1]
@@ -224,18 +248,23 @@ def _gather(w: np.ndarray, offsets: np.ndarray) -> _Columns:
     kind = ret.astype(np.int8)
     kind[ret & (arg_idx == abi.ARG_EXCEPTION)] = 2
     kind[ret & (arg_idx == abi.ARG_YIELD)] = 3
-    kinds = pa.DictionaryArray.from_arrays(pa.array(kind), pa.array(KINDS)).cast(pa.string())
-    voff = np.zeros(len(offsets) + 1, dtype=np.int64)
-    np.cumsum(nvals, out=voff[1:])
-    # Value word j of record r sits at offsets[r] + 3 + j: one flat index array.
-    idx = np.arange(voff[-1], dtype=np.int64)
-    idx += np.repeat(offsets + 3 - voff[:-1], nvals)
+    off_type = np.int64 if len(w) > _INT32_MAX else np.int32
+    if copy_values:
+        voff = np.zeros(len(offsets) + 1, dtype=np.int64)
+        np.cumsum(nvals, out=voff[1:])
+        # Value word j of record r sits at offsets[r] + 3 + j: one flat index array.
+        idx = np.arange(voff[-1], dtype=np.int64)
+        idx += np.repeat(offsets + 3 - voff[:-1], nvals)
+        starts, values = voff[:-1], w[idx]
+    else:
+        starts, values = offsets + 3, w
     return _Columns(
+        task=np.full(len(offsets), task, dtype=np.int32),
         seq=(head & np.uint64(abi.SEQ_MASK)).astype(np.uint32),
         pc=pc, arg_idx=arg_idx,
         size=((meta >> np.uint64(48)) & np.uint64(0xFF)).astype(np.uint8),
-        ptr=meta & np.uint64(abi.PTR_MASK),
-        voff=voff, values=w[idx], kinds=kinds)
+        ptr=meta & np.uint64(abi.PTR_MASK), kind=kind,
+        voff=starts.astype(off_type), vsize=nvals.astype(off_type), values=values)
 
 
 def _looks_kcovdf(cols: _Columns) -> bool:
@@ -244,7 +273,7 @@ def _looks_kcovdf(cols: _Columns) -> bool:
     if n == 0:
         return False
     starts = cols.voff[:n].astype(np.int64)
-    nvals = np.diff(cols.voff[:n + 1]).astype(np.int64)
+    nvals = cols.vsize[:n].astype(np.int64)
     if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(nvals < 2):
         return False
     lay = cols.values[starts + 1]
@@ -255,14 +284,18 @@ def _looks_kcovdf(cols: _Columns) -> bool:
     return not np.any(lay & ~used & np.uint64((1 << 52) - 1))
 
 
-def _table(task: int, cols: _Columns) -> pa.Table:
-    n = len(cols.seq)
-    big = cols.voff[-1] >= 2**31
-    values = (pa.LargeListArray if big else pa.ListArray).from_arrays(
-        pa.array(cols.voff.astype(np.int64 if big else np.int32, copy=False)), pa.array(cols.values))
-    arrays = [pa.array(np.full(n, task, dtype=np.int32)), pa.array(cols.seq), cols.kinds, pa.array(cols.pc),
+_KIND_DICT = pa.array(KINDS, pa.string())
+
+
+def _table(cols: _Columns) -> pa.Table:
+    """The records table of one buffer; every column wraps the scanner's output without a copy."""
+    wide = cols.voff.dtype == np.int64
+    values = (pa.LargeListViewArray if wide else pa.ListViewArray).from_arrays(
+        pa.array(cols.voff), pa.array(cols.vsize), pa.array(cols.values))
+    kinds = pa.DictionaryArray.from_arrays(pa.array(cols.kind), _KIND_DICT)
+    arrays = [pa.array(cols.task), pa.array(cols.seq), kinds, pa.array(cols.pc),
               pa.array(cols.arg_idx), pa.array(cols.size), pa.array(cols.ptr), values]
-    if big:
+    if wide:
         return pa.Table.from_arrays(arrays, names=SCHEMA.names)
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
@@ -327,7 +360,7 @@ def decode_sources(sources: list[trace.Source], *, notes: list[str] | None = Non
     tables: list[pa.Table] = []
     for index, src in enumerate(sources):
         out.notes.extend(src.notes)
-        sc, cols = _scan(src.words, columns=True)
+        sc, cols = _scan(src.words, columns=True, task=index, copy_values=_may_change(src))
         assert cols is not None
         task_line = _read_tables(src, out, symtab) if src.kind != "raw" or src.table else None
         enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
@@ -341,12 +374,23 @@ def decode_sources(sources: list[trace.Source], *, notes: list[str] | None = Non
         out.words += sc.count
         out.drops += drops or 0
         out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
-        tables.append(_table(index, cols))
+        tables.append(_table(cols))
     out.notes.extend(symtab.describe_collisions())
     out.symbols = symtab.symbols
     if tables:
         out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return out
+
+
+def _may_change(src: trace.Source) -> bool:
+    """Whether a source's words may still be written after decoding (then its values are copied).
+
+    Words read from a file are the decoder's own copy, and read-only memory (bytes, a
+    read-only array) is taken not to change: the values column then shares their memory.
+    A writable buffer (a live Device mapping, a writable array) may be reset by enable()
+    or reused by its owner, so its value words are copied.
+    """
+    return src.kind == "buffer" and bool(src.words.flags.writeable)
 
 
 def _int(value: Any, default: int) -> int:

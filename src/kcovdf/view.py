@@ -96,13 +96,18 @@ class _Records:
         self.arg_idx = rec.column("arg_idx").to_numpy().tolist()
         self.size = rec.column("size").to_numpy().tolist()
         self.ptr = rec.column("ptr").to_numpy().tolist()
-        col = rec.column("values").combine_chunks() if rec.num_rows else None
-        self._offsets = col.offsets.to_numpy() if col is not None else np.zeros(1, np.int64)
-        self._flat = col.values.to_numpy() if col is not None else np.zeros(0, np.uint64)
+        # The values column is a list-view per task whose child may be that task's whole
+        # buffer: keep the chunks apart rather than concatenating their children.
+        chunks = [c for c in rec.column("values").chunks if len(c)]
+        self._flats = [c.values.to_numpy() for c in chunks]
+        self._chunk = np.repeat(np.arange(len(chunks)), [len(c) for c in chunks]).tolist()
+        self._start = np.concatenate([c.offsets.to_numpy() for c in chunks] or [[0]]).tolist()
+        self._count = np.concatenate([c.sizes.to_numpy() for c in chunks] or [[0]]).tolist()
         self._value: dict[int, dict[str, Any]] = {}
 
     def words(self, row: int) -> list[int]:
-        return self._flat[self._offsets[row]:self._offsets[row + 1]].tolist()
+        start = self._start[row]
+        return self._flats[self._chunk[row]][start:start + self._count[row]].tolist()
 
     def value(self, row: int) -> dict[str, Any]:
         v = self._value.get(row)
