@@ -42,7 +42,7 @@ import time
 import weakref
 from typing import Any
 
-from kcovdf import abi, core
+from kcovdf import abi, core, table
 from kcovdf.errors import CorruptBufferError
 
 _U64 = struct.Struct("<Q")
@@ -350,13 +350,11 @@ class Device:
         self._need_buffer("table_lines")
         assert self.words is not None
         raw = self._read_from(abi.FILE_HEADER_SIZE + 8 * self.words)
-        out = []
-        for n, line in enumerate(raw.split(b"\n")[:-1], 1):  # the last piece is unterminated
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise CorruptBufferError(f"{self.path or 'memfd'}: table line {n} is not JSON: {e}") from e
-        return out
+        # the last piece is unterminated while the table is being appended to
+        lines, notes = table.parse(raw[:raw.rfind(b"\n") + 1], self.path or "memfd")
+        if notes:
+            raise CorruptBufferError("; ".join(notes))
+        return lines
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write a .kdf copy of the device (header, buffer, table) to ``path``, created 0600."""

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from kcovdf import abi
+from kcovdf import table as table_lines
 from kcovdf.errors import CorruptBufferError
 
 #: Buffer words as read from disk or memory: little-endian u64 (docs/abi.md §1).
@@ -43,31 +44,6 @@ class Source:
     notes: list[str] = field(default_factory=list)
     pid: int = 0
     tid: int = 0
-
-
-def parse_table(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Table lines (JSON objects) of ``data``, and notes on the lines that were skipped.
-
-    The last line of a table that is still being appended to may be cut short; it is
-    ignored with a note, as is any other line that is not a JSON object.
-    """
-    lines: list[dict[str, Any]] = []
-    notes: list[str] = []
-    raw = data.split(b"\n")
-    for number, line in enumerate(raw, 1):
-        if not line.strip(b"\0 \t\r"):
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            obj = None
-        if isinstance(obj, dict):
-            lines.append(obj)
-        elif number == len(raw):
-            notes.append(f"{name}: table: last line truncated ({len(line)} bytes ignored)")
-        else:
-            notes.append(f"{name}: table line {number}: not a JSON object (skipped)")
-    return lines, notes
 
 
 def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
@@ -126,7 +102,7 @@ def read_kdf(path: str | os.PathLike[str]) -> Source:
             nwords = avail
         words = _read_words(f, abi.FILE_HEADER_SIZE, nwords)
         f.seek(abi.FILE_HEADER_SIZE + 8 * nwords)
-        table, table_notes = parse_table(f.read(), name)
+        table, table_notes = table_lines.parse(f.read(), name)
     src = Source(name, "kdf", words, head, table, notes + table_notes, pid=int(head["pid"]))
     match = _TASK_FILE.match(Path(name).name)
     if match:

@@ -1,0 +1,51 @@
+"""The trace's table: JSON Lines (types, symbols, tasks) appended after the buffer.
+
+Standard library only: the device reads its own table with it, and so do the readers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _clean(value: Any) -> Any:
+    # A class or function name may hold a lone surrogate (legal in a Python str, escaped
+    # as "\udXXX" in JSON); it cannot be written as UTF-8 by pyarrow, rich or a file, so
+    # each one becomes U+FFFD while proper surrogate pairs become their character.
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def parse(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Table lines (JSON objects) of ``data``, and notes naming the lines that were skipped.
+
+    The last line of a table that is still being appended to may be cut short; it is
+    ignored with a note, as is any other line that is not a JSON object.
+    """
+    lines: list[dict[str, Any]] = []
+    notes: list[str] = []
+    raw = data.split(b"\n")
+    for number, line in enumerate(raw, 1):
+        if not line.strip(b"\0 \t\r"):
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if isinstance(obj, dict):
+            lines.append(_clean(obj))
+        elif number == len(raw):
+            notes.append(f"{name}: table: last line truncated ({len(line)} bytes ignored)")
+        else:
+            notes.append(f"{name}: table line {number}: not a JSON object (skipped)")
+    return lines, notes
