@@ -51,3 +51,12 @@ def parse_records(buf: Sequence[int]) -> list[Rec]:
         out.append(Rec(rtype, seq, buf[i + 1], arg_idx, size, ptr, list(buf[i + 3:i + 3 + nvals])))
         i += 3 + nvals
     return out
+
+
+def device_records(dev) -> list[Rec]:
+    """The records in a device's buffer, releasing the view so the device can close."""
+    buf = dev.mmap()
+    try:
+        return parse_records(buf)
+    finally:
+        buf.release()

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import kcovdf
-from conftest import parse_records
+from conftest import device_records, parse_records
 from kcovdf import abi, core
 from kcovdf.device import Device, State
 from kcovdf.encode import encode_value
@@ -27,14 +27,6 @@ def _errno_of(call, *args) -> OSError:
     with pytest.raises(OSError) as e:
         call(*args)
     return e.value
-
-
-def _records(dev: Device):
-    buf = dev.mmap()
-    try:
-        return parse_records(buf)
-    finally:
-        buf.release()
 
 
 # --- the kernel's errno table ---------------------------------------------------------
@@ -161,7 +153,7 @@ def test_enable_disable_errnos(recorder: core.Recorder) -> None:
         core.entry(PC, 1)
         dev.disable()
         assert dev.state is State.INIT
-        assert [r.values for r in _records(dev)] == [encode_value(1).words]
+        assert [r.values for r in device_records(dev)] == [encode_value(1).words]
         second.enable()  # free again
         second.disable()
 
@@ -226,7 +218,7 @@ def test_context_manager_closes_and_releases(recorder: core.Recorder) -> None:
             os.fstat(fd)
 
 
-def test_close_while_enabled_disables_and_keeps_records(recorder: core.Recorder, tmp_path) -> None:
+def test_close_while_enabled_disables_and_keepsdevice_records(recorder: core.Recorder, tmp_path) -> None:
     path = tmp_path / "closed.kdf"
     dev = Device(file=path)
     dev.init_trace(256)
@@ -314,7 +306,7 @@ def test_thread_exiting_while_enabled_frees_the_device(recorder: core.Recorder) 
         dev.enable()
         core.entry(PC, "from main")
         dev.disable()
-        assert [r.values for r in _records(dev)] == \
+        assert [r.values for r in device_records(dev)] == \
             [encode_value("from the thread").words, encode_value("from main").words]
 
 
@@ -352,8 +344,8 @@ def test_full_buffer_drops_whole_records_and_counts_them(recorder: core.Recorder
         assert buf[0] == 3 * rec_words
         assert list(buf[1 + buf[0]:]) == [0, 0]  # nothing of a dropped record was written
         buf.release()
-        assert [r.arg_idx for r in _records(dev)] == [0, 1, 2]
-        assert [r.seq for r in _records(dev)] == [1, 2, 3]
+        assert [r.arg_idx for r in device_records(dev)] == [0, 1, 2]
+        assert [r.seq for r in device_records(dev)] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o022])

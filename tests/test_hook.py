@@ -11,21 +11,10 @@ import sys
 
 import pytest
 
-from instr_samples.helpers import forget, load, recording, write_module
+from instr_samples.helpers import forget, instrumented, load, recording, write_module
 from kcovdf import hook, instrument
 from kcovdf.config import Config
 from kcovdf.errors import InstrumentWarning
-
-
-@pytest.fixture
-def rec(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield from recording(monkeypatch, tmp_path)
-
-
-def instrumented(func) -> bool:
-    return instrument.RESERVED in func.__code__.co_names
-
 
 SRC = "def f(x):\n    return x + 1\n"
 

@@ -11,21 +11,11 @@ import textwrap
 import pytest
 
 import kcovdf
-from instr_samples.helpers import forget, recording, write_module
-from kcovdf import hook, instrument
+from instr_samples.helpers import forget, instrumented, write_module
+from kcovdf import hook
 from kcovdf.errors import ConfigError, InstrumentWarning
 
 SRC = "def f(x):\n    return x + 1\n"
-
-
-@pytest.fixture
-def rec(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield from recording(monkeypatch, tmp_path)
-
-
-def instrumented(func) -> bool:
-    return instrument.RESERVED in func.__code__.co_names
 
 
 def test_instrument_imports_as_context_manager(rec, tmp_path):

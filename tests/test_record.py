@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import parse_records
+from conftest import device_records
 from kcovdf import abi, core, record
 from kcovdf.device import Device
 from kcovdf.encode import encode_value
@@ -28,14 +28,6 @@ def dev(recorder: core.Recorder):
         yield d
 
 
-def _records(dev: Device):
-    buf = dev.mmap()
-    try:
-        return parse_records(buf)
-    finally:
-        buf.release()
-
-
 @dataclasses.dataclass
 class Point:
     x: int
@@ -47,7 +39,7 @@ def test_entry_writes_one_record_per_argument(dev: Device) -> None:
     dev.enable()
     core.entry(PC, 7, s, p)
     dev.disable()
-    recs = _records(dev)
+    recs = device_records(dev)
     assert [(r.type, r.arg_idx, r.seq, r.pc, r.size) for r in recs] == \
         [(abi.TYPE_ENTRY, i, i + 1, PC, 8) for i in range(3)]
     for r, value in zip(recs, (7, s, p), strict=True):
@@ -55,7 +47,7 @@ def test_entry_writes_one_record_per_argument(dev: Device) -> None:
         assert r.values == encode_value(value).words
 
 
-def test_ret_exc_yld_return_records(dev: Device) -> None:
+def test_ret_exc_yld_returndevice_records(dev: Device) -> None:
     err = KeyError("k")
     dev.enable()
     assert core.ret(PC, [1, 2]) == [1, 2]
@@ -67,7 +59,7 @@ def test_ret_exc_yld_return_records(dev: Device) -> None:
         core.exc(PC)
         expected_handled = handled
     dev.disable()
-    recs = _records(dev)
+    recs = device_records(dev)
     assert [(r.type, r.arg_idx) for r in recs] == [
         (abi.TYPE_RETURN, abi.ARG_RETURN), (abi.TYPE_RETURN, abi.ARG_YIELD),
         (abi.TYPE_RETURN, abi.ARG_EXCEPTION), (abi.TYPE_RETURN, abi.ARG_EXCEPTION)]
@@ -80,7 +72,7 @@ def test_redacted_sentinel(dev: Device) -> None:
     dev.enable()
     core.entry(PC, core.REDACTED)
     dev.disable()
-    (r,) = _records(dev)
+    (r,) = device_records(dev)
     assert r.ptr == 0
     assert r.values == encode_value(None, redacted=True).words
     assert r.values[-1] == abi.REDACTED
@@ -92,14 +84,14 @@ def test_nothing_recorded_when_disabled(dev: Device) -> None:
     dev.enable()
     dev.disable()
     core.entry(PC, 3)
-    assert _records(dev) == []
+    assert device_records(dev) == []
 
 
 def test_positions_above_0xfc_are_not_recorded(dev: Device) -> None:
     dev.enable()
     core.entry(PC, *range(abi.ARG_MAX_PARAM + 3))
     dev.disable()
-    recs = _records(dev)
+    recs = device_records(dev)
     assert [r.arg_idx for r in recs] == list(range(abi.ARG_MAX_PARAM + 1))
 
 
@@ -110,7 +102,7 @@ def test_seq_restarts_at_one_on_enable(dev: Device) -> None:
     dev.enable()
     core.entry(PC, 3)
     dev.disable()
-    assert [r.seq for r in _records(dev)] == [1, 2, 1]
+    assert [r.seq for r in device_records(dev)] == [1, 2, 1]
 
 
 @pytest.mark.parametrize("value", [0, -1, 1 << 70, 2.5, None, True, "x" * 100, b"\x00\xff",
@@ -230,7 +222,7 @@ def test_threads_write_whole_records_to_their_own_devices(recorder: core.Recorde
     try:
         assert errors == []
         for k, d in enumerate(devices):
-            recs = _records(d)
+            recs = device_records(d)
             assert len(recs) == 2 * n_calls
             assert {r.pc for r in recs} == {PC + k}
             assert [r.seq for r in recs] == list(range(1, 2 * n_calls + 1))
@@ -262,7 +254,7 @@ def test_gc_finalizers_during_recording_leave_records_whole(dev: Device) -> None
     finally:
         gc.set_threshold(*old)
         dev.disable()
-    recs = _records(dev)
+    recs = device_records(dev)
     assert ran
     assert [r.values for r in recs if r.pc == PC][::2] == \
         [encode_value(Point(i, "x")).words for i in range(200)]
@@ -296,7 +288,7 @@ def test_twin_guard_drops_records_made_during_a_record(monkeypatch: pytest.Monke
             d.enable()
             record.entry(PC, 1)
             d.disable()
-            recs = _records(d)
+            recs = device_records(d)
     finally:
         core.use(before)
     assert ran == [True]

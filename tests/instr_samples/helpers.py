@@ -7,6 +7,8 @@ import sys
 import types
 from collections.abc import Iterator
 
+import pytest
+
 from kcovdf import hook, instrument
 from kcovdf.config import Config
 
@@ -52,3 +54,15 @@ def write_module(directory, name: str, source: str) -> str:
     path = directory / f"{name}.py"
     path.write_text(source)
     return str(path)
+
+
+@pytest.fixture
+def rec(monkeypatch, tmp_path):
+    """A fake recorder behind the hook, with tmp_path importable."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield from recording(monkeypatch, tmp_path)
+
+
+def instrumented(func) -> bool:
+    """Whether the pass rewrote this function (its code names the reserved global)."""
+    return instrument.RESERVED in func.__code__.co_names
