@@ -60,3 +60,12 @@ def device_records(dev) -> list[Rec]:
         return parse_records(buf)
     finally:
         buf.release()
+
+
+@pytest.fixture
+def rec(monkeypatch, tmp_path):
+    """A fake recorder behind the import hook, with tmp_path importable."""
+    from instr_samples.helpers import recording
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield from recording(monkeypatch, tmp_path)

@@ -7,8 +7,6 @@ import sys
 import types
 from collections.abc import Iterator
 
-import pytest
-
 from kcovdf import hook, instrument
 from kcovdf.config import Config
 
@@ -54,13 +52,6 @@ def write_module(directory, name: str, source: str) -> str:
     path = directory / f"{name}.py"
     path.write_text(source)
     return str(path)
-
-
-@pytest.fixture
-def rec(monkeypatch, tmp_path):
-    """A fake recorder behind the hook, with tmp_path importable."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield from recording(monkeypatch, tmp_path)
 
 
 def instrumented(func) -> bool:
