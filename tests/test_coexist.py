@@ -139,8 +139,6 @@ def test_settrace_tool_sees_the_same_calls_and_returns(project):
     assert "('call', 'twice', 2)" in traced and "('return', 'twice', 3)" in traced
 
 
-@pytest.mark.xfail(strict=True, reason="the pass gives the entry guard the def line, so a settrace "
-                   "tool sees one extra 'line' event (on the def line) per instrumented call")
 def test_settrace_tool_sees_the_same_lines(project):
     plain, traced = run_tracer(project, ("call", "line", "return", "exception"))
     assert traced == plain
