@@ -33,8 +33,14 @@ def store(path, config=None, module="m"):
 def test_path_names_interpreter_version_and_config(writable):
     path = cache.path_for(str(writable / "m.py"), Config())
     assert path == str(writable / "__pycache__" / (
-        f"m.{sys.implementation.cache_tag}.kcovdf-{__version__}-{Config().rewrite_key()}.pyc"))
+        f"m.{sys.implementation.cache_tag}.kcovdf-{__version__}-{cache.pass_key()}{Config().rewrite_key()}.pyc"))
     assert cache.path_for(str(writable / "m.py"), Config(ret=False)) != path
+
+
+def test_a_changed_pass_misses_the_cache(writable, monkeypatch):
+    path = cache.path_for(str(writable / "m.py"), Config())
+    monkeypatch.setattr(cache, "pass_key", lambda: "0" * 12)
+    assert cache.path_for(str(writable / "m.py"), Config()) != path
 
 
 def test_pycache_prefix_is_honoured(writable, monkeypatch):

@@ -36,19 +36,19 @@ def module(tmp_path, monkeypatch):
 
 
 def test_records_and_symbols_reach_the_device(module):
-    assert module.__dict__[instrument.RESERVED] is instrument.IDLE
+    assert module.__dict__[instrument.FLAG] is False
     dev = Device()
     dev.init_trace(4096)
     mapping = dev.mmap()
     dev.enable()
     try:
-        assert module.__dict__[instrument.RESERVED] is core
+        assert module.__dict__[instrument.FLAG] is True and module.__dict__[instrument.RESERVED] is core
         assert module.add(2, 3, "hunter2") == 5
         with pytest.raises(KeyError):
             module.boom()
     finally:
         dev.disable()
-    assert module.__dict__[instrument.RESERVED] is instrument.IDLE
+    assert module.__dict__[instrument.FLAG] is False
     add, boom = pc_of("kcovdf_t_core", "add", 1), pc_of("kcovdf_t_core", "boom", 4)
     assert records(mapping) == [
         (abi.TYPE_ENTRY, add, 0, abi.Form.SCALAR), (abi.TYPE_ENTRY, add, 1, abi.Form.SCALAR),

@@ -1,6 +1,6 @@
 """The rewritten-code cache, beside the interpreter's own bytecode cache.
 
-A file ``__pycache__/<stem>.<cache_tag>.kcovdf-<version>-<config hash>.pyc`` (placed by
+A file ``__pycache__/<stem>.<cache_tag>.kcovdf-<version>-<pass hash><config hash>.pyc`` (placed by
 importlib.util.cache_from_source, so sys.pycache_prefix is honoured) holds::
 
     MAGIC (8 bytes) | importlib MAGIC_NUMBER (4) | sha256 of the source (32)
@@ -20,6 +20,9 @@ import marshal
 import os
 import struct
 import sys
+from functools import cache
+from hashlib import sha256
+from pathlib import Path
 from types import CodeType
 
 from kcovdf import __version__
@@ -33,13 +36,32 @@ _HEAD = len(MAGIC) + len(importlib.util.MAGIC_NUMBER) + 32
 log = logging.getLogger("kcovdf.cache")
 
 
+@cache
+def pass_key() -> str:
+    """A hash of the pass's own source: a changed pass must not reuse code an older one wrote.
+
+    The version number alone would not do during development, when the pass changes
+    between releases.
+    """
+    from kcovdf import instrument, redact, symtab
+
+    h = sha256()
+    for module in (instrument, redact, symtab):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _key(config: Config) -> str:
+    return pass_key() + config.rewrite_key()
+
+
 def path_for(source_path: str, config: Config) -> str | None:
     """Where the rewritten code of ``source_path`` is cached, or None when there is no cache tag."""
     try:
         pyc = importlib.util.cache_from_source(source_path)
     except (NotImplementedError, ValueError):
         return None
-    return f"{pyc[:-len('.pyc')]}.kcovdf-{__version__}-{config.rewrite_key()}.pyc"
+    return f"{pyc[:-len('.pyc')]}.kcovdf-{__version__}-{_key(config)}.pyc"
 
 
 def read(path: str, source_hash: bytes, module: str, config: Config) -> tuple[CodeType, list[Symbol]] | None:
@@ -59,7 +81,7 @@ def read(path: str, source_hash: bytes, module: str, config: Config) -> tuple[Co
     start = _HEAD + _LEN.size
     try:
         meta = json.loads(data[start:start + size])
-        if (meta["module"], meta["kcovdf"], meta["config"]) != (module, __version__, config.rewrite_key()):
+        if (meta["module"], meta["kcovdf"], meta["config"]) != (module, __version__, _key(config)):
             return None
         symbols = [Symbol.from_json(s) for s in meta["symbols"]]
         code = marshal.loads(data[start + size:])
@@ -76,7 +98,7 @@ def write(path: str, source_hash: bytes, module: str, config: Config,
     """Store ``code`` and ``symbols`` atomically; never raises for a file-system problem."""
     if sys.dont_write_bytecode:
         return
-    meta = json.dumps({"module": module, "kcovdf": __version__, "config": config.rewrite_key(),
+    meta = json.dumps({"module": module, "kcovdf": __version__, "config": _key(config),
                        "symbols": [s.to_json() for s in symbols]}).encode()
     data = b"".join((MAGIC, importlib.util.MAGIC_NUMBER, source_hash, _LEN.pack(len(meta)), meta,
                      marshal.dumps(code)))

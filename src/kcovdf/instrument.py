@@ -1,21 +1,24 @@
 """The AST pass (the counterpart of -fsanitize-coverage=trace-args,trace-ret) and its flag.
 
-Instrumented code refers to exactly one name of its own, the module global ``__kcovdf__``
-(RESERVED). While no thread of the process is enabled it holds IDLE, which is falsy, so
-every instrumented function pays one global load and one truth test. While some thread
-is enabled, the Switch sets it in every instrumented namespace to the recorder
-(kcovdf.core), whose ``entry/ret/exc/yld`` then decide per thread. A function becomes::
+Instrumented code refers to two module globals of its own: ``__kcovdf_on__`` (FLAG), an
+exact bool that is True while some thread of the process is enabled, and ``__kcovdf__``
+(RESERVED), always the recorder (kcovdf.core), whose ``entry/ret/exc/yld`` then decide per
+thread. The flag is an exact bool because that is the truth test CPython makes fastest:
+while nothing is enabled, a call costs one global load and one bool test at entry (and
+one at its return). The recorder stays bound while idle, so a thread that read the flag
+just before it went off still calls a real recorder, which records nothing for it. A
+function becomes::
 
     def f(a, *rest, key=None):
         "docstring stays first"
-        if __kcovdf__: __kcovdf__.entry(PC, a, rest, key)
+        if __kcovdf_on__: __kcovdf__.entry(PC, a, rest, key)
         try:
             ...
-            return __kcovdf__.ret(PC, x) if __kcovdf__ else x
+            return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x
             ...
-            return __kcovdf__.ret(PC, None) if __kcovdf__ else None   # the implicit return
+            return __kcovdf__.ret(PC, None) if __kcovdf_on__ else None   # the implicit return
         except:
-            if __kcovdf__: __kcovdf__.exc(PC)
+            if __kcovdf_on__: __kcovdf__.exc(PC)
             raise
 
 No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` and bare
@@ -34,6 +37,8 @@ from kcovdf.redact import Redactor
 from kcovdf.symtab import Symbol, Table, pc_of
 
 RESERVED = "__kcovdf__"
+#: The exact-bool global tested before every recorder call.
+FLAG = "__kcovdf_on__"
 #: A module whose docstring holds this marker is never instrumented.
 DONT_INSTRUMENT = "KCOVDF_DONT_INSTRUMENT"
 #: A function whose ``def`` line (or a decorator line) holds this comment is left alone, nested functions too.
@@ -46,34 +51,8 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
 # --- the flag --------------------------------------------------------------------------
-def _noop(*_args: object) -> None:
-    return None
-
-
-def _passthrough(_pc: int, value: object) -> object:
-    return value
-
-
-class _Idle(int):
-    """The falsy value of ``__kcovdf__``.
-
-    An int subclass, so the truth test runs in C. It also answers entry/ret/exc/yld as
-    no-ops: a thread that passed the test just before the flag went off calls these.
-    """
-
-    __slots__ = ()
-    entry = staticmethod(_noop)
-    exc = staticmethod(_noop)
-    ret = staticmethod(_passthrough)
-    yld = staticmethod(_passthrough)
-    REDACTED = None
-
-
-IDLE = _Idle(0)
-
-
 class Switch:
-    """Flips ``__kcovdf__`` in every instrumented namespace when recording starts or stops.
+    """Flips ``__kcovdf_on__`` in every instrumented namespace when recording starts or stops.
 
     Bound to one recorder (kcovdf.core in production); also owns that recorder's symbol
     table. Namespaces are kept for the life of the process: a module dict cannot be
@@ -89,18 +68,18 @@ class Switch:
         recorder.on_activity(self._flip)
 
     def plant(self, namespace: MutableMapping[str, Any]) -> None:
-        """Give ``namespace`` its ``__kcovdf__`` and keep it in step from now on."""
+        """Give ``namespace`` its recorder and flag, and keep the flag in step from now on."""
         with self._lock:
             if not any(ns is namespace for ns in self._namespaces):
                 self._namespaces.append(namespace)
-            namespace[RESERVED] = self.recorder if self._on else IDLE
+            namespace[RESERVED] = self.recorder
+            namespace[FLAG] = self._on
 
     def _flip(self, active: bool) -> None:
         with self._lock:
             self._on = bool(active)
-            value = self.recorder if self._on else IDLE
             for namespace in self._namespaces:
-                namespace[RESERVED] = value
+                namespace[FLAG] = self._on
 
 
 _switch: Switch | None = None
@@ -131,8 +110,9 @@ def opt_out(tree: ast.Module, source: str) -> str | None:
     doc = ast.get_docstring(tree, clean=False)
     if doc and DONT_INSTRUMENT in doc:
         return f"its docstring holds {DONT_INSTRUMENT}"
-    if RESERVED in source:
-        return f"it already uses the reserved name {RESERVED} (instrumented already?)"
+    for name in (RESERVED, FLAG):
+        if name in source:
+            return f"it already uses the reserved name {name} (instrumented already?)"
     return None
 
 
@@ -262,11 +242,11 @@ def _is_docstring(stmt: ast.stmt) -> bool:
 
 
 def _flag() -> ast.Name:
-    return ast.Name(RESERVED, ast.Load())
+    return ast.Name(FLAG, ast.Load())
 
 
 def _attr(name: str) -> ast.Attribute:
-    return ast.Attribute(_flag(), name, ast.Load())
+    return ast.Attribute(ast.Name(RESERVED, ast.Load()), name, ast.Load())
 
 
 def _call(method: str, pc: int, *values: ast.expr) -> ast.Call:
