@@ -285,6 +285,70 @@ def test_signal_handler_during_long_records_never_splits_them() -> None:
         assert (recs[i].arg_idx, recs[i + 1].arg_idx, recs[i + 1].pc) == (0, 1, PC)
 
 
+def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -> None:
+    runs: list[tuple[int, int]] = []  # per hook run: buf[0] when it started, after its writers
+
+    def interrupt() -> None:
+        at = count(m)
+        R.entry(0xBAD, 1, "nested")
+        assert R.ret(0xBAD, "r") == "r"
+        try:
+            raise ValueError("nested")
+        except ValueError:
+            R.exc(0xBAD)
+        assert R.yld(0xBAD, 2) == 2
+        runs.append((at, count(m)))
+        raise RuntimeError("dropped: an interrupt cannot fail the record it interrupts")
+
+    arg, err = {"k": [1, 2]}, KeyError("outer")
+    with enabled() as m:
+        R._set_record_hook(interrupt)
+        try:
+            assert R.entry(PC, 7, "two", arg) is None
+            assert R.ret(PC, arg) is arg
+            try:
+                raise err
+            except KeyError:
+                R.exc(PC)  # the outer exception, not the one the hook raised and caught
+            assert sys.exc_info()[1] is None
+        finally:
+            R._set_record_hook(None)
+        R.entry(PC, 8)  # the hook is gone: the next record is made as usual
+        recs = records(m)
+    expected = [(abi.TYPE_ENTRY, 0, 7), (abi.TYPE_ENTRY, 1, "two"), (abi.TYPE_ENTRY, 2, arg),
+                (abi.TYPE_RETURN, abi.ARG_RETURN, arg), (abi.TYPE_RETURN, abi.ARG_EXCEPTION, err),
+                (abi.TYPE_ENTRY, 0, 8)]
+    for seq, (rec, (rtype, idx, value)) in enumerate(zip(recs, expected, strict=True), start=1):
+        assert_record(rec, rtype, seq, PC, idx, value)
+    # the hook ran once per record, after its words were reserved: buf[0] already counted them
+    ends = [sum(3 + r.nvals for r in recs[:i + 1]) for i in range(5)]
+    assert runs == [(end, end) for end in ends]
+
+
+def test_record_hook_that_disables_stops_the_call_without_writing_through_the_old_buffer() -> None:
+    def interrupt() -> None:
+        R.disable(m)
+
+    with enabled() as m:
+        R._set_record_hook(interrupt)
+        try:
+            R.entry(PC, 1, 2, 3)
+        finally:
+            R._set_record_hook(None)
+        assert R.active() == 0 and u64(m, abi.HDR_OWNER) == 0
+        R.entry(PC, 4)  # disabled: nothing
+    # the first record was reserved and its header written; its values never were
+    n = 3 + len(encode_value(1).words)
+    assert count(m) == n
+    assert u64(m, abi.FILE_HEADER_SIZE + 8) == abi.type_seq(abi.TYPE_ENTRY, n - 3, 1)
+
+
+def test_record_hook_must_be_callable_or_none() -> None:
+    with pytest.raises(TypeError, match=r"_set_record_hook\(\): expected a callable or None, not int"):
+        R._set_record_hook(3)  # type: ignore[arg-type]
+    R._set_record_hook(None)
+
+
 # --- threads and the errno contract ---------------------------------------------------------
 
 def test_two_threads_have_their_own_buffer_and_seq() -> None:

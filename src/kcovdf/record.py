@@ -21,7 +21,7 @@ import struct
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -114,12 +114,41 @@ def _locked(lock_fd: int) -> Iterator[None]:
 
 # --- the hot path -------------------------------------------------------------
 
+_hook: Callable[[], object] | None = None  # test seam: see _set_record_hook
+
+
+def _set_record_hook(hook: Callable[[], object] | None) -> None:
+    """Test seam: call ``hook()`` in the middle of every record, with the guard held (None: stop).
+
+    It stands for the kernel's interrupt arriving mid-record: writers it calls on this
+    thread record nothing, and what it raises is dropped (it cannot fail the record).
+    The twin calls it once the value is encoded, before the record is reserved and
+    written (its lock is not re-entrant); the C core, after reserving the words.
+    """
+    global _hook
+    if hook is not None and not callable(hook):
+        raise TypeError(f"_set_record_hook(): expected a callable or None, not {type(hook).__name__}")
+    _hook = hook
+
+
+def _call_hook(hook: Callable[[], object]) -> None:
+    try:
+        hook()
+    except BaseException:  # an interrupt cannot fail the record it interrupts
+        pass
+
+
 def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> None:
     redacted = value is REDACTED
     enc = encode_value(value, redacted=redacted)
     _register_types(enc.types)
     vals = enc.words
     task.seq = (task.seq + 1) & abi.SEQ_MASK
+    hook = _hook
+    if hook is not None:
+        _call_hook(hook)
+        if not task.live:  # the hook disabled this thread: its buffer is gone
+            return
     ptr = 0 if redacted else id(value)
     record = (abi.type_seq(rtype, len(vals), task.seq), pc & _MASK64,
               abi.meta(arg_idx, abi.PY_VALUE_SIZE, ptr), *vals)
@@ -144,6 +173,8 @@ def _record(rtype: int, pc: int, values: Iterable[tuple[int, object]]) -> None:
     tls.busy = True
     try:
         for arg_idx, value in values:
+            if tls.task is not task:  # a record hook disabled this thread
+                break
             _write(task, rtype, pc, arg_idx, value)
     finally:
         tls.busy = False

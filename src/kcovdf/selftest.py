@@ -227,11 +227,53 @@ class _Wide:
             setattr(self, f"f{k}", (k, str(k)))
 
 
-def reentrancy_guard() -> str | None:
-    """Finalizers run by the collector while a record is being made record nothing."""
+def _interrupted_records() -> None:
+    """Writers called by the record hook (an interrupt in the middle of a record) record nothing."""
+    runs: list[tuple[int, int]] = []  # per hook run: buf[0] when it started, after its writers
+
+    def interrupt() -> None:
+        at = buf[0]
+        core.entry(PC + 1, "nested", 2)
+        core.ret(PC + 1, "nested")
+        try:
+            raise ValueError("nested")
+        except ValueError:
+            core.exc(PC + 1)
+        core.yld(PC + 1, 3)
+        runs.append((at, buf[0]))
+        raise RuntimeError("escapes the hook")  # dropped: the interrupted record still lands
+
+    outer = KeyError("outer")
+    set_hook = core.implementation._set_record_hook  # type: ignore[attr-defined]
+    with Device() as dev:
+        dev.init_trace(WORDS)
+        buf = dev.mmap()
+        dev.enable()
+        set_hook(interrupt)
+        try:
+            _add(0x11, 0x22)
+            try:
+                raise outer
+            except KeyError:
+                core.exc(PC)
+        finally:
+            set_hook(None)
+            dev.disable()
+        recs = _headers(buf)  # every record whole
+        buf.release()
+    assert len(runs) == 4, f"the hook ran {len(runs)} times for 4 records"
+    assert all(after == at for at, after in runs), f"writers inside the hook added words: {runs}"
+    assert [r[:4] for r in recs] == [(0xE, 1, PC, 0), (0xE, 2, PC, 1), (0xF, 3, PC, 0),
+                                     (0xF, 4, PC, abi.ARG_EXCEPTION)], recs
+    assert [r[4] for r in recs] == [core.encode(v) for v in (0x11, 0x22, 0x33, outer)]
+
+
+def reentrancy_guard() -> None:
+    """Nothing is recorded from inside a record: an interrupt (the record hook), finalizers."""
+    _interrupted_records()
     inside_runs: list[bool] = []  # per finalizer run inside a record: did it add words?
-    # The twin makes a record in record._write (called only with the guard set); the C
-    # core makes it without a Python frame, so no finalizer can be seen inside it.
+    # The twin makes a record in record._write (called only with the guard set), where
+    # its encoder's allocations trigger collections; the C core runs no collection there.
     writer = record._write.__code__
 
     class Finalized:
@@ -269,10 +311,7 @@ def reentrancy_guard() -> str | None:
         _headers(buf)  # every record whole
         buf.release()
     assert not any(inside_runs), f"{sum(inside_runs)} finalizer(s) recorded during a record"
-    if inside_runs:
-        return None
-    assert core.name == "c", "no finalizer ran during a record of the twin: nothing was tested"
-    return "SKIP the C core runs no Python code while it makes a record"
+    assert inside_runs or core.name == "c", "no finalizer ran during a record of the twin"
 
 
 def threads_own_devices() -> None:

@@ -4,6 +4,7 @@
 The decoder's scanner (scan.c) is added to this module too; see ``kcovdf.decode``.
 """
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -54,6 +55,15 @@ def emit(line: bytes, remember: bool = True) -> None:
 
 def after_fork_child() -> None:
     """In a fork child: forget the calling thread's task (the parent keeps its owner word)."""
+
+def _set_record_hook(hook: Callable[[], object] | None) -> None:
+    """Test seam: call ``hook()`` in the middle of every record (None: stop).
+
+    It runs after the record's words are reserved and before its values are
+    written, with the re-entrancy guard held, as the kernel's interrupt would:
+    writers it calls on this thread record nothing, and what it raises is
+    dropped. If it disables the thread, the call stops without writing more.
+    """
 
 def _noop(*args: object) -> None:
     """An empty C call with the writers' calling convention: the benchmarks' baseline."""

@@ -8,7 +8,8 @@
  *   hdr         the .kdf header page in front of it (drops and owner words);
  *   seq         24-bit sequence: reset to 0 by enable(), pre-incremented per record;
  *   busy        re-entrancy guard: set while a record is being made, so that
- *               finalizers, signal handlers or the runtime itself record nothing;
+ *               finalizers, signal handlers, the runtime itself or the test seam's
+ *               record hook (an "interrupt" mid-record) record nothing;
  *   holder      the kdf_holder that keeps the mapping exported.
  * Only its own thread touches a kdf_task.
  *
@@ -68,7 +69,11 @@ struct kdf_task {
 	PyObject *holder; /* borrowed: the thread state dict owns it */
 };
 
-static _Thread_local struct kdf_task kdf_task;
+/*
+ * initial-exec: the module is loaded by dlopen, whose default (general dynamic) model
+ * calls __tls_get_addr on every access; a few dozen bytes fit glibc's static TLS surplus.
+ */
+static _Thread_local struct kdf_task kdf_task __attribute__((tls_model("initial-exec")));
 
 /* Threads of this process enabled right now (GIL). */
 static long kdf_active;
@@ -106,8 +111,36 @@ static uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n)
 	return &t->area[1 + pos];
 }
 
-static void kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
-		      PyObject *value)
+/*
+ * Test seam (_set_record_hook): a callable run in the middle of every record, after
+ * its words are reserved and before its values are written, with the guard held: it
+ * stands for the kernel's interrupt arriving mid-record. NULL in production, so the
+ * hot path pays one load and test.
+ */
+static PyObject *kdf_hook;
+
+/*
+ * Run the hook. Returns -1 if it left this thread on another buffer (it disabled
+ * it): the reserved words must not be written through the old pointer. What the
+ * hook raises is dropped, as nothing an interrupt does can fail the record.
+ */
+static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
+{
+	uint64_t *area = t->area;
+	PyObject *hook = Py_NewRef(kdf_hook), *r;
+
+	r = PyObject_CallNoArgs(hook);
+	Py_DECREF(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_Clear();
+	return t->area == area ? 0 : -1;
+}
+
+/* One record; -1 if the thread's buffer changed under it (only the hook can do that). */
+static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+		     PyObject *value)
 {
 	struct kdf_value v;
 	int redacted = value == kdf_redacted;
@@ -116,25 +149,45 @@ static void kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned 
 	kdf_encode(value, redacted, 1, &v);
 	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
 	if (!t->area)
-		return; /* cannot happen (no code ran), but never write through a stale pointer */
+		return -1; /* cannot happen (no code ran), but never write through a stale pointer */
 	w = kdf_reserve(t, KDF_HEADER_WORDS + v.n);
 	if (!w)
-		return;
+		return 0;
 	w[0] = (uint64_t)rtype << 28 | (uint64_t)(v.n & 0xF) << 24 | t->seq;
 	w[1] = pc;
 	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
 	       (redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
+	if (kdf_hook && kdf_call_hook(t) < 0)
+		return -1;
 	memcpy(&w[3], v.w, sizeof(uint64_t) * v.n);
+	return 0;
 }
+
+/*
+ * The last pc object and its value (GIL): instrumented code passes the same
+ * constant each time, and an int never changes, so identity is enough. The strong
+ * reference keeps the address from being reused by another int.
+ */
+static PyObject *kdf_pc_obj;
+static uint64_t kdf_pc_val;
 
 static int kdf_pc(const char *call, PyObject *o, uint64_t *pc)
 {
+	if (o == kdf_pc_obj) {
+		*pc = kdf_pc_val;
+		return 0;
+	}
 	if (!PyLong_Check(o)) {
 		PyErr_Format(PyExc_TypeError, "%s(): pc must be an int, not %.100s", call,
 			     Py_TYPE(o)->tp_name);
 		return -1;
 	}
 	*pc = PyLong_AsUnsignedLongLongMask(o); /* cannot fail on an int */
+	if (PyLong_CheckExact(o)) {
+		/* no Python code runs when an exact int dies: safe inside a record */
+		Py_XSETREF(kdf_pc_obj, Py_NewRef(o));
+		kdf_pc_val = *pc;
+	}
 	return 0;
 }
 
@@ -157,7 +210,8 @@ static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t narg
 		n = KDF_ARG_MAX_PARAM + 1;
 	t->busy = 1;
 	for (i = 0; i < n; i++)
-		kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]);
+		if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
+			break;
 	t->busy = 0;
 	Py_RETURN_NONE;
 }
@@ -226,7 +280,8 @@ static PyObject *kdf_exc(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 	}
 	t->busy = 1;
 	kdf_write(t, KDF_TYPE_RETURN, pc, KDF_ARG_EXCEPTION, value);
-	Py_DECREF(value); /* the handled exception keeps it alive: no finalizer here */
+	/* the handled exception (or the caller's argument) keeps it alive: no finalizer here */
+	Py_DECREF(value);
 	t->busy = 0;
 	Py_RETURN_NONE;
 }
@@ -1701,8 +1756,13 @@ static void kdf_holder_release(kdf_holder *h, int clear_owner)
 	if (!h->live)
 		return;
 	h->live = 0;
-	if (kdf_task.holder == (PyObject *)h)
+	if (kdf_task.holder == (PyObject *)h) {
+		/* the guard outlives the task: a record hook may disable mid-record */
+		int busy = kdf_task.busy;
+
 		memset(&kdf_task, 0, sizeof(kdf_task));
+		kdf_task.busy = busy;
+	}
 	if (clear_owner) {
 		__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &want, 0, 0, __ATOMIC_ACQ_REL,
 					    __ATOMIC_RELAXED);
@@ -1807,7 +1867,6 @@ static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nar
 	kdf_task.size = words;
 	kdf_task.hdr = h->hdr;
 	kdf_task.seq = 0;
-	kdf_task.busy = 0;
 	kdf_task.holder = (PyObject *)h;
 	Py_DECREF(h); /* the thread dict holds it */
 	Py_RETURN_NONE;
@@ -1864,6 +1923,19 @@ static PyObject *kdf_noop(PyObject *mod, PyObject *const *args, Py_ssize_t nargs
 	Py_RETURN_NONE;
 }
 
+static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
+{
+	if (hook != Py_None && !PyCallable_Check(hook)) {
+		PyErr_Format(PyExc_TypeError,
+			     "_set_record_hook(): expected a callable or None, not %.100s",
+			     Py_TYPE(hook)->tp_name);
+		return NULL;
+	}
+	/* a running hook holds its own reference (kdf_call_hook) */
+	Py_XSETREF(kdf_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_RETURN_NONE;
+}
+
 /* ---------------------------------------------------------------------------
  * The REDACTED sentinel and the module table.
  */
@@ -1908,6 +1980,9 @@ static PyMethodDef kdf_methods[] = {
 	 "emit(line, remember=True)\n--\n\nAppend line and a newline to every table fd."},
 	{"after_fork_child", kdf_after_fork_child, METH_NOARGS,
 	 "after_fork_child()\n--\n\nIn a fork child: clear the calling thread's state."},
+	{"_set_record_hook", kdf_set_record_hook, METH_O,
+	 "_set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
+	 "with the re-entrancy guard held (None: stop)."},
 	{"_noop", (PyCFunction)(void (*)(void))kdf_noop, METH_FASTCALL,
 	 "_noop(*args)\n--\n\nAn empty C call: the benchmarks' baseline."},
 	{NULL, NULL, 0, NULL},
