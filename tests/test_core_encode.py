@@ -285,3 +285,55 @@ def test_cache_follows_new_dataclass_fields() -> None:
     finally:
         NT._fields = ("a", "b", "c")
     check(NT(1, 2, 3))
+
+
+# --- the per-class layout cache (instances without __slots__, by their dict's keys) ----
+
+def test_layout_cache_follows_each_instance_keys() -> None:
+    a, b, c, d, e, f, many = (Plain() for _ in range(7))
+    a.x, a.y = 1, "one"
+    b.y, b.x = "two", 2  # the same names in another order
+    c.x = 3  # fewer names
+    d.__dict__.update({"x": 4, "y": 5, "z": 6})
+    name = "".join(["na", "me"])  # a str equal to the interned "name", not the same object
+    e.__dict__[name] = 7
+    e.name = 8  # replaces the value; the key stays the non-interned str
+    f.name, f.x = 9, 10
+    f.__dict__[1] = "a non-str key: not a field"
+    many.__dict__.update({f"k{i}": i for i in range(20)})  # more keys than the cache holds
+    for _ in range(3):
+        for obj in (a, b, c, d, e, f, a, a, many, many, b):
+            check(obj)
+
+
+def test_layout_cache_follows_declared_fields_and_class_changes() -> None:
+    @dataclasses.dataclass
+    class DC:
+        a: int
+        b: str = "b"
+
+    x, y = DC(1), DC(2)
+    y.extra = 3
+    for obj in (x, x, y, x, DC(4), DC(5)):  # fresh instances too: their dict is made on the way
+        check(obj)
+    del x.b  # a declared field in no storage, the class default is no descriptor: UNSET
+    check(x)
+    check(x)
+    DC.b = property(lambda self: 1 / 0)  # type: ignore[assignment] # now reading it runs code: FAULT
+    check(x)
+    check(y)
+    x.__dict__ = {"b": "new", "a": 5}  # another dict, other order
+    check(x)
+    check(x)
+
+
+def test_layout_cache_leaves_dicts_of_builtin_bases_alone() -> None:
+    import functools
+
+    class Partial(functools.partial):
+        pass
+
+    p = Partial(len, "abc")
+    p.note = "n"
+    for _ in range(3):
+        check(p)

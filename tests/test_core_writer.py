@@ -518,6 +518,55 @@ def test_type_lines_once_per_id_exact_bytes(tmp_path) -> None:
     assert any(b"\\udc80" in line for line in lines)  # ensure_ascii for the surrogate name
 
 
+# Shapes first met by encode() (which emits nothing) and then recorded: the cached
+# shape ids (per-class layout cache, per-class last shape) still get their table line.
+ENCODE_FIRST_SCRIPT = """
+import collections, dataclasses, json, mmap, os, sys
+from kcovdf._core import _recorder as R
+from kcovdf.encode import encode_value
+from kcovdf import abi
+
+@dataclasses.dataclass
+class DC:
+    a: int
+    b: str = "b"
+
+class Plain:
+    pass
+
+class Slots:
+    __slots__ = ("s", "t")
+
+NT = collections.namedtuple("NT", "p q")
+plain, slots = Plain(), Slots()
+plain.k = 1
+slots.s = 2
+values = [DC(1), plain, slots, NT(1, 2), 7, "text"]
+for v in values:
+    R.encode(v)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+R.add_table(fd)
+m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * 4096)
+m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(4096, os.getpid(), 0)
+R.enable(m, -1)
+for _ in range(2):
+    R.entry(1, *values)
+R.disable(m)
+entries = {e for v in values for e in encode_value(v).types}
+print(json.dumps([[e.id, e.cls, list(e.fields)] for e in entries]))
+"""
+
+
+def test_shapes_first_met_by_encode_still_get_their_table_line(tmp_path) -> None:
+    path = tmp_path / "table.jsonl"
+    path.write_bytes(b"")
+    out = subprocess.run([sys.executable, "-c", ENCODE_FIRST_SCRIPT, str(path)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == len(set(lines))
+    assert set(lines) == {expected_line(tid, cls, fields) for tid, cls, fields in json.loads(out)}
+
+
 def test_emit_remembers_and_replays_on_add_table() -> None:
     line = b'{"t":"info","key":"core-test","value":1}'
     quiet = b'{"t":"info","key":"not-remembered","value":2}'

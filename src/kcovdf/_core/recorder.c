@@ -398,9 +398,11 @@ static inline uint64_t kdf_fnv(uint64_t h, const unsigned char *p, Py_ssize_t n)
  * __module__ included, or __bases__ changes it) or its __module__ object is the
  * same; the entry keeps strong references to both strs, so identity is safe.
  * The plan holds borrowed pointers into the class dicts of the MRO and is reused
- * only while the version tag is unchanged (static types cannot change). Not
- * noticed: in-place changes that bypass type attribute assignment, such as
- * mutating a __dataclass_fields__ dict or a Field after the class was created.
+ * only while the version tag is unchanged (static types cannot change); so are the
+ * plan's layout cache (struct kdf_fcache) and the "takes the OBJECT form" verdict.
+ * Not noticed: in-place changes that bypass type attribute assignment, such as
+ * mutating a __dataclass_fields__ dict or a Field after the class was created, or
+ * giving __get__ to the class of an object that shadows a missing declared field.
  * The cache never keeps a class alive.
  */
 
@@ -409,13 +411,38 @@ struct kdf_slot {
 	PyObject *descr; /* borrowed member descriptor (valid while the tag holds) */
 };
 
+/*
+ * The field layout last seen for instances of a class without __slots__: their dict's
+ * keys, pointer for pointer in order (strong references, so no other str can take an
+ * address), and what was derived from them. An instance whose dict holds exactly
+ * these keys is encoded from its values alone. Everything else the layout depends on
+ * (the declared fields, whether a missing one is FAULT) belongs to the plan, and the
+ * cache lives and dies with it.
+ */
+#define KDF_FC_KEYS 16
+#define KDF_SRC_FAULT (-1) /* a declared field in no storage, behind a descriptor */
+#define KDF_SRC_UNSET (-2) /* a declared field in no storage */
+
+struct kdf_fcache {
+	Py_ssize_t nkeys; /* -1: empty */
+	PyObject *keys[KDF_FC_KEYS];
+	int nout;
+	signed char src[KDF_MAX_FIELDS];   /* per recorded field: index into keys, or KDF_SRC_* */
+	PyObject *names[KDF_MAX_FIELDS];   /* borrowed from keys or the plan's declared names */
+	Py_ssize_t total;
+	uint64_t sid;
+	int registered; /* the shape's table line was emitted */
+};
+
 struct kdf_plan {
 	PyObject *nt_fields; /* namedtuple _fields (strong), or NULL */
 	Py_ssize_t nslots;
 	struct kdf_slot *slots;
 	PyObject *dict_descr; /* borrowed C-level __dict__ descriptor, or NULL */
+	int dict_peek;	      /* dict_descr is type_new's own: an existing dict is read in place */
 	Py_ssize_t ndeclared;
 	PyObject **declared; /* dataclass field names in order (strong) */
+	struct kdf_fcache fc;
 };
 
 struct kdf_type {
@@ -431,6 +458,9 @@ struct kdf_type {
 	int nshape;
 	PyObject *shape_names[KDF_MAX_FIELDS];
 	uint64_t shape_id;
+	int shape_registered;
+	int is_object; /* instances take the OBJECT form (kdf_encode_type's last case) */
+	unsigned int object_tag;
 };
 
 #define KDF_TYPE_SLOTS 1024
@@ -483,6 +513,8 @@ static void kdf_plan_free(struct kdf_plan *p)
 	if (!p)
 		return;
 	Py_XDECREF(p->nt_fields);
+	for (i = 0; i < p->fc.nkeys; i++)
+		Py_DECREF(p->fc.keys[i]);
 	for (i = 0; i < p->nslots; i++)
 		Py_DECREF(p->slots[i].name);
 	for (i = 0; i < p->ndeclared; i++)
@@ -667,6 +699,57 @@ static int kdf_plan_declared(struct kdf_plan *p, PyTypeObject *tp)
 	return 0;
 }
 
+/* The getter of type_new's __dict__ descriptor (subtype_dict), found at module init. */
+static getter kdf_subtype_dict;
+
+/*
+ * Whether reading tp's instance dict through descr returns the dict CPython keeps at
+ * the type's managed or tp_dictoffset slot: descr is type_new's own and no builtin
+ * base has a dict of its own (subtype_dict then defers to PyObject_GenericGetDict).
+ */
+static int kdf_dict_in_place(PyTypeObject *tp, PyObject *descr)
+{
+	PyTypeObject *b;
+
+	if (!kdf_subtype_dict || !Py_IS_TYPE(descr, &PyGetSetDescr_Type) ||
+	    ((PyGetSetDescrObject *)descr)->d_getset->get != kdf_subtype_dict)
+		return 0;
+	for (b = tp; b->tp_base; b = b->tp_base)
+		if (b->tp_dictoffset && !PyType_HasFeature(b, Py_TPFLAGS_HEAPTYPE))
+			return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT))
+		return 1;
+#endif
+	return tp->tp_dictoffset > 0;
+}
+
+/*
+ * The instance dict when it already exists, borrowed, read where CPython keeps it
+ * (pycore_object.h of each version): no call, no allocation. NULL when it must be
+ * made, or is kept elsewhere. Only for a plan with dict_peek.
+ */
+static inline PyObject *kdf_peek_dict(PyObject *obj, PyTypeObject *tp)
+{
+#if defined(Py_GIL_DISABLED)
+	return NULL; /* another thread may be replacing it */
+#else
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
+		/* PyDictOrValues: a dict, or inline values tagged by the low bit */
+		uintptr_t dv = *(uintptr_t *)((char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *));
+
+		return dv & 1 ? NULL : (PyObject *)dv;
+	}
+#elif PY_VERSION_HEX >= 0x030B0000
+	/* 3.11: the dict pointer (values one word below); 3.13: PyManagedDictPointer */
+	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT))
+		return *(PyObject **)((char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *));
+#endif
+	return tp->tp_dictoffset > 0 ? *(PyObject **)((char *)obj + tp->tp_dictoffset) : NULL;
+#endif
+}
+
 /* How instances of tp (OBJECT form, or a tuple subclass) are decomposed. */
 static struct kdf_plan *kdf_plan_build(PyTypeObject *tp)
 {
@@ -676,6 +759,7 @@ static struct kdf_plan *kdf_plan_build(PyTypeObject *tp)
 
 	if (!p || !mro || !PyTuple_Check(mro))
 		goto fail;
+	p->fc.nkeys = -1;
 	if (PyType_IsSubtype(tp, &PyTuple_Type)) {
 		own = kdf_type_dict(tp);
 		v = kdf_dict_get(own, s_fields);
@@ -722,6 +806,7 @@ static struct kdf_plan *kdf_plan_build(PyTypeObject *tp)
 				p->dict_descr = v; /* the MRO keeps it alive while the tag holds */
 			Py_XDECREF(own);
 		}
+		p->dict_peek = p->dict_descr && kdf_dict_in_place(tp, p->dict_descr);
 	}
 	if (kdf_plan_declared(p, tp) < 0)
 		goto fail;
@@ -759,7 +844,7 @@ struct kdf_pending {
 struct kdf_enc {
 	int emit; /* register type-table entries (records), or not (encode()) */
 	uint64_t kinds;
-	uint64_t words[KDF_MAX_FIELDS];
+	uint64_t *words; /* the field words of the output value: no copy at the end */
 	int n;
 	/* class entries of OBJ words not yet in the table, in first-seen order */
 	struct kdf_pending *pend;
@@ -767,6 +852,8 @@ struct kdf_enc {
 };
 
 static int kdf_seen_contains(uint64_t id);
+static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_ssize_t total,
+		       unsigned form, struct kdf_value *out);
 static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
 			 int nfields);
 
@@ -804,13 +891,37 @@ static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
 	e->pend[e->npend++].nlen = te->nlen;
 }
 
+/*
+ * An int (PyLong_Check) as a signed 64-bit value in *x; returns 0, or its sign (+1 or
+ * -1) when it does not fit. A one-digit int (most of them) is read in place instead
+ * of through the C API's general loop.
+ */
+static inline int kdf_long(PyObject *v, long long *x)
+{
+	int overflow;
+
+#if PY_VERSION_HEX >= 0x030C0000
+	if (PyUnstable_Long_IsCompact((PyLongObject *)v)) {
+		*x = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+		return 0;
+	}
+#else
+	Py_ssize_t size = Py_SIZE(v);
+
+	if (size >= -1 && size <= 1) {
+		*x = (long long)size * (long long)((PyLongObject *)v)->ob_digit[0];
+		return 0;
+	}
+#endif
+	*x = PyLong_AsLongLongAndOverflow(v, &overflow);
+	return overflow;
+}
+
 static uint64_t kdf_prefix7(const unsigned char *head, Py_ssize_t nhead, Py_ssize_t length)
 {
 	uint64_t w = 0;
-	Py_ssize_t i;
 
-	for (i = 0; i < nhead && i < 7; i++)
-		w |= (uint64_t)head[i] << (8 * i);
+	memcpy(&w, head, (size_t)(nhead < 7 ? nhead : 7));
 	return (uint64_t)(length < KDF_TOTAL_CAP ? length : KDF_TOTAL_CAP) << 56 | w;
 }
 
@@ -843,10 +954,9 @@ static unsigned kdf_kw(struct kdf_enc *e, PyObject *v, uint64_t *w)
 		return KDF_KIND_BOOL;
 	}
 	if (PyLong_Check(v)) {
-		int overflow;
-		long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+		long long x;
 
-		if (overflow) {
+		if (kdf_long(v, &x)) {
 			*w = PyLong_AsUnsignedLongLongMask(v);
 			return KDF_KIND_INT_TRUNC;
 		}
@@ -907,8 +1017,8 @@ static void kdf_chunks(struct kdf_enc *e, const unsigned char *p, Py_ssize_t n, 
 	for (i = 0; i < lim; i += 8) {
 		uint64_t w = 0;
 
-		for (j = 0; j < 8 && i + j < lim; j++)
-			w |= (uint64_t)p[i + j] << (8 * j);
+		j = lim - i < 8 ? lim - i : 8;
+		memcpy(&w, p + i, (size_t)j);
 		kdf_put(e, KDF_KIND_CHUNK, w);
 	}
 }
@@ -988,8 +1098,10 @@ struct kdf_fields {
 	Py_ssize_t n, cap;
 	Py_ssize_t nslot; /* the first nslot came from __slots__ */
 	PyObject *names[KDF_MAX_FIELDS]; /* recorded field names (borrowed from v) */
+	signed char src[KDF_MAX_FIELDS];  /* where each came from: index into v, or KDF_SRC_* */
 	int nnames;
 	Py_ssize_t total;
+	Py_ssize_t dict_n; /* size of the instance dict read, -1 if none */
 };
 
 /* Index of name among the first `upto` stored fields, trying `hint` first; -1 if absent. */
@@ -1042,13 +1154,34 @@ static void kdf_stored_add(struct kdf_enc *e, struct kdf_fields *f, PyObject *na
 }
 
 static void kdf_field(struct kdf_enc *e, struct kdf_fields *f, PyObject *name, unsigned kind,
-		      uint64_t word)
+		      uint64_t word, Py_ssize_t src)
 {
 	f->total++;
 	if (f->nnames == KDF_MAX_FIELDS)
 		return;
+	f->src[f->nnames] = (signed char)(src < KDF_FC_KEYS ? src : KDF_FC_KEYS);
 	f->names[f->nnames++] = name;
 	kdf_put(e, kind, word);
+}
+
+/*
+ * The instance dict through the plan's descriptor (new reference), or NULL. The
+ * descriptor may create the dict: no collection, so no finalizer, meanwhile.
+ */
+static PyObject *kdf_instance_dict(PyObject *obj, PyTypeObject *tp, struct kdf_plan *p)
+{
+	PyObject *d;
+	int gc;
+
+	if (p->dict_peek && (d = kdf_peek_dict(obj, tp)))
+		return Py_NewRef(d);
+	gc = PyGC_Disable();
+	d = Py_TYPE(p->dict_descr)->tp_descr_get(p->dict_descr, obj, (PyObject *)tp);
+	if (gc)
+		PyGC_Enable();
+	if (!d)
+		PyErr_Clear();
+	return d;
 }
 
 /* A declared field in no storage: FAULT if reading it through the class would run code. */
@@ -1082,12 +1215,10 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 		f->nslot = f->n;
 		Py_XDECREF(val);
 	}
-	if (p->dict_descr) {
-		d = Py_TYPE(p->dict_descr)->tp_descr_get(p->dict_descr, obj, (PyObject *)tp);
-		if (!d)
-			PyErr_Clear();
-	}
+	if (p->dict_descr)
+		d = kdf_instance_dict(obj, tp, p);
 	if (d && PyDict_Check(d)) {
+		f->dict_n = PyDict_GET_SIZE(d);
 		while (PyDict_Next(d, &pos, &k, &v))
 			if (PyUnicode_CheckExact(k))
 				kdf_stored_add(e, f, k, v);
@@ -1098,16 +1229,92 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 
 		if (at >= 0) {
 			f->v[at].used = 1;
-			kdf_field(e, f, f->v[at].name, f->v[at].kind, f->v[at].word);
+			kdf_field(e, f, f->v[at].name, f->v[at].kind, f->v[at].word, at);
 		} else {
 			unsigned kind = kdf_missing_kind(tp, p->declared[i]);
 
-			kdf_field(e, f, p->declared[i], kind, kind == KDF_KIND_FAULT ? KDF_FAULT : 0);
+			kdf_field(e, f, p->declared[i], kind, kind == KDF_KIND_FAULT ? KDF_FAULT : 0,
+				  kind == KDF_KIND_FAULT ? KDF_SRC_FAULT : KDF_SRC_UNSET);
 		}
 	}
 	for (i = 0; i < f->n; i++)
 		if (!f->v[i].used)
-			kdf_field(e, f, f->v[i].name, f->v[i].kind, f->v[i].word);
+			kdf_field(e, f, f->v[i].name, f->v[i].kind, f->v[i].word, i);
+}
+
+/*
+ * An instance of a class without __slots__ whose dict keys are the cached ones:
+ * its values are encoded in dict order (as the full walk does, so OBJ classes are
+ * met in the same order) and placed as the cache says. 1 if done, 0 to take the
+ * full walk (nothing was put).
+ */
+static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
+			     struct kdf_plan *p, struct kdf_value *out)
+{
+	struct kdf_fcache *fc = &p->fc;
+	unsigned kinds[KDF_FC_KEYS];
+	uint64_t words[KDF_FC_KEYS];
+	Py_ssize_t pos = 0, i = 0;
+	PyObject *d, *k, *v;
+	int j;
+
+	d = kdf_instance_dict(obj, Py_TYPE(obj), p);
+	if (!d)
+		return 0;
+	if (!PyDict_Check(d) || PyDict_GET_SIZE(d) != fc->nkeys)
+		goto miss;
+	while (PyDict_Next(d, &pos, &k, &v)) {
+		if (i == fc->nkeys || k != fc->keys[i])
+			goto miss;
+		kinds[i] = kdf_kw(e, v, &words[i]);
+		i++;
+	}
+	if (i != fc->nkeys)
+		goto miss;
+	Py_DECREF(d);
+	for (j = 0; j < fc->nout; j++) {
+		int src = fc->src[j];
+
+		if (src >= 0)
+			kdf_put(e, kinds[src], words[src]);
+		else if (src == KDF_SRC_FAULT)
+			kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+		else
+			kdf_put(e, KDF_KIND_UNSET, 0);
+	}
+	if (e->emit && !fc->registered && fc->nout) {
+		/* as kdf_shape does when it computes the id; no fields: kdf_finish does it */
+		kdf_register(fc->sid, te->name, te->nlen, fc->names, fc->nout);
+		fc->registered = 1;
+	}
+	kdf_finish(e, te, fc->sid, fc->total, KDF_FORM_OBJECT, out);
+	return 1;
+miss:
+	Py_DECREF(d);
+	return 0;
+}
+
+/* Remember the layout the full walk found, when the cache can serve it next time. */
+static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t sid)
+{
+	struct kdf_fcache *fc = &p->fc;
+	Py_ssize_t i;
+
+	if (p->nslots || f->dict_n != f->n || f->n > KDF_FC_KEYS || sid == KDF_FAULT)
+		return; /* slots, non-str keys or many keys: the full walk each time */
+	for (i = 0; i < fc->nkeys; i++)
+		Py_DECREF(fc->keys[i]);
+	for (i = 0; i < f->n; i++)
+		fc->keys[i] = Py_NewRef(f->v[i].name);
+	fc->nkeys = f->n;
+	for (i = 0; i < f->nnames; i++) {
+		fc->src[i] = f->src[i];
+		fc->names[i] = f->src[i] >= 0 ? fc->keys[f->src[i]] : f->names[i];
+	}
+	fc->nout = f->nnames;
+	fc->total = f->total;
+	fc->sid = sid;
+	fc->registered = 0; /* checked once against the seen ids at the next record */
 }
 
 /* Shape id of te with these recorded field names, through te's one-shape cache. */
@@ -1122,8 +1329,14 @@ static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *cons
 	if (te->nshape == n) {
 		for (i = 0; i < n && te->shape_names[i] == names[i]; i++)
 			;
-		if (i == n)
+		if (i == n) {
+			/* it may have been computed by encode(), which registers nothing */
+			if (e->emit && !te->shape_registered) {
+				kdf_register(te->shape_id, te->name, te->nlen, names, n);
+				te->shape_registered = 1;
+			}
 			return te->shape_id;
+		}
 	}
 	h = kdf_fnv(KDF_FNV_OFFSET, (unsigned char *)te->name, te->nlen);
 	for (i = 0; i < n; i++) {
@@ -1146,6 +1359,7 @@ static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *cons
 		te->shape_names[i] = Py_NewRef(names[i]);
 	te->nshape = n;
 	te->shape_id = h;
+	te->shape_registered = e->emit;
 	if (e->emit)
 		kdf_register(h, te->name, te->nlen, names, n);
 	return h;
@@ -1160,26 +1374,28 @@ static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_
 		kdf_register(te->cid, te->name, te->nlen, NULL, 0);
 		te->registered = 1;
 	}
-	for (i = 0; i < e->npend; i++) {
-		if (e->emit)
-			kdf_register(e->pend[i].id, e->pend[i].name, e->pend[i].nlen, NULL, 0);
-		PyMem_Free(e->pend[i].name);
+	if (e->pend) {
+		for (i = 0; i < e->npend; i++) {
+			if (e->emit)
+				kdf_register(e->pend[i].id, e->pend[i].name, e->pend[i].nlen, NULL, 0);
+			PyMem_Free(e->pend[i].name);
+		}
+		PyMem_Free(e->pend);
 	}
-	PyMem_Free(e->pend);
 	out->w[0] = sid;
 	out->w[1] = (uint64_t)(total < KDF_TOTAL_CAP ? total : KDF_TOTAL_CAP) << 56 |
 		    (uint64_t)form << 52 | e->kinds;
-	memcpy(&out->w[2], e->words, sizeof(uint64_t) * (size_t)e->n);
 	out->n = 2 + e->n;
 }
 
 static uint64_t kdf_redacted_cid;
 
-static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
-		       struct kdf_value *out)
+/* The full walk; apart, so the cached path does not set up its large frame. */
+static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObject *obj,
+						      struct kdf_type *te, struct kdf_plan *p,
+						      struct kdf_value *out)
 {
 	PyTypeObject *tp = Py_TYPE(obj);
-	struct kdf_plan *p = kdf_plan_of(te, tp);
 	struct kdf_fields f;
 	Py_ssize_t i, n;
 	uint64_t sid;
@@ -1212,12 +1428,15 @@ static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 	f.nslot = 0;
 	f.nnames = 0;
 	f.total = 0;
-	/* the instance dict may be created now, members may allocate: no collection here */
-	gc = PyGC_Disable();
+	f.dict_n = -1;
+	/* members may allocate, the instance dict may be created now: no collection here */
+	gc = p->nslots ? PyGC_Disable() : 0;
 	kdf_object_fields(e, obj, tp, p, &f);
 	if (gc)
 		PyGC_Enable();
 	sid = kdf_shape(e, te, f.names, f.nnames);
+	if (!p->nslots && p->dict_descr)
+		kdf_fcache_fill(p, &f, sid);
 	kdf_finish(e, te, sid, f.total, KDF_FORM_OBJECT, out);
 	for (i = 0; i < f.n; i++)
 		Py_DECREF(f.v[i].name);
@@ -1225,23 +1444,40 @@ static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 		PyMem_Free(f.v);
 }
 
+static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
+		       struct kdf_value *out)
+{
+	struct kdf_plan *p = kdf_plan_of(te, Py_TYPE(obj));
+
+	if (p && p->fc.nkeys >= 0 && kdf_object_cached(e, obj, te, p, out))
+		return;
+	kdf_object_walk(e, obj, te, p, out);
+}
+
 static void kdf_encode_type(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 			    struct kdf_value *out)
 {
 	PyTypeObject *tp = Py_TYPE(obj);
+	int heap;
 
 	/* exact int and str first: no subclass walk on the hottest values */
 	if (tp == &PyLong_Type)
 		goto integer;
 	if (tp == &PyUnicode_Type)
 		goto text;
+	/* a class already found to take the OBJECT form, while its tag holds */
+	heap = PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE);
+	if (te->is_object && (!heap || (te->object_tag && te->object_tag == kdf_tag(tp)))) {
+		kdf_object(e, obj, te, out);
+		return;
+	}
 	if (obj == Py_None || tp == &PyBool_Type || PyFloat_Check(obj)) {
 		kdf_nested(e, obj);
 		kdf_finish(e, te, te->cid, 1, KDF_FORM_SCALAR, out);
 	} else if (PyLong_Check(obj)) {
 integer:;
-		int overflow;
-		long long x = PyLong_AsLongLongAndOverflow(obj, &overflow);
+		long long x;
+		int overflow = kdf_long(obj, &x);
 
 		if (!overflow) {
 			kdf_put(e, KDF_KIND_INT, (uint64_t)x);
@@ -1287,8 +1523,72 @@ text:
 		kdf_map(e, obj);
 		kdf_finish(e, te, te->cid, PyDict_GET_SIZE(obj), KDF_FORM_MAP, out);
 	} else {
+		/* none of the builtin bases above: that depends on the MRO alone (tag) */
+		te->is_object = 1;
+		te->object_tag = heap ? kdf_tag(tp) : 0;
 		kdf_object(e, obj, te, out);
 	}
+}
+
+/*
+ * The two commonest values, an exact int that is one digit and an exact ASCII str,
+ * written without the general machinery (type cache, encoder state). Their class ids
+ * are fixed (builtins.int, builtins.str); the table line is emitted once. 1 if done.
+ */
+static uint64_t kdf_int_cid, kdf_str_cid;
+static int kdf_int_registered, kdf_str_registered;
+
+static inline int kdf_encode_common(PyObject *obj, int emit, struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+
+	if (tp == &PyLong_Type) {
+		long long x;
+
+#if PY_VERSION_HEX >= 0x030C0000
+		if (!PyUnstable_Long_IsCompact((PyLongObject *)obj))
+			return 0;
+		x = (long long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+#else
+		Py_ssize_t size = Py_SIZE(obj);
+
+		if (size < -1 || size > 1)
+			return 0;
+		x = (long long)size * (long long)((PyLongObject *)obj)->ob_digit[0];
+#endif
+		if (emit && !kdf_int_registered) {
+			kdf_register(kdf_int_cid, "builtins.int", 12, NULL, 0);
+			kdf_int_registered = 1;
+		}
+		out->w[0] = kdf_int_cid;
+		out->w[1] = (uint64_t)1 << 56 | (uint64_t)KDF_FORM_SCALAR << 52 | KDF_KIND_INT;
+		out->w[2] = (uint64_t)x;
+		out->n = 3;
+		return 1;
+	}
+	if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(obj)) {
+		/* code points = UTF-8 bytes; the first 88 of them as CHUNK words */
+		Py_ssize_t len = PyUnicode_GET_LENGTH(obj);
+		size_t nb = len < 8 * KDF_STR_CHUNKS ? (size_t)len : 8 * KDF_STR_CHUNKS;
+		int nw = (int)((nb + 7) / 8), i;
+		uint64_t kinds = KDF_KIND_LEN | KDF_KIND_LEN << 4;
+
+		if (emit && !kdf_str_registered) {
+			kdf_register(kdf_str_cid, "builtins.str", 12, NULL, 0);
+			kdf_str_registered = 1;
+		}
+		for (i = 0; i < nw; i++) {
+			kinds |= (uint64_t)KDF_KIND_CHUNK << (4 * (2 + i));
+			out->w[4 + i] = 0;
+		}
+		memcpy(&out->w[4], PyUnicode_DATA(obj), nb);
+		out->w[0] = kdf_str_cid;
+		out->w[1] = (uint64_t)KDF_FORM_STR << 52 | kinds;
+		out->w[2] = out->w[3] = (uint64_t)len;
+		out->n = 4 + nw;
+		return 1;
+	}
+	return 0;
 }
 
 /* The value words of obj. Never fails: what cannot be read becomes a FAULT word. */
@@ -1297,8 +1597,11 @@ static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *
 	struct kdf_enc e;
 	struct kdf_type *te, *outer = kdf_pinned;
 
+	if (!redacted && kdf_encode_common(obj, emit, out))
+		return;
 	e.emit = emit;
 	e.kinds = 0;
+	e.words = &out->w[2];
 	e.n = 0;
 	e.pend = NULL;
 	e.npend = e.cappend = 0;
@@ -2002,6 +2305,22 @@ static int kdf_intern(PyObject **slot, const char *s)
 	return *slot ? 0 : -1;
 }
 
+/* subtype_dict is static in typeobject.c: take it from the __dict__ of a fresh class. */
+static int kdf_find_subtype_dict(void)
+{
+	PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O){}", "_kdf_probe",
+					      (PyObject *)&PyBaseObject_Type);
+	PyObject *d;
+
+	if (!cls)
+		return -1;
+	d = kdf_dict_get(((PyTypeObject *)cls)->tp_dict, s_dict);
+	if (d && Py_IS_TYPE(d, &PyGetSetDescr_Type))
+		kdf_subtype_dict = ((PyGetSetDescrObject *)d)->d_getset->get;
+	Py_DECREF(cls);
+	return 0;
+}
+
 PyMODINIT_FUNC PyInit__recorder(void)
 {
 	PyObject *m;
@@ -2016,6 +2335,10 @@ PyMODINIT_FUNC PyInit__recorder(void)
 		return NULL;
 	if (PyType_Ready(&kdf_holder_type) < 0 || PyType_Ready(&kdf_redacted_type) < 0)
 		return NULL;
+	if (!kdf_subtype_dict && kdf_find_subtype_dict() < 0)
+		return NULL;
+	kdf_int_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.int", 12);
+	kdf_str_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.str", 12);
 	kdf_redacted_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)KDF_REDACTED_CLASS,
 				   (Py_ssize_t)strlen(KDF_REDACTED_CLASS));
 	if (!kdf_remembered && !(kdf_remembered = PyList_New(0)))
