@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import exportgen
-from kcovdf import abi, decode, export
+from kcovdf import abi, calls, decode, export
 from kcovdf.encode import encode_value
-from kcovdf.export import calls
 from kcovdf.export.jsonl import JsonLinesExporter
 from kcovdf.export.parquet import ParquetExporter
 
@@ -122,6 +121,14 @@ def _pairs(task: exportgen.TaskTrace, tmp_path: Path) -> list[dict]:
     ids, table = calls.pair(t.records)
     assert len(ids) == len(t)
     return table.to_pylist()
+
+
+def test_argument_records_with_a_seq_gap_start_a_new_call() -> None:
+    # rising arg_idx alone would join them; the gap says a record (a return) was dropped between
+    ids, found = calls.pair_columns([0, 0, 0], [1, 2, 4], ["entry", "entry", "entry"],
+                                    [7, 7, 7], [0, 1, 2])
+    assert ids == [0, 0, 1]
+    assert [(c.nargs, c.depth) for c in found] == [(2, 0), (1, 1)]
 
 
 def test_calls_nest_and_close(tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
+from kcovdf import calls
 from kcovdf.decode import Trace
 from kcovdf.errors import CorruptBufferError
-from kcovdf.export import calls
 from kcovdf.export.resolve import function_name, resolve, symbols_table, tasks_table, types_table
 
-#: one call per row: the pairing of kcovdf.export.calls, with arguments and result resolved
+#: one call per row: the pairing of kcovdf.calls, with arguments and result resolved
 _CALLS_VIEW = """
 CREATE VIEW calls AS
 WITH args AS (

@@ -29,11 +29,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from kcovdf import abi, decode, values
+from kcovdf import calls, decode, values
 from kcovdf.errors import KcovdfError
 from kcovdf.symbols import KernelSymbols, Symbol, Symbolizer
 
-_SEQ_WRAP = abi.SEQ_MASK + 1
 _RAW_TAGS = {"entry": "[ENTRY]", "return": "[RET]", "exception": "[EXC]", "yield": "[YIELD]"}
 _RAW_ROLE = {"return": "ret", "exception": "exc", "yield": "yield"}
 _STYLE = {"name": "bold cyan", "return": "green", "exception": "bold red", "yield": "magenta",
@@ -121,29 +120,20 @@ class _Records:
 
 
 def build_lines(rec: _Records, raw: bool) -> list[Line]:
-    """The lines of every task: call trees (depth by entry/return pairing), or raw records."""
+    """The lines of every task: call trees (depth from kcovdf.calls' pairing), or raw records."""
+    if raw:
+        return [Line(task, kind, pc, [row]) for row, (task, kind, pc)
+                in enumerate(zip(rec.task, rec.kind, rec.pc, strict=True))]
+    ids, found = calls.pair_columns(rec.task, rec.seq, rec.kind, rec.pc, rec.arg_idx)
     lines: list[Line] = []
-    stacks: dict[int, list[int]] = {}
     last: Line | None = None
-    for row in range(len(rec.task)):
-        task, kind, pc = rec.task[row], rec.kind[row], rec.pc[row]
-        if raw:
-            lines.append(Line(task, kind, pc, [row]))
+    for row, call_id in enumerate(ids):
+        if rec.kind[row] == "entry" and last is not None and last.kind == "call" \
+                and ids[last.rows[-1]] == call_id:
+            last.rows.append(row)
             continue
-        stack = stacks.setdefault(task, [])
-        if kind == "entry":
-            prev = last.rows[-1] if last is not None else -1
-            if last is not None and last.kind == "call" and last.task == task and last.pc == pc \
-                    and rec.arg_idx[row] > rec.arg_idx[prev] \
-                    and rec.seq[row] == (rec.seq[prev] + 1) % _SEQ_WRAP:
-                last.rows.append(row)
-                continue
-            last = Line(task, "call", pc, [row], len(stack))
-            stack.append(pc)
-        else:
-            if pc in stack:
-                del stack[len(stack) - 1 - stack[::-1].index(pc):]
-            last = Line(task, kind, pc, [row], len(stack))
+        kind = "call" if rec.kind[row] == "entry" else rec.kind[row]
+        last = Line(rec.task[row], kind, rec.pc[row], [row], found[call_id].depth)
         lines.append(last)
     return lines
 

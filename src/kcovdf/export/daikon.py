@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kcovdf import calls
 from kcovdf.decode import Trace
-from kcovdf.export import calls
 from kcovdf.export.base import Exporter, private_file, register
 from kcovdf.export.resolve import function_name, resolve
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kcovdf import __version__, abi
+from kcovdf import __version__, abi, calls
 from kcovdf.decode import Trace
-from kcovdf.export import calls
 from kcovdf.export.base import Exporter, private_file, register
 from kcovdf.export.resolve import resolve, stats, symbols_table, tasks_table, types_table
 
