@@ -8,13 +8,12 @@ readers are tested against the documented format rather than against the recorde
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import struct
 from pathlib import Path
 
 from kcovdf import abi
 from kcovdf.encode import TypeEntry, encode_value
+from tracegen import pc_of, record, sym_line, trace_dir, type_line, write_kdf
 
 #: Passed as an argument value: recorded as the REDACTED form (pointer 0).
 REDACT = object()
@@ -35,10 +34,9 @@ class TaskTrace:
     def function(self, module: str, qualname: str, params: list[str], line: int = 1,
                  file: str | None = None) -> int:
         """Declare an instrumented function (a sym line); returns its pc (docs/core.md §4)."""
-        pc = abi.fnv1a64(f"{module}:{qualname}:{line}".encode())
-        self.syms[pc] = {"t": "sym", "pc": hex(pc), "module": module, "qualname": qualname,
-                         "file": file or f"/src/{module.replace('.', '/')}.py", "line": line,
-                         "params": [[p, "POSITIONAL_OR_KEYWORD"] for p in params]}
+        pc = pc_of(module, qualname, line)
+        self.syms[pc] = sym_line(module, qualname, line, [(p, "POSITIONAL_OR_KEYWORD") for p in params],
+                                 file)
         return pc
 
     def _record(self, rtype: int, pc: int, arg_idx: int, value: object) -> None:
@@ -49,8 +47,7 @@ class TaskTrace:
         self.seq += 1
         self._ptr += 0x40
         ptr = 0 if redacted else self._ptr
-        self.words += [abi.type_seq(rtype, len(enc.words), self.seq), pc,
-                       abi.meta(arg_idx, abi.PY_VALUE_SIZE, ptr), *enc.words]
+        self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
 
     def enter(self, pc: int, *args: object) -> None:
         """Entry records, one per argument, at positions 0..n-1."""
@@ -76,34 +73,21 @@ class TaskTrace:
 
     def table_lines(self) -> list[dict]:
         """The JSON lines of this task's table: types, symbols, then the task line."""
-        lines: list[dict] = [{"t": "type", "id": hex(e.id), "class": e.cls, "fields": list(e.fields)}
-                             for e in self.types.values()]
+        lines: list[dict] = [type_line(e) for e in self.types.values()]
         lines += list(self.syms.values())
         lines.append({"t": "task", "pid": self.pid, "tid": self.tid, "name": self.name})
         return lines
 
     def write(self, path: str | os.PathLike, *, spare_words: int = 16) -> Path:
         """Write a .kdf file (0600) holding this task's buffer and table."""
-        size = 1 + len(self.words) + spare_words
-        header = bytearray(abi.pack_file_header(size, self.pid, 1_700_000_000_000_000_000))
-        struct.pack_into("<Q", header, abi.HDR_DROPS, self.drops)
         buf = [len(self.words), *self.words] + [0] * spare_words
-        table = "".join(json.dumps(line) + "\n" for line in self.table_lines())
-        path = Path(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(bytes(header))
-            f.write(struct.pack(f"<{len(buf)}Q", *buf))
-            f.write(table.encode())
-        return path
+        return write_kdf(path, buf, self.table_lines(), drops=self.drops, pid=self.pid,
+                         created_ns=1_700_000_000_000_000_000)
 
 
 def write_dir(path: str | os.PathLike, tasks: list[TaskTrace]) -> Path:
     """A trace directory (docs/core.md §3): run.json and one .kdf per task."""
-    path = Path(path)
-    path.mkdir(mode=0o700, exist_ok=True)
-    (path / "run.json").write_text(json.dumps({"format": 1, "kcovdf": "test", "argv": ["gen"],
-                                               "started_ns": 1}))
+    path = trace_dir(path)
     for t in tasks:
         t.write(path / f"task-{t.pid}-{t.tid}.kdf")
     return path

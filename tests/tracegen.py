@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from kcovdf import abi
-from kcovdf.encode import encode_value
+from kcovdf.encode import TypeEntry, encode_value
+from kcovdf.symtab import pc_of
 
-
-def pc_of(module: str, qualname: str, line: int) -> int:
-    """The pc kcovdf gives a function (docs/core.md §4)."""
-    return abi.fnv1a64(f"{module}:{qualname}:{line}".encode())
+__all__ = ["pc_of", "record", "sym_line", "type_line", "TraceBuilder", "write_kdf", "trace_dir",
+           "write_dir", "words_bytes"]
 
 
 def record(rtype: int, seq: int, pc: int, arg_idx: int, values: list[int],
@@ -25,12 +24,25 @@ def record(rtype: int, seq: int, pc: int, arg_idx: int, values: list[int],
     return [abi.type_seq(rtype, len(values), seq), pc, abi.meta(arg_idx, size, ptr)] + list(values)
 
 
+def sym_line(module: str, qualname: str, line: int, params: list[tuple[str, str]],
+             file: str | None = None) -> dict[str, Any]:
+    """A sym table line (docs/core.md §4); params are (name, inspect kind name)."""
+    return {"t": "sym", "pc": hex(pc_of(module, qualname, line)), "module": module,
+            "qualname": qualname, "file": file or f"/src/{module.replace('.', '/')}.py",
+            "line": line, "params": [list(p) for p in params]}
+
+
+def type_line(entry: TypeEntry) -> dict[str, Any]:
+    """A type table line (docs/abi.md §2.3)."""
+    return {"t": "type", "id": hex(entry.id), "class": entry.cls, "fields": list(entry.fields)}
+
+
 class TraceBuilder:
     """Records of one task, with the type and sym lines a real trace would carry."""
 
     def __init__(self) -> None:
         self.words: list[int] = []
-        self.types: dict[int, dict[str, Any]] = {}
+        self.types: dict[int, TypeEntry] = {}
         self.syms: dict[int, dict[str, Any]] = {}
         self.seq = 0
 
@@ -38,16 +50,14 @@ class TraceBuilder:
              params: tuple[str, ...] = ()) -> int:
         """Declare a function (a sym line); returns its pc."""
         pc = pc_of(module, qualname, line)
-        self.syms[pc] = {"t": "sym", "pc": hex(pc), "module": module, "qualname": qualname,
-                         "file": f"/src/{module}.py", "line": line,
-                         "params": [[p.lstrip("*"), _kind(p)] for p in params]}
+        self.syms[pc] = sym_line(module, qualname, line, [(p.lstrip("*"), _kind(p)) for p in params],
+                                 f"/src/{module}.py")
         return pc
 
     def _value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False) -> None:
         enc = encode_value(obj, redacted=redacted)
         for t in enc.types:
-            self.types.setdefault(t.id, {"t": "type", "id": hex(t.id), "class": t.cls,
-                                         "fields": list(t.fields)})
+            self.types.setdefault(t.id, t)
         self.seq += 1
         ptr = 0 if redacted else id(obj)
         self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
@@ -80,7 +90,7 @@ class TraceBuilder:
 
     def table_lines(self, task: tuple[int, int, str] | None = None) -> list[dict[str, Any]]:
         """Type, sym and task lines as a Device table would hold them."""
-        lines = list(self.types.values()) + list(self.syms.values())
+        lines = [type_line(t) for t in self.types.values()] + list(self.syms.values())
         if task:
             lines.append({"t": "task", "pid": task[0], "tid": task[1], "name": task[2]})
         return lines
@@ -98,23 +108,32 @@ def words_bytes(words: list[int]) -> bytes:
 
 
 def write_kdf(path: str | os.PathLike[str], words: list[int], lines: list[dict[str, Any]] = (),
-              drops: int = 0, table_tail: bytes = b"", version: int = abi.FORMAT_VERSION) -> Path:
-    """A .kdf file: header page, ``words`` as the buffer, then the table lines."""
-    head = bytearray(abi.pack_file_header(len(words), pid=4242, created_ns=1))
+              drops: int = 0, table_tail: bytes = b"", version: int = abi.FORMAT_VERSION,
+              pid: int = 4242, created_ns: int = 1) -> Path:
+    """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines."""
+    head = bytearray(abi.pack_file_header(len(words), pid=pid, created_ns=created_ns))
     head[abi.HDR_DROPS:abi.HDR_DROPS + 8] = drops.to_bytes(8, "little")
     head[abi.HDR_VERSION:abi.HDR_VERSION + 4] = version.to_bytes(4, "little")
     table = b"".join(json.dumps(line).encode() + b"\n" for line in lines) + table_tail
     p = Path(path)
-    p.write_bytes(bytes(head) + words_bytes(words) + table)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(bytes(head) + words_bytes(words) + table)
     return p
+
+
+def trace_dir(root: str | os.PathLike[str]) -> Path:
+    """An empty trace directory as ``kcovdf run`` starts it (0700, run.json)."""
+    d = Path(root)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (d / "run.json").write_text(json.dumps({"format": abi.FORMAT_VERSION, "kcovdf": "0.1.0",
+                                            "argv": ["prog.py"], "started_ns": 1}))
+    return d
 
 
 def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder]) -> Path:
     """A trace directory as ``kcovdf run`` writes it: run.json and one .kdf per task."""
-    d = Path(root)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "run.json").write_text(json.dumps({"format": abi.FORMAT_VERSION, "kcovdf": "0.1.0",
-                                            "argv": ["prog.py"], "started_ns": 1}))
+    d = trace_dir(root)
     for (pid, tid, name), b in tasks.items():
         write_kdf(d / f"task-{pid}-{tid}.kdf", b.buffer(len(b.words) + 64),
                   b.table_lines((pid, tid, name)))
