@@ -46,6 +46,7 @@ def parse_records(buf: Sequence[int]) -> list[Rec]:
         head = abi.split_type_seq(buf[i])
         assert head is not None, f"word {i} ({buf[i]:#x}) is not a record header"
         rtype, nvals, seq = head
+        assert nvals >= 2, f"record at word {i} has {nvals} value words; kcovdf writes shape and layout first"
         assert i + 2 + nvals <= count, f"record at word {i} runs past buf[0]={count}"
         arg_idx, size, ptr = abi.split_meta(buf[i + 2])
         out.append(Rec(rtype, seq, buf[i + 1], arg_idx, size, ptr, list(buf[i + 3:i + 3 + nvals])))

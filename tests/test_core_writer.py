@@ -15,29 +15,16 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 import pytest
 
+from conftest import Rec, parse_records
 from kcovdf import abi
 from kcovdf._core import _recorder as R
 from kcovdf.encode import encode_value
 
 PC = 0xFEEDFACE12345678
 MASK48 = (1 << 48) - 1
-
-
-class Rec(NamedTuple):
-    """One record, every word split."""
-
-    type: int
-    nvals: int
-    seq: int
-    pc: int
-    arg_idx: int
-    size: int
-    ptr: int
-    values: tuple[int, ...]
 
 
 def new_mapping(words: int) -> mmap.mmap:
@@ -57,20 +44,11 @@ def count(m: mmap.mmap) -> int:
 
 def records(m: mmap.mmap) -> list[Rec]:
     """Every record of the buffer; fails on any word that is not a whole record."""
-    n = count(m)
-    words = struct.unpack_from(f"<{n}Q", m, abi.FILE_HEADER_SIZE + 8)
-    out, i = [], 0
-    while i < n:
-        head = words[i]
-        assert head >> 32 == 0, f"word {i} is not a header: {head:#x}"
-        rtype, nvals, seq = head >> 28 & 0xF, head >> 24 & 0xF, head & abi.SEQ_MASK
-        assert rtype in (abi.TYPE_ENTRY, abi.TYPE_RETURN) and nvals >= 2, f"bad header {head:#x}"
-        assert i + 3 + nvals <= n, "record runs past buf[0]"
-        meta = words[i + 2]
-        out.append(Rec(rtype, nvals, seq, words[i + 1], meta >> 56, meta >> 48 & 0xFF, meta & MASK48,
-                       tuple(words[i + 3:i + 3 + nvals])))
-        i += 3 + nvals
-    return out
+    buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+    try:
+        return parse_records(buf)
+    finally:
+        buf.release()
 
 
 @contextmanager
@@ -103,7 +81,7 @@ def table() -> Iterator[tuple[int, str]]:
 def assert_record(rec: Rec, rtype: int, seq: int, pc: int, arg_idx: int, value: object) -> None:
     words = encode_value(value).words
     assert (rec.type, rec.seq, rec.pc, rec.arg_idx, rec.size) == (rtype, seq, pc, arg_idx, 8)
-    assert rec.nvals == len(words)
+    assert len(rec.values) == len(words)
     assert rec.ptr == id(value) & MASK48
     assert list(rec.values) == words
 
@@ -321,7 +299,7 @@ def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -
     for seq, (rec, (rtype, idx, value)) in enumerate(zip(recs, expected, strict=True), start=1):
         assert_record(rec, rtype, seq, PC, idx, value)
     # the hook ran once per record, after its words were reserved: buf[0] already counted them
-    ends = [sum(3 + r.nvals for r in recs[:i + 1]) for i in range(5)]
+    ends = [sum(3 + len(r.values) for r in recs[:i + 1]) for i in range(5)]
     assert runs == [(end, end) for end in ends]
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
+from conftest import parse_records
 from instr_samples.helpers import load, write_module
 from kcovdf import abi, core, instrument
 from kcovdf.config import Config
@@ -17,14 +16,7 @@ SRC = "def add(a, b, password):\n    return a + b\n\ndef boom():\n    raise KeyE
 
 def records(mapping) -> list[tuple[int, int, int, int]]:
     """(type, pc, arg_idx, value form) of every record in a buffer as Device.mmap() returns it."""
-    words = struct.unpack_from(f"<{len(mapping) // 8}Q", mapping)
-    out, i, end = [], 1, 1 + words[0]
-    while i + 3 < end:
-        rtype, nvals, _ = abi.split_type_seq(words[i])
-        form = abi.split_layout(words[i + 4], 0)[1]
-        out.append((rtype, words[i + 1], abi.split_meta(words[i + 2])[0], form))
-        i += 3 + nvals
-    return out
+    return [(r.type, r.pc, r.arg_idx, abi.split_layout(r.values[1], 0)[1]) for r in parse_records(mapping)]
 
 
 @pytest.fixture
