@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from kcovdf import abi, symbols, trace
+from kcovdf import abi, symbols, trace, walk
 from kcovdf.encode import TypeEntry
 from kcovdf.errors import CorruptBufferError
 
@@ -132,31 +132,8 @@ class Trace:
 
 
 def _scan_py(words: np.ndarray, start: int, stop: int) -> tuple[list[int], list[tuple[int, int, int]]]:
-    """Reference twin of scan.c: the same loop, in Python."""
-    w = words[:stop].tolist()
-    offsets: list[int] = []
-    skipped: list[tuple[int, int, int]] = []
-    i, run = start, -1
-    while i + 3 < stop:
-        h = w[i]
-        if h >> 32 or (h >> 28) & 0xF not in (abi.TYPE_ENTRY, abi.TYPE_RETURN):
-            if run < 0:
-                run = i
-            i += 1
-            continue
-        if run >= 0:
-            skipped.append((run, i - run, 0))
-            run = -1
-        nvals = (h >> 24) & 0xF or 1
-        if i + 3 + nvals > stop:
-            break
-        offsets.append(i)
-        i += 3 + nvals
-    if run >= 0:
-        skipped.append((run, i - run, 0))
-    if i < stop:
-        skipped.append((i, stop - i, 1 if abi.split_type_seq(w[i]) else 2))
-    return offsets, skipped
+    """Reference twin of scan.c (kcovdf.walk) over a numpy buffer."""
+    return walk.records(words[:stop].tolist(), start, stop)
 
 
 def _as_words(words: Any) -> np.ndarray:

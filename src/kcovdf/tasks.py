@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kcovdf import abi
+from kcovdf import abi, walk
 
 #: Default buffer size per task, in u64 words (8 MiB per task file).
 DEFAULT_WORDS = 1 << 20
@@ -239,21 +239,9 @@ def count_file(path: str) -> tuple[int, int]:
 
 
 def _count_records(buf: memoryview) -> int:
-    """Walk the record headers the way the reference parser does (skip one bad word)."""
+    """Records in a buffer, found the way the reference parser finds them."""
     end = min(buf[0], len(buf) - 1) + 1  # one past the last word written
-    i, count = 1, 0
-    while i < end:
-        word = buf[i]
-        rtype = (word >> 28) & 0xF
-        if word >> 32 or (rtype != abi.TYPE_ENTRY and rtype != abi.TYPE_RETURN):
-            i += 1
-            continue
-        nvals = ((word >> 24) & 0xF) or 1
-        if i + abi.HEADER_WORDS + nvals > end:
-            break
-        count += 1
-        i += abi.HEADER_WORDS + nvals
-    return count
+    return len(walk.records(buf, 1, end)[0])
 
 
 def summarize(trace_dir: str) -> Summary:
