@@ -54,3 +54,19 @@ def test_class_named_with_a_lone_surrogate_exports_to_parquet(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_every_writer_puts_a_lone_surrogate_in_a_readable_line() -> None:
+    # sym lines used to be written with surrogatepass: bytes that are not UTF-8, so the
+    # reader skipped the line and the function lost its name
+    from kcovdf.symtab import Symbol, Table, pc_of
+
+    out: list[bytes] = []
+    syms = Table(lambda line, remember: out.append(line))
+    sym = Symbol(pc_of("m", "f\ud800", 1), "m", "f\ud800", "/m.py", 1, (("x", "POSITIONAL_OR_KEYWORD"),))
+    syms.register([sym])
+    assert out and out[0] == table.line(sym.to_json())
+    out[0].decode("utf-8")  # valid UTF-8
+    [parsed], notes = table.parse(out[0] + b"\n", "t")
+    assert notes == [] and parsed["qualname"] == "f\ufffd"
+    assert table.line({"name": "é"}) == '{"name":"é"}'.encode()

@@ -33,7 +33,6 @@ import ctypes.util
 import enum
 import errno
 import fcntl
-import json
 import mmap as _mmap
 import os
 import struct
@@ -271,7 +270,7 @@ class Device:
         self._tasks_named.add(task)
         line = {"t": "task", "pid": task[0], "tid": task[1], "name": threading.current_thread().name}
         assert self.table_fd is not None
-        os.write(self.table_fd, json.dumps(line, separators=(",", ":")).encode() + b"\n")
+        os.write(self.table_fd, table.line(line) + b"\n")
 
     def disable(self) -> None:
         """KCOV_DF_DISABLE: stop recording; EINVAL unless the caller is the task that enabled."""

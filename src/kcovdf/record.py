@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import errno
 import fcntl
-import json
 import os
 import struct
 import sys
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from kcovdf import abi
+from kcovdf import abi, table
 from kcovdf.encode import TypeEntry, encode_value
 
 T = TypeVar("T")
@@ -290,13 +289,8 @@ def encode(obj: object, redacted: bool = False) -> list[int]:
 
 
 def _type_line(entry: TypeEntry) -> bytes:
-    obj = {"t": "type", "id": f"0x{entry.id:016x}", "class": entry.cls, "fields": list(entry.fields)}
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate in a name: \u escapes keep the line valid UTF-8 and lossless.
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+    return table.line({"t": "type", "id": f"0x{entry.id:016x}", "class": entry.cls,
+                       "fields": list(entry.fields)})
 
 
 def _register_types(entries: list[TypeEntry]) -> None:

@@ -10,11 +10,11 @@ remember=True, so each trace table (and a table added later) can name it.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from kcovdf import table
 from kcovdf.abi import fnv1a64
 
 
@@ -71,8 +71,7 @@ class Table:
                     refused.append(sym)
                     continue
                 self._by_pc[sym.pc] = sym
-                line = json.dumps(sym.to_json(), separators=(",", ":"), ensure_ascii=False)
-                self._emit(line.encode("utf-8", "surrogatepass"), remember=True)
+                self._emit(table.line(sym.to_json()), remember=True)
         return refused
 
     def get(self, pc: int) -> Symbol | None:

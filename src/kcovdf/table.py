@@ -9,6 +9,19 @@ import json
 from typing import Any
 
 
+def line(obj: dict[str, Any]) -> bytes:
+    """One table line, without its newline: compact UTF-8 JSON.
+
+    A lone surrogate in a name (legal in a Python str) cannot be UTF-8: such a line is
+    written with \\u escapes instead, valid and lossless. The C core writes type lines
+    byte for byte the same way.
+    """
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
 def _clean(value: Any) -> Any:
     # A class or function name may hold a lone surrogate (legal in a Python str, escaped
     # as "\udXXX" in JSON); it cannot be written as UTF-8 by pyarrow, rich or a file, so
