@@ -37,6 +37,11 @@ def test_path_names_interpreter_version_and_config(writable):
     assert cache.path_for(str(writable / "m.py"), Config(ret=False)) != path
 
 
+def test_an_unreadable_pass_source_means_no_cache(writable, monkeypatch):
+    monkeypatch.setattr(cache, "pass_key", lambda: None)
+    assert cache.path_for(str(writable / "m.py"), Config()) is None
+
+
 def test_a_changed_pass_misses_the_cache(writable, monkeypatch):
     path = cache.path_for(str(writable / "m.py"), Config())
     monkeypatch.setattr(cache, "pass_key", lambda: "0" * 12)

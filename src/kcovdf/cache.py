@@ -37,29 +37,36 @@ log = logging.getLogger("kcovdf.cache")
 
 
 @cache
-def pass_key() -> str:
+def pass_key() -> str | None:
     """A hash of the pass's own source: a changed pass must not reuse code an older one wrote.
 
     The version number alone would not do during development, when the pass changes
-    between releases.
+    between releases. None when the source cannot be read (a zip or frozen install): then
+    nothing is cached, rather than risking stale code.
     """
     from kcovdf import instrument, redact, symtab
 
     h = sha256()
-    for module in (instrument, redact, symtab):
-        h.update(Path(module.__file__).read_bytes())
+    try:
+        for module in (instrument, redact, symtab):
+            h.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
+    except (OSError, TypeError) as e:
+        log.debug("kcovdf: no rewritten-code cache: the pass's source is unreadable (%s)", e)
+        return None
     return h.hexdigest()[:12]
 
 
 def _key(config: Config) -> str:
-    return pass_key() + config.rewrite_key()
+    return f"{pass_key()}{config.rewrite_key()}"
 
 
 def path_for(source_path: str, config: Config) -> str | None:
-    """Where the rewritten code of ``source_path`` is cached, or None when there is no cache tag."""
+    """Where the rewritten code of ``source_path`` is cached; None without a cache tag or pass key."""
     try:
         pyc = importlib.util.cache_from_source(source_path)
     except (NotImplementedError, ValueError):
+        return None
+    if pass_key() is None:
         return None
     return f"{pyc[:-len('.pyc')]}.kcovdf-{__version__}-{_key(config)}.pyc"
 
