@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gc
 import inspect
@@ -11,9 +12,10 @@ import weakref
 
 import pytest
 
-from instr_samples.helpers import load, recording
+from instr_samples.helpers import load, recording, write_module
 from kcovdf import instrument
 from kcovdf.config import Config
+from kcovdf.errors import InstrumentWarning
 from kcovdf.symtab import pc_of
 
 NAME = "instr_samples.semantics"
@@ -24,9 +26,17 @@ def rec(monkeypatch, tmp_path):
     yield from recording(monkeypatch, tmp_path)
 
 
+@pytest.fixture(params=["split", "guarded"])
+def shape(request, monkeypatch):
+    """Both shapes of the pass: two copies behind one test, and one copy with a test per call."""
+    if request.param == "guarded":
+        monkeypatch.setattr(instrument, "SPLIT_LIMIT", -1)
+    return request.param
+
+
 @pytest.fixture
-def mods(rec):
-    """(plain, instrumented) copies of the sample module, recording on."""
+def mods(rec, shape):
+    """(plain, instrumented) copies of the sample module, recording on, in each shape."""
     plain = load(NAME, False)
     inst = load(NAME)
     rec.set_active(True)
@@ -355,7 +365,7 @@ def test_duplicate_pc_in_one_module_is_left_uninstrumented():
     assert "__kcovdf__" not in ast.unparse(dup.body[1])
 
 
-def test_line_tracer_sees_the_same_lines_on_normal_paths(rec):
+def test_line_tracer_sees_the_same_lines_on_normal_paths(rec, shape):
     plain = load(NAME, False)
     m = load(NAME)
 
@@ -373,3 +383,83 @@ def test_line_tracer_sees_the_same_lines_on_normal_paths(rec):
             sys.settrace(None)
         return events
     assert lines(m) == lines(plain)
+
+
+# --- the two shapes -------------------------------------------------------------------------
+def _function(source: str, config: Config | None = None) -> ast.FunctionDef:
+    tree = ast.parse(source)
+    instrument.rewrite(tree, source, "m", "m.py", config or Config())
+    compile(tree, "m.py", "exec")
+    return tree.body[0]
+
+
+def test_one_test_at_entry_guards_a_recorded_copy_and_the_original_body():
+    fn = _function("def f(a):\n    'doc'\n    return a\n")
+    assert len(fn.body) == 2 and isinstance(fn.body[1], ast.If)
+    test = fn.body[1]
+    assert isinstance(test.test, ast.Name) and test.test.id == instrument.FLAG
+    assert ast.unparse(test.orelse) == "return a"  # the original, untouched
+    recorded = ast.unparse(test.body)
+    assert recorded.count(instrument.FLAG) == 0 and "entry" in recorded and "ret" in recorded
+
+
+def test_a_body_over_the_split_limit_gets_one_copy_with_a_test_per_call():
+    body = "".join(f"    x{i} = a + {i}\n" for i in range(instrument.SPLIT_LIMIT // 4))
+    fn = _function(f"def f(a):\n{body}    return a\n")
+    text = ast.unparse(fn)
+    assert text.count(f"if {instrument.FLAG}:") == 2  # the entry call and the handler
+    assert f"if {instrument.FLAG} else a" in text and text.count("x1 = a + 1") == 1
+
+
+def test_a_call_is_recorded_whole_or_not_at_all(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_flip", "def f(flip):\n    flip()\n    return 1\n")
+    m = load("kcovdf_t_flip")
+    assert m.f(lambda: rec.set_active(True)) == 1
+    assert rec.records == []  # the flag went on mid-call: no return without its entry
+    assert m.f(lambda: rec.set_active(False)) == 1
+    assert [r[0] for r in rec.records] == ["entry", "ret"]  # went off: the call still ends
+
+
+DECLARATIONS = """\
+G = 0
+
+
+def outer(n):
+    total = 0
+
+    def add(v):
+        nonlocal total
+        if v:
+            nonlocal total
+        total += v
+        return total
+    for i in range(n):
+        if i % 2:
+            global G
+        G += i
+        add(i)
+    return total, G
+"""
+
+
+def test_global_and_nonlocal_declarations_hold_in_both_copies(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_decl", DECLARATIONS)
+    m = load("kcovdf_t_decl")
+    assert m.outer(4) == (6, 6)  # idle: the original copy
+    rec.set_active(True)
+    assert m.outer(4) == (6, 12)  # enabled: the recorded copy, same globals and cells
+    assert ("ret", pc_of("kcovdf_t_decl", "outer", 4), 0, (6, 12)) in rec.records
+
+
+def test_a_misplaced_declaration_is_the_same_syntax_error(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "def f():\n    x = 1\n    global x\n"
+    with pytest.raises(SyntaxError) as plain:
+        compile(source, "m.py", "exec")
+    write_module(tmp_path, "kcovdf_t_misplaced", source)
+    with pytest.warns(InstrumentWarning, match="kcovdf_t_misplaced"):
+        with pytest.raises(SyntaxError) as under:
+            load("kcovdf_t_misplaced")
+    assert (under.value.msg, under.value.lineno) == (plain.value.msg, plain.value.lineno)

@@ -219,7 +219,9 @@ def swap_code(functions: Iterator[types.FunctionType], module_code: types.CodeTy
     table: dict[tuple[str, int], types.CodeType | None] = {}
     for code in _code_objects(module_code):
         key = (code.co_name, code.co_firstlineno)
-        table[key] = None if key in table else code  # ambiguous keys are left alone
+        # The pass compiles a nested function once per copy of its outer body: equal code.
+        # Different code under one key is ambiguous and left alone.
+        table[key] = code if table.get(key, code) == code else None
     count = 0
     for func in functions:
         old = func.__code__

@@ -3,23 +3,30 @@
 Instrumented code refers to two module globals of its own: ``__kcovdf_on__`` (FLAG), an
 exact bool that is True while some thread of the process is enabled, and ``__kcovdf__``
 (RESERVED), always the recorder (kcovdf.core), whose ``entry/ret/exc/yld`` then decide per
-thread. The flag is an exact bool because that is the truth test CPython makes fastest:
-while nothing is enabled, a call costs one global load and one bool test at entry (and
-one at its return). The recorder stays bound while idle, so a thread that read the flag
-just before it went off still calls a real recorder, which records nothing for it. A
-function becomes::
+thread. The flag is an exact bool because that is the truth test CPython makes fastest.
+A function becomes two copies of its body behind one test::
 
     def f(a, *rest, key=None):
         "docstring stays first"
-        if __kcovdf_on__: __kcovdf__.entry(PC, a, rest, key)
-        try:
-            ...
-            return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x
-            ...
-            return __kcovdf__.ret(PC, None) if __kcovdf_on__ else None   # the implicit return
-        except:
-            if __kcovdf_on__: __kcovdf__.exc(PC)
-            raise
+        if __kcovdf_on__:
+            __kcovdf__.entry(PC, a, rest, key)
+            try:
+                ...
+                return __kcovdf__.ret(PC, x)
+                ...
+                return __kcovdf__.ret(PC, None)   # the implicit return
+            except:
+                __kcovdf__.exc(PC)
+                raise
+        else:
+            ...                                   # the original body, untouched
+
+so while nothing is enabled a call costs one global load and one bool test, and a call
+is recorded whole or not at all: the test is made once, at entry. The recorder stays
+bound while idle, so a thread that read the flag just before it went off still calls a
+real recorder, which records nothing for it. A body too large to copy (SPLIT_LIMIT) gets
+one copy with a test before each recorder call instead (``if __kcovdf_on__:
+__kcovdf__.entry(...)``, ``return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x``).
 
 No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` and bare
 ``raise`` keep the exception and its traceback as they were.
@@ -28,6 +35,7 @@ No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` 
 from __future__ import annotations
 
 import ast
+import copy
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
@@ -45,6 +53,11 @@ DONT_INSTRUMENT = "KCOVDF_DONT_INSTRUMENT"
 SKIP_COMMENT = "kcovdf: skip"
 #: arg_idx above 0xFC is reserved (docs/abi.md); later parameters are not recorded.
 MAX_PARAMS = 0xFD
+#: Bodies of more AST nodes than this are not copied (see the module docstring): the copy
+#: doubles compile time and code size, and per-call tests are noise in a body that large.
+#: Copies nest (an inner function is copied within each copy of its outer one), so the
+#: limit also bounds that growth.
+SPLIT_LIMIT = 4000
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -140,15 +153,15 @@ def parameters(args: ast.arguments) -> list[tuple[str, str]]:
 def _scope_globals(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """Names declared ``global`` directly in the scope of ``node``."""
     names: set[str] = set()
-    for child in _own_nodes(node):
+    for child in _own_nodes(node.body):
         if isinstance(child, ast.Global):
             names.update(child.names)
     return frozenset(names)
 
 
-def _own_nodes(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
-    """Every node of the body of ``node``, not entering nested functions, lambdas or classes."""
-    stack: list[ast.AST] = list(node.body)
+def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Every node of ``body``, not entering nested functions, lambdas or classes."""
+    stack: list[ast.AST] = list(body)
     while stack:
         child = stack.pop()
         yield child
@@ -203,37 +216,47 @@ class _Pass:
         self._pcs.add(pc)
         self.symbols.append(sym)
 
-        own = list(_own_nodes(fn))
+        body = fn.body
+        head = body[:1] if _is_docstring(body[0]) else []
+        rest = body[len(head):]
+        split = sum(1 for stmt in rest for _ in ast.walk(stmt)) <= SPLIT_LIMIT
+        original = _without_declarations(copy.deepcopy(rest)) if split else []
+        recorded = self._recorded(fn, pc, params, rest, guarded=not split)
+        if split:
+            # The test carries the first statement's line, so a line tracer sees no extra line.
+            recorded = [_at(ast.If(_flag(), recorded, original), _point(rest[0] if rest else fn))]
+        fn.body = head + recorded
+
+    def _recorded(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, pc: int,
+                  params: list[tuple[str, str]], rest: list[ast.stmt], guarded: bool) -> list[ast.stmt]:
+        """``rest`` (the body after the docstring) with its recorder calls; tested each if ``guarded``."""
+        cfg = self.config
+        own = list(_own_nodes(rest))
         async_gen = isinstance(fn, ast.AsyncFunctionDef) and any(
             isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own)
         if cfg.ret:
-            _ReturnRewriter(pc, async_gen).rewrite(fn)
+            rest = _ReturnRewriter(pc, async_gen, guarded).rewrite(rest)
         if cfg.yields:
             for node in own:
                 if isinstance(node, ast.Yield):
                     value = node.value or _at(ast.Constant(None), node)
-                    node.value = _at(_guarded_call("yld", pc, value, value), node)
-
-        body = fn.body
-        head = body[:1] if _is_docstring(body[0]) else []
-        rest = body[len(head):]
+                    node.value = _at(_recorder_call("yld", pc, value, guarded), node)
         prologue: list[ast.stmt] = []
         if cfg.args and params:
             values: list[ast.expr] = [
                 _attr("REDACTED") if self.redacted(name) else ast.Name(name, ast.Load())
                 for name, _ in params[:MAX_PARAMS]]
-            call = _call("entry", pc, *values)
-            # Located on the first statement, so a line tracer sees no extra line.
-            prologue.append(_at(ast.If(_flag(), [ast.Expr(call)], []), _point(rest[0] if rest else fn)))
+            prologue.append(_at(_statement(_call("entry", pc, *values), guarded),
+                                _point(rest[0] if rest else fn)))
         if cfg.ret:
             if not rest or not isinstance(rest[-1], (ast.Return, ast.Raise)):
-                rest.extend(_implicit_return(pc, async_gen, _point(rest[-1] if rest else fn)))
-            handler = ast.ExceptHandler(None, None, [
-                ast.If(_flag(), [ast.Expr(_call("exc", pc))], []), ast.Raise(None, None)])
+                rest = rest + _implicit_return(pc, async_gen, guarded, _point(rest[-1] if rest else fn))
+            handler = ast.ExceptHandler(None, None, [_statement(_call("exc", pc), guarded),
+                                                     ast.Raise(None, None)])
             # The handler sits on the def line: a line tracer sees that line once when an exception
             # leaves the function (a line always executed, so coverage figures stay true).
             rest = [_at(ast.Try(rest, [_at(handler, _point(fn))], [], []), _point(rest[0]))]
-        fn.body = head + prologue + rest
+        return prologue + rest
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:
@@ -253,16 +276,52 @@ def _call(method: str, pc: int, *values: ast.expr) -> ast.Call:
     return ast.Call(_attr(method), [ast.Constant(pc), *values], [])
 
 
-def _guarded_call(method: str, pc: int, value: ast.expr, otherwise: ast.expr) -> ast.IfExp:
-    """``__kcovdf__.method(pc, value) if __kcovdf__ else otherwise``: one test when idle."""
-    return ast.IfExp(_flag(), _call(method, pc, value), otherwise)
+def _recorder_call(method: str, pc: int, value: ast.expr, guarded: bool) -> ast.expr:
+    """``__kcovdf__.method(pc, value)``; guarded: ``... if __kcovdf_on__ else value``."""
+    call = _call(method, pc, value)
+    return ast.IfExp(_flag(), call, value) if guarded else call
 
 
-def _implicit_return(pc: int, async_gen: bool, where: ast.AST) -> list[ast.stmt]:
+def _statement(call: ast.Call, guarded: bool) -> ast.stmt:
+    """``call`` as a statement; guarded: ``if __kcovdf_on__: call``."""
+    return ast.If(_flag(), [ast.Expr(call)], []) if guarded else ast.Expr(call)
+
+
+def _implicit_return(pc: int, async_gen: bool, guarded: bool, where: ast.AST) -> list[ast.stmt]:
+    none = ast.Constant(None)
     if async_gen:
         # 'return <value>' is a SyntaxError in an async generator: record, then fall off the end.
-        return [_at(ast.If(_flag(), [ast.Expr(_call("ret", pc, ast.Constant(None)))], []), where)]
-    return [_at(ast.Return(_guarded_call("ret", pc, ast.Constant(None), ast.Constant(None))), where)]
+        return [_at(_statement(_call("ret", pc, none), guarded), where)]
+    return [_at(ast.Return(_recorder_call("ret", pc, none, guarded)), where)]
+
+
+def _without_declarations(stmts: list[ast.stmt], where: ast.AST | None = None) -> list[ast.stmt]:
+    """``stmts`` without their ``global``/``nonlocal`` statements (nested scopes keep theirs).
+
+    For the uninstrumented copy of a body: the recorded copy comes first and keeps every
+    declaration where it was (so a misplaced one is the same SyntaxError as without
+    kcovdf), and declaring a name again after a use is an error. A block left empty gets
+    a ``pass`` on the line of the statement holding it (``where``).
+    """
+    out = [stmt for stmt in stmts if not isinstance(stmt, (ast.Global, ast.Nonlocal))]
+    for stmt in out:
+        if not isinstance(stmt, _SCOPES):
+            _strip_blocks(stmt)
+    if stmts and not out:
+        out = [_at(ast.Pass(), _point(where or stmts[0]))]
+    return out
+
+
+def _strip_blocks(node: ast.AST) -> None:
+    """Apply _without_declarations to the blocks of a compound statement, handlers and cases too."""
+    for field, value in ast.iter_fields(node):
+        if not isinstance(value, list) or not value:
+            continue
+        if isinstance(value[0], ast.stmt):
+            setattr(node, field, _without_declarations(value, node))
+        elif isinstance(value[0], (ast.excepthandler, getattr(ast, "match_case", ast.excepthandler))):
+            for part in value:
+                _strip_blocks(part)
 
 
 def _point(node: ast.AST) -> ast.AST:
@@ -282,12 +341,13 @@ def _at(node: ast.AST, where: ast.AST) -> Any:
 class _ReturnRewriter(ast.NodeTransformer):
     """Rewrites the returns of one function's own scope (nested scopes have their own pc)."""
 
-    def __init__(self, pc: int, async_gen: bool) -> None:
+    def __init__(self, pc: int, async_gen: bool, guarded: bool) -> None:
         self.pc = pc
         self.async_gen = async_gen
+        self.guarded = guarded
 
-    def rewrite(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        fn.body = [out for stmt in fn.body for out in _as_list(self.visit(stmt))]
+    def rewrite(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        return [out for stmt in body for out in _as_list(self.visit(stmt))]
 
     def _skip_scope(self, node: ast.AST) -> ast.AST:
         return node
@@ -296,9 +356,9 @@ class _ReturnRewriter(ast.NodeTransformer):
 
     def visit_Return(self, node: ast.Return) -> ast.AST | list[ast.stmt]:
         if self.async_gen:
-            return _implicit_return(self.pc, True, node) + [node]
+            return _implicit_return(self.pc, True, self.guarded, node) + [node]
         value = node.value or _at(ast.Constant(None), node)
-        node.value = _at(_guarded_call("ret", self.pc, value, value), node)
+        node.value = _at(_recorder_call("ret", self.pc, value, self.guarded), node)
         return node
 
 
