@@ -25,9 +25,9 @@ def writable(monkeypatch, tmp_path):
 
 
 def store(path, config=None, module="m"):
-    code = compile(SOURCE, "/p/m.py", "exec")
-    cache.write(path, DIGEST, module, config or Config(), code, [SYM])
-    return code
+    codes = (compile(SOURCE, "/p/m.py", "exec"), compile("x = 1", "/p/m.py", "exec"))
+    cache.write(path, DIGEST, module, config or Config(), codes, [SYM])
+    return codes
 
 
 def test_path_names_interpreter_version_and_config(writable):
@@ -55,9 +55,9 @@ def test_pycache_prefix_is_honoured(writable, monkeypatch):
 
 def test_round_trip(writable):
     path = str(writable / "__pycache__" / "m.pyc")
-    code = store(path)
+    codes = store(path)
     got = cache.read(path, DIGEST, "m", Config())
-    assert got is not None and got[0] == code and got[1] == [SYM]
+    assert got is not None and got[0] == codes and got[1] == [SYM]
     assert os.listdir(writable / "__pycache__") == ["m.pyc"]  # the .<pid> temp file is gone
 
 

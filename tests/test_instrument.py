@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import gc
+import importlib
 import inspect
 import sys
 import traceback
@@ -13,7 +14,7 @@ import weakref
 import pytest
 
 from instr_samples.helpers import load, recording, write_module
-from kcovdf import instrument
+from kcovdf import hook, instrument
 from kcovdf.config import Config
 from kcovdf.errors import InstrumentWarning
 from kcovdf.symtab import pc_of
@@ -26,10 +27,14 @@ def rec(monkeypatch, tmp_path):
     yield from recording(monkeypatch, tmp_path)
 
 
-@pytest.fixture(params=["split", "guarded"])
+@pytest.fixture(params=["patched", "split", "guarded"])
 def shape(request, monkeypatch):
-    """Both shapes of the pass: two copies behind one test, and one copy with a test per call."""
-    if request.param == "guarded":
+    """Every shape code can run in: static functions patched to single-copy code, the split
+    code (two copies behind one test) that closures and unfound functions keep, and one copy
+    with a test per call (bodies over SPLIT_LIMIT)."""
+    if request.param == "split":
+        monkeypatch.setattr(instrument.Switch, "settle", lambda self: None)
+    elif request.param == "guarded":
         monkeypatch.setattr(instrument, "SPLIT_LIMIT", -1)
     return request.param
 
@@ -463,3 +468,77 @@ def test_a_misplaced_declaration_is_the_same_syntax_error(rec, tmp_path, monkeyp
         with pytest.raises(SyntaxError) as under:
             load("kcovdf_t_misplaced")
     assert (under.value.msg, under.value.lineno) == (plain.value.msg, plain.value.lineno)
+
+
+# --- patching static functions ----------------------------------------------------------------
+def test_static_functions_run_the_original_code_while_idle_and_the_recorded_while_enabled(rec):
+    plain, m = load(NAME, False), load(NAME)
+    method, static = m.Child.greet, m.Child.make.__func__
+    for func, twin in ((m.kinds, plain.kinds), (method, plain.Child.greet), (static, plain.Child.make.__func__)):
+        assert func.__code__.co_code == twin.__code__.co_code  # no test, no call: the original
+        assert instrument.switch().patched(func)
+    m.kinds(1, d=2)
+    assert rec.records == []
+    rec.set_active(True)
+    assert instrument.RESERVED in m.kinds.__code__.co_names and instrument.FLAG not in m.kinds.__code__.co_names
+    assert m.Child().greet("x") == "child base x"  # super() through the __class__ cell, recorded code
+    assert ("ret", pc("Child.greet", m), 0, "child base x") in rec.records
+    rec.set_active(False)
+    assert m.kinds.__code__.co_code == plain.kinds.__code__.co_code
+
+
+def test_closures_keep_the_split_code_and_record_once_enabled(rec):
+    m = load(NAME)
+    bump = m.counter()  # made while idle, from the original copy of counter
+    assert not instrument.switch().patched(bump) and instrument.FLAG in bump.__code__.co_names
+    rec.set_active(True)
+    assert bump() == 1
+    assert [r[0] for r in of(rec, pc_of(NAME, "counter.<locals>.bump", bump.__code__.co_firstlineno))] == [
+        "entry", "ret"]
+
+
+def test_a_function_only_a_registry_holds_keeps_the_split_code(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_reg", "REGISTRY = []\n\n\ndef register(f):\n    REGISTRY.append(f)\n\n\n"
+                 "@register\ndef hidden(x):\n    return x * 2\n\n\ndel hidden\n")
+    m = load("kcovdf_t_reg")
+    (hidden,) = m.REGISTRY
+    assert not instrument.switch().patched(hidden) and instrument.FLAG in hidden.__code__.co_names
+    rec.set_active(True)
+    assert hidden(2) == 4 and [r[0] for r in rec.records if r[1] != pc_of("kcovdf_t_reg", "register", 4)] == [
+        "entry", "ret"]
+
+
+def test_code_replaced_by_someone_else_is_left_alone(rec):
+    plain, m = load(NAME, False), load(NAME)
+    m.kinds.__code__ = plain.kinds.__code__  # e.g. a hot-reloader
+    rec.set_active(True)
+    assert m.kinds.__code__ is plain.kinds.__code__ and not instrument.switch().patched(m.kinds)
+    m.kinds(1, d=2)
+    assert not [r for r in rec.records if r[1] == pc("kinds", m)]
+
+
+def test_functions_are_patched_once_their_module_has_run(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # while the module runs (it imports another one meanwhile) its functions keep the split code
+    write_module(tmp_path, "kcovdf_t_dep", "def g():\n    return 1\n")
+    write_module(tmp_path, "kcovdf_t_run", "from kcovdf import instrument\n\n\ndef f():\n    return 2\n\n\n"
+                 "import kcovdf_t_dep\nDURING = instrument.switch().patched(f)\n")
+    h = hook.install(Config(include=("kcovdf_t_run", "kcovdf_t_dep")))
+    try:
+        m = importlib.import_module("kcovdf_t_run")
+    finally:
+        hook.uninstall(h)
+    assert m.DURING is False
+    assert instrument.switch().patched(m.f) and instrument.switch().patched(m.kcovdf_t_dep.g)
+
+
+def test_patched_code_comes_from_the_cache_too(rec, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    first = load(NAME)
+    assert instrument.switch().patched(first.kinds)
+    second = load(NAME)  # the same rewritten source again: now read from the cache
+    assert second is not first and instrument.switch().patched(second.kinds)
+    rec.set_active(True)
+    second.kinds(1, d=2)
+    assert of(rec, pc("kinds", second))

@@ -120,7 +120,7 @@ def instrument_func(func: F) -> F:
         instrument.switch().plant(target.__globals__)
         target.__code__ = _done[old]
         return func
-    if instrument.RESERVED in old.co_names:
+    if instrument.RESERVED in old.co_names or instrument.switch().patched(target):
         return func  # already instrumented (by the hook or an earlier decorator)
     name = target.__module__ or "__main__"
     verdict = select.by_name(name, Config(include=(name,)))
@@ -138,17 +138,17 @@ def instrument_func(func: F) -> F:
     try:
         tree = ast.parse(source, filename)
         result = instrument.rewrite(tree, source, name, filename, Config(), switch.symbols.collides)
-        module_code = compile(result.tree, filename, "exec", dont_inherit=True)
+        codes = instrument.compile_rewritten(result, filename)
     except Exception as exc:  # noqa: BLE001 - the program goes on with the plain function
         report(f"kcovdf: instrument_func(): cannot rewrite {name}.{target.__qualname__}: "
                f"{type(exc).__name__}: {exc}; left uninstrumented")
         return func
-    switch.plant(target.__globals__)
-    if not swap_code(iter([target]), module_code):
+    if not swap_code(iter([target]), codes[0]):
         report(f"kcovdf: instrument_func(): {name}.{target.__qualname__} does not match its source "
                f"in {filename}; left uninstrumented")
         return func
     _done[old] = target.__code__
+    switch.plant(target.__globals__, instrument.variants(codes))
     mine = target.__qualname__
     switch.symbols.register(s for s in result.symbols
                             if s.qualname == mine or s.qualname.startswith(mine + ".<locals>."))

@@ -4,7 +4,8 @@ A file ``__pycache__/<stem>.<cache_tag>.kcovdf-<version>-<pass hash><config hash
 importlib.util.cache_from_source, so sys.pycache_prefix is honoured) holds::
 
     MAGIC (8 bytes) | importlib MAGIC_NUMBER (4) | sha256 of the source (32)
-    | u32 length of the JSON meta | meta {"module", "kcovdf", "config", "symbols"} | marshal(code)
+    | u32 length of the JSON meta | meta {"module", "kcovdf", "config", "symbols"}
+    | marshal(codes: the module's code, then its variant modules, as instrument.compile_rewritten)
 
 The reader is a checklist that returns None on any miss; the writer writes ``<file>.<pid>``
 and renames it into place, and swallows every OSError: a cache failure never fails an import.
@@ -71,8 +72,9 @@ def path_for(source_path: str, config: Config) -> str | None:
     return f"{pyc[:-len('.pyc')]}.kcovdf-{__version__}-{_key(config)}.pyc"
 
 
-def read(path: str, source_hash: bytes, module: str, config: Config) -> tuple[CodeType, list[Symbol]] | None:
-    """The cached code and symbols when every key matches, else None."""
+def read(path: str, source_hash: bytes, module: str, config: Config
+         ) -> tuple[tuple[CodeType, ...], list[Symbol]] | None:
+    """The cached codes (instrument.compile_rewritten's) and symbols when every key matches, else None."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -91,24 +93,24 @@ def read(path: str, source_hash: bytes, module: str, config: Config) -> tuple[Co
         if (meta["module"], meta["kcovdf"], meta["config"]) != (module, __version__, _key(config)):
             return None
         symbols = [Symbol.from_json(s) for s in meta["symbols"]]
-        code = marshal.loads(data[start + size:])
+        codes = marshal.loads(data[start + size:])
     except (ValueError, KeyError, TypeError, EOFError) as exc:
         log.debug("ignoring corrupt cache file %s: %s", path, exc)
         return None
-    if not isinstance(code, CodeType):
+    if not (isinstance(codes, tuple) and codes and all(isinstance(c, CodeType) for c in codes)):
         return None
-    return code, symbols
+    return codes, symbols
 
 
 def write(path: str, source_hash: bytes, module: str, config: Config,
-          code: CodeType, symbols: list[Symbol]) -> None:
-    """Store ``code`` and ``symbols`` atomically; never raises for a file-system problem."""
+          codes: tuple[CodeType, ...], symbols: list[Symbol]) -> None:
+    """Store ``codes`` and ``symbols`` atomically; never raises for a file-system problem."""
     if sys.dont_write_bytecode:
         return
     meta = json.dumps({"module": module, "kcovdf": __version__, "config": _key(config),
                        "symbols": [s.to_json() for s in symbols]}).encode()
     data = b"".join((MAGIC, importlib.util.MAGIC_NUMBER, source_hash, _LEN.pack(len(meta)), meta,
-                     marshal.dumps(code)))
+                     marshal.dumps(codes)))
     tmp = f"{path}.{os.getpid()}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

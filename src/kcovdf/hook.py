@@ -22,12 +22,20 @@ import threading
 import types
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from kcovdf import cache, instrument, select
 from kcovdf.config import Config
 from kcovdf.errors import InstrumentWarning
 from kcovdf.symtab import Symbol
+
+
+class Compiled(NamedTuple):
+    """A rewritten module: the code to run, the single-copy code of its static functions, its symbols."""
+
+    code: types.CodeType
+    variants: instrument.Variants
+    symbols: list[Symbol]
 
 log = logging.getLogger("kcovdf")
 
@@ -67,6 +75,7 @@ class Hook:
     # -- finder ---------------------------------------------------------------------
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         """The spec the next finders give, with our loader when the module is selected."""
+        self.switch.settle()  # the modules imported before this one have run by now, mostly
         if not select.by_name(fullname, self.config).instrument:
             return None
         busy = self._busy.__dict__.setdefault("names", set())
@@ -118,7 +127,7 @@ class Hook:
                "does not rewrite through; imported uninstrumented")
 
     # -- rewriting ------------------------------------------------------------------
-    def compile(self, name: str, path: str, source: bytes) -> tuple[types.CodeType, list[Symbol]] | None:
+    def compile(self, name: str, path: str, source: bytes) -> Compiled | None:
         """Instrumented code of module ``name`` and its symbols (registered), or None after a warning."""
         digest = hashlib.sha256(source).digest()
         cpath = cache.path_for(path, self.config) if self.config.cache else None
@@ -127,7 +136,7 @@ class Hook:
         if hit is not None and any(table.collides(s) for s in hit[1]):
             hit = None  # this process already holds one of these pcs: redo, without caching
         if hit is not None:
-            code, symbols = hit
+            codes, symbols = hit
             log.debug("%s: rewritten code from cache %s", name, cpath)
         else:
             collided: list[Symbol] = []
@@ -149,7 +158,7 @@ class Hook:
                 return None
             try:
                 result = instrument.rewrite(tree, text, name, path, self.config, collides)
-                code = compile(result.tree, path, "exec", dont_inherit=True)
+                codes = instrument.compile_rewritten(result, path)
             except Exception as exc:  # noqa: BLE001 - whatever the pass hits, the import goes on
                 report(f"kcovdf: cannot rewrite module {name} ({path}): {type(exc).__name__}: {exc}; "
                        "imported uninstrumented")
@@ -161,12 +170,12 @@ class Hook:
                 else:
                     log.info("kcovdf: %s.%s left uninstrumented: %s", name, qualname, why)
             if cpath and not collided:
-                cache.write(cpath, digest, name, self.config, code, symbols)
+                cache.write(cpath, digest, name, self.config, codes, symbols)
         for sym in table.register(symbols):
             report(f"kcovdf: {name}.{sym.qualname}: pc 0x{sym.pc:x} was taken meanwhile by another function")
         self.instrumented.append(name)
         log.info("kcovdf: instrumented module %s (%d functions) from %s", name, len(symbols), path)
-        return code, symbols
+        return Compiled(codes[0], instrument.variants(codes), symbols)
 
     def rewrite_loaded(self) -> None:
         """Instrument in place the selected modules that were imported before the hook."""
@@ -182,29 +191,6 @@ class Hook:
                            "source; left uninstrumented")
                 continue
             rewrite_in_place(module, origin, self)
-
-
-def _functions(namespace: dict[str, Any], globals_: dict[str, Any]) -> Iterator[types.FunctionType]:
-    """Functions of a module (or class) namespace defined in that module, methods and wrappers included."""
-    seen: set[int] = set()
-    stack = list(namespace.values())
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, types.FunctionType):
-            if obj.__globals__ is globals_:
-                yield obj
-            wrapped = obj.__dict__.get("__wrapped__")
-            if wrapped is not None:
-                stack.append(wrapped)
-        elif isinstance(obj, (staticmethod, classmethod)):
-            stack.append(obj.__func__)
-        elif isinstance(obj, property):
-            stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
-        elif isinstance(obj, type) and obj.__module__ == globals_.get("__name__"):
-            stack.extend(vars(obj).values())
 
 
 def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
@@ -245,8 +231,8 @@ def rewrite_in_place(module: types.ModuleType, path: str, hook: Hook) -> None:
     compiled = hook.compile(module.__name__, path, source)
     if compiled is None:
         return
-    hook.switch.plant(module.__dict__)
-    count = swap_code(_functions(module.__dict__, module.__dict__), compiled[0])
+    count = swap_code(instrument.functions_of(module.__dict__, module.__dict__), compiled.code)
+    hook.switch.plant(module.__dict__, compiled.variants)
     log.info("kcovdf: %s was imported before the hook: %d functions rewritten in place", module.__name__,
              count)
 
@@ -265,9 +251,9 @@ class Loader(importlib.machinery.SourceFileLoader):
         compiled = self.hook.compile(spec.name, self.path, self.get_data(self.path))
         if compiled is None:
             return None
-        self._code = compiled[0]
+        self._code = compiled.code
         module = types.ModuleType(spec.name)
-        self.hook.switch.plant(module.__dict__)
+        self.hook.switch.plant(module.__dict__, compiled.variants)
         return module
 
     def get_code(self, fullname: str) -> types.CodeType | None:
@@ -278,9 +264,12 @@ class Loader(importlib.machinery.SourceFileLoader):
         which runs anywhere.
         """
         code, self._code = self._code, None
-        if code is None and instrument.RESERVED in getattr(sys.modules.get(fullname), "__dict__", {}):
+        namespace = getattr(sys.modules.get(fullname), "__dict__", {})
+        if code is None and instrument.RESERVED in namespace:
             compiled = self.hook.compile(fullname, self.path, self.get_data(self.path))
-            code = compiled[0] if compiled is not None else None
+            if compiled is not None:
+                code = compiled.code
+                self.hook.switch.plant(namespace, compiled.variants)
         return code if code is not None else super().get_code(fullname)
 
 
@@ -298,5 +287,7 @@ def install(config: Config, caller: str = "install()") -> Hook:
 
 def uninstall(hook: Hook | None = None) -> None:
     """Remove ``hook`` (default: every kcovdf hook) from sys.meta_path; instrumented code stays."""
-    sys.meta_path[:] = [f for f in sys.meta_path
-                        if not (isinstance(f, Hook) and (hook is None or f is hook))]
+    removed = [f for f in sys.meta_path if isinstance(f, Hook) and (hook is None or f is hook)]
+    sys.meta_path[:] = [f for f in sys.meta_path if not any(f is r for r in removed)]
+    for f in removed:
+        f.switch.settle()  # the imports made through it have run

@@ -37,6 +37,8 @@ from __future__ import annotations
 import ast
 import copy
 import threading
+import types
+import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
@@ -60,6 +62,7 @@ MAX_PARAMS = 0xFD
 SPLIT_LIMIT = 4000
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_CO_NEWLOCALS = 0x2  # inspect.CO_NEWLOCALS: set on function code, not on class bodies
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
 
@@ -70,29 +73,77 @@ class Switch:
     Bound to one recorder (kcovdf.core in production); also owns that recorder's symbol
     table. Namespaces are kept for the life of the process: a module dict cannot be
     weakly referenced, and instrumented modules are rarely unloaded.
+
+    It also patches code, as the kernel patches static keys: a module-level function or
+    method found in its namespace once the module has run ("settled") gets single-copy
+    code, the original while nothing is enabled (no test at all) and the recorded one
+    while something is; each flip swaps their ``__code__``. A function it never finds (a
+    closure, or one only a registry holds) keeps the split code and its one test.
     """
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
         self.symbols = Table(recorder.emit)
         self._namespaces: list[MutableMapping[str, Any]] = []
-        self._lock = threading.Lock()
+        self._pending: list[tuple[MutableMapping[str, Any], Variants]] = []
+        # each patched function -> its (original, recorded) code
+        self._patched: weakref.WeakKeyDictionary[types.FunctionType, tuple[types.CodeType, ...]]
+        self._patched = weakref.WeakKeyDictionary()
+        self._lock = threading.RLock()
         self._on = recorder.active() > 0
         recorder.on_activity(self._flip)
 
-    def plant(self, namespace: MutableMapping[str, Any]) -> None:
-        """Give ``namespace`` its recorder and flag, and keep the flag in step from now on."""
+    def plant(self, namespace: MutableMapping[str, Any], variants: Variants | None = None) -> None:
+        """Give ``namespace`` its recorder and flag, and keep the flag in step from now on.
+
+        ``variants`` maps the split code of its static functions to their single-copy code;
+        those functions are patched once the namespace's module has finished running.
+        """
         with self._lock:
             if not any(ns is namespace for ns in self._namespaces):
                 self._namespaces.append(namespace)
             namespace[RESERVED] = self.recorder
             namespace[FLAG] = self._on
+            if variants:
+                self._pending.append((namespace, variants))
+        self.settle()
+
+    def settle(self) -> None:
+        """Patch the static functions of the planted modules that have finished running."""
+        if not self._pending:
+            return
+        with self._lock:
+            waiting = []
+            for namespace, variants in self._pending:
+                spec = namespace.get("__spec__")
+                # importlib sets __spec__ after create_module (where plant runs) and clears
+                # _initializing once the body has run; a namespace without one never settles.
+                if spec is None or getattr(spec, "_initializing", False):
+                    waiting.append((namespace, variants))
+                    continue
+                for func in functions_of(namespace, namespace):
+                    pair = variants.get(func.__code__)
+                    if pair is not None:
+                        self._patched[func] = pair
+                        func.__code__ = pair[self._on]
+            self._pending = waiting
+
+    def patched(self, func: types.FunctionType) -> bool:
+        """Whether ``func`` runs single-copy code this Switch swaps."""
+        pair = self._patched.get(func)
+        return pair is not None and any(func.__code__ is code for code in pair)
 
     def _flip(self, active: bool) -> None:
+        self.settle()
         with self._lock:
             self._on = bool(active)
             for namespace in self._namespaces:
                 namespace[FLAG] = self._on
+            for func, pair in list(self._patched.items()):
+                if any(func.__code__ is code for code in pair):
+                    func.__code__ = pair[self._on]
+                else:
+                    del self._patched[func]  # someone else replaced its code since: theirs now
 
 
 _switch: Switch | None = None
@@ -116,6 +167,12 @@ class Rewritten(NamedTuple):
     tree: ast.Module
     symbols: list[Symbol]
     skipped: list[tuple[str, str]]
+    #: (lineno, col_offset) of each split function outside any function (module level or in a class)
+    static: frozenset[tuple[int, int]] = frozenset()
+
+
+#: Split code of a static function -> its (original, recorded) single-copy code.
+Variants = dict[types.CodeType, tuple[types.CodeType, types.CodeType]]
 
 
 def opt_out(tree: ast.Module, source: str) -> str | None:
@@ -135,7 +192,95 @@ def rewrite(tree: ast.Module, source: str, module: str, filename: str, config: C
     p = _Pass(source, module, filename, config, collides)
     p.walk(tree, "", frozenset())
     ast.fix_missing_locations(tree)
-    return Rewritten(tree, p.symbols, p.skipped)
+    return Rewritten(tree, p.symbols, p.skipped, frozenset(p.static))
+
+
+def compile_rewritten(result: Rewritten, filename: str) -> tuple[types.CodeType, ...]:
+    """The module code of ``result``, then its two variant modules (see variants()) if it has any."""
+    code = compile(result.tree, filename, "exec", dont_inherit=True)
+    if not result.static:
+        return (code,)
+    return (code, *(compile(_variant(result, recorded), filename, "exec", dont_inherit=True)
+                    for recorded in (False, True)))
+
+
+def variants(codes: tuple[types.CodeType, ...]) -> Variants:
+    """Pair the split code of each static function with its single-copy code, from compile_rewritten()."""
+    if len(codes) != 3:
+        return {}
+    tables = [_static_code(code) for code in codes]
+    out: Variants = {}
+    for key, split in tables[0].items():
+        original, recorded = tables[1].get(key), tables[2].get(key)
+        if split is not None and original is not None and recorded is not None and \
+                split.co_freevars == original.co_freevars == recorded.co_freevars:
+            out[split] = (original, recorded)
+    return out
+
+
+def functions_of(namespace: MutableMapping[str, Any], globals_: MutableMapping[str, Any]
+                 ) -> Iterator[types.FunctionType]:
+    """Functions of a module (or class) namespace defined in that module, methods and wrappers included."""
+    seen: set[int] = set()
+    stack = list(namespace.values())
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            if obj.__globals__ is globals_:
+                yield obj
+            wrapped = obj.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                stack.append(wrapped)
+        elif isinstance(obj, (staticmethod, classmethod)):
+            stack.append(obj.__func__)
+        elif isinstance(obj, property):
+            stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
+        elif isinstance(obj, type) and obj.__module__ == globals_.get("__name__"):
+            stack.extend(list(vars(obj).values()))
+
+
+def _variant(result: Rewritten, recorded: bool) -> ast.Module:
+    """A copy of the tree whose static functions hold one copy of their body, recorded or original."""
+    tree = copy.deepcopy(result.tree)
+    for node in ast.walk(tree):
+        if isinstance(node, _FUNCS) and (node.lineno, node.col_offset) in result.static:
+            head, split = node.body[:-1], node.body[-1]
+            if recorded:
+                node.body = head + split.body
+            else:
+                # the original copy lost its declarations (see _without_declarations): hoist them
+                names = _declared(split.body)
+                decls: list[ast.stmt] = [_at(kind(sorted(n)), _point(split))
+                                         for kind, n in names.items() if n]
+                node.body = head + decls + split.orelse or [_at(ast.Pass(), _point(split))]
+    return tree
+
+
+def _declared(body: list[ast.stmt]) -> dict[type, set[str]]:
+    found: dict[type, set[str]] = {ast.Global: set(), ast.Nonlocal: set()}
+    for node in _own_nodes(body):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            found[type(node)].update(node.names)
+    return found
+
+
+def _static_code(module: types.CodeType) -> dict[tuple[str, int], types.CodeType | None]:
+    """Function code objects of a module at module level and in classes, by (name, first line)."""
+    table: dict[tuple[str, int], types.CodeType | None] = {}
+    stack = [module]
+    while stack:
+        for const in stack.pop().co_consts:
+            if not isinstance(const, types.CodeType):
+                continue
+            if const.co_flags & _CO_NEWLOCALS:  # a function: its nested ones are not static
+                key = (const.co_name, const.co_firstlineno)
+                table[key] = const if table.get(key, const) == const else None  # None: ambiguous
+            else:
+                stack.append(const)  # a class body
+    return table
 
 
 def parameters(args: ast.arguments) -> list[tuple[str, str]]:
@@ -180,28 +325,32 @@ class _Pass:
         self.redacted = Redactor(config.redact)
         self.symbols: list[Symbol] = []
         self.skipped: list[tuple[str, str]] = []
+        self.static: list[tuple[int, int]] = []
         self._pcs: set[int] = set()
 
-    def walk(self, node: ast.AST, prefix: str, parent_globals: frozenset[str]) -> None:
-        """Visit nested definitions, computing each __qualname__ as the compiler does."""
+    def walk(self, node: ast.AST, prefix: str, parent_globals: frozenset[str], nested: bool = False) -> None:
+        """Visit nested definitions, computing each __qualname__ as the compiler does.
+
+        ``nested``: inside a function, where definitions run per call (not static).
+        """
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (*_FUNCS, ast.ClassDef)):
                 qualname = child.name if child.name in parent_globals else prefix + child.name
                 if isinstance(child, ast.ClassDef):
-                    self.walk(child, qualname + ".", _scope_globals(child))
+                    self.walk(child, qualname + ".", _scope_globals(child), nested)
                 elif self._skip_comment(child):
                     self.skipped.append((qualname, f"marked '# {SKIP_COMMENT}'"))
                 else:
-                    self.walk(child, qualname + ".<locals>.", _scope_globals(child))
-                    self.function(child, qualname)
+                    self.walk(child, qualname + ".<locals>.", _scope_globals(child), True)
+                    self.function(child, qualname, nested)
             else:
-                self.walk(child, prefix, parent_globals)
+                self.walk(child, prefix, parent_globals, nested)
 
     def _skip_comment(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         first = min([d.lineno for d in fn.decorator_list] + [fn.lineno])
         return any(SKIP_COMMENT in line for line in self.lines[first - 1:fn.lineno])
 
-    def function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> None:
+    def function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, nested: bool) -> None:
         """Instrument one function (its nested functions are done already)."""
         cfg = self.config
         if not (cfg.args or cfg.ret or cfg.yields):
@@ -225,6 +374,8 @@ class _Pass:
         if split:
             # The test carries the first statement's line, so a line tracer sees no extra line.
             recorded = [_at(ast.If(_flag(), recorded, original), _point(rest[0] if rest else fn))]
+            if not nested:
+                self.static.append((fn.lineno, fn.col_offset))
         fn.body = head + recorded
 
     def _recorded(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, pc: int,

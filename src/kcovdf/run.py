@@ -204,8 +204,8 @@ class Program:
         if self._selected(recording.hook.config):
             compiled = recording.hook.compile("__main__", self.filename, source)
             if compiled is not None:
-                recording.hook.switch.plant(main.__dict__)
-                return compiled[0]
+                recording.hook.switch.plant(main.__dict__, compiled.variants)
+                return compiled.code
         return compile(source, self.filename, "exec", dont_inherit=True)
 
     def _selected(self, cfg: config.Config) -> bool:

@@ -55,5 +55,5 @@ def write_module(directory, name: str, source: str) -> str:
 
 
 def instrumented(func) -> bool:
-    """Whether the pass rewrote this function (its code names the reserved global)."""
-    return instrument.RESERVED in func.__code__.co_names
+    """Whether the pass rewrote this function: its code names the reserved global, or it is patched."""
+    return instrument.RESERVED in func.__code__.co_names or instrument.switch().patched(func)
