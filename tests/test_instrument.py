@@ -7,6 +7,9 @@ import asyncio
 import gc
 import importlib
 import inspect
+import json
+import os
+import subprocess
 import sys
 import traceback
 import weakref
@@ -474,13 +477,15 @@ def test_a_misplaced_declaration_is_the_same_syntax_error(rec, tmp_path, monkeyp
 def test_static_functions_run_the_original_code_while_idle_and_the_recorded_while_enabled(rec):
     plain, m = load(NAME, False), load(NAME)
     method, static = m.Child.greet, m.Child.make.__func__
-    for func, twin in ((m.kinds, plain.kinds), (method, plain.Child.greet), (static, plain.Child.make.__func__)):
+    twins = ((m.kinds, plain.kinds), (method, plain.Child.greet), (static, plain.Child.make.__func__))
+    for func, twin in twins:
         assert func.__code__.co_code == twin.__code__.co_code  # no test, no call: the original
         assert instrument.switch().patched(func)
     m.kinds(1, d=2)
     assert rec.records == []
     rec.set_active(True)
-    assert instrument.RESERVED in m.kinds.__code__.co_names and instrument.FLAG not in m.kinds.__code__.co_names
+    names = m.kinds.__code__.co_names
+    assert instrument.RESERVED in names and instrument.FLAG not in names  # recorded, no test
     assert m.Child().greet("x") == "child base x"  # super() through the __class__ cell, recorded code
     assert ("ret", pc("Child.greet", m), 0, "child base x") in rec.records
     rec.set_active(False)
@@ -542,3 +547,42 @@ def test_patched_code_comes_from_the_cache_too(rec, monkeypatch):
     rec.set_active(True)
     second.kinds(1, d=2)
     assert of(rec, pc("kinds", second))
+
+
+AUDIT = """\
+import importlib, json, logging, sys
+from instr_samples.fake_recorder import FakeRecorder
+from kcovdf import hook, instrument
+from kcovdf.config import Config
+rec = FakeRecorder()
+instrument._switch = instrument.Switch(rec)
+veto = []
+def audit(event, args):
+    if veto and veto[-1] and event == "object.__setattr__" and args[1] == "__code__":
+        raise RuntimeError("no code changes here")
+sys.addaudithook(audit)
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+veto.append(sys.argv[1] == "before")
+h = hook.install(Config(include=["kcovdf_t_audit"]))
+import kcovdf_t_audit as m
+hook.uninstall(h)
+veto.append(True)
+rec.set_active(True)
+print(json.dumps([instrument.switch().patched(m.f), m.f(3), len(rec.records)]))
+"""
+
+
+@pytest.mark.parametrize("when, out", [
+    ("before", [False, 4, 2]),  # never patched: the split code records
+    ("after", [False, 4, 0]),  # patched, then the swap to the recorded code is refused: said so
+])
+def test_an_audit_hook_refusing_code_swaps(tmp_path, when, out):
+    (tmp_path / "kcovdf_t_audit.py").write_text("def f(x):\n    return x + 1\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]),
+               PYTHONDONTWRITEBYTECODE="1")
+    run = subprocess.run([sys.executable, "-c", AUDIT, when], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == out
+    warned = "setting __code__ of kcovdf_t_audit.f was refused (an audit hook?); its calls are not recorded"
+    assert (warned in run.stderr) == (when == "after")

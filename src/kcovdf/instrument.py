@@ -28,6 +28,10 @@ real recorder, which records nothing for it. A body too large to copy (SPLIT_LIM
 one copy with a test before each recorder call instead (``if __kcovdf_on__:
 __kcovdf__.entry(...)``, ``return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x``).
 
+Functions not nested in another function go further: compile_rewritten() also gives
+each a single-copy variant of either body, and the Switch swaps their ``__code__`` between
+the two at each flip, so they run without any test at all (see Switch).
+
 No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` and bare
 ``raise`` keep the exception and its traceback as they were.
 """
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import logging
 import threading
 import types
 import weakref
@@ -45,6 +50,8 @@ from typing import Any, NamedTuple
 from kcovdf.config import Config
 from kcovdf.redact import Redactor
 from kcovdf.symtab import Symbol, Table, pc_of
+
+log = logging.getLogger("kcovdf")
 
 RESERVED = "__kcovdf__"
 #: The exact-bool global tested before every recorder call.
@@ -121,11 +128,14 @@ class Switch:
                 if spec is None or getattr(spec, "_initializing", False):
                     waiting.append((namespace, variants))
                     continue
-                for func in functions_of(namespace, namespace):
+                try:
+                    found = list(functions_of(namespace, namespace))
+                except Exception:  # noqa: BLE001 - an odd namespace object: its functions keep the split code
+                    continue
+                for func in found:
                     pair = variants.get(func.__code__)
-                    if pair is not None:
+                    if pair is not None and _set_code(func, pair[self._on]):
                         self._patched[func] = pair
-                        func.__code__ = pair[self._on]
             self._pending = waiting
 
     def patched(self, func: types.FunctionType) -> bool:
@@ -140,10 +150,22 @@ class Switch:
             for namespace in self._namespaces:
                 namespace[FLAG] = self._on
             for func, pair in list(self._patched.items()):
-                if any(func.__code__ is code for code in pair):
-                    func.__code__ = pair[self._on]
-                else:
+                if not any(func.__code__ is code for code in pair):
                     del self._patched[func]  # someone else replaced its code since: theirs now
+                elif not _set_code(func, pair[self._on]):
+                    del self._patched[func]
+                    log.warning("kcovdf: setting __code__ of %s.%s was refused (an audit hook?); its calls "
+                                "are %s from now on", func.__module__, func.__qualname__,
+                                "recorded" if func.__code__ is pair[1] else "not recorded")
+
+
+def _set_code(func: types.FunctionType, code: types.CodeType) -> bool:
+    """Set ``func.__code__``; False if refused (an audit hook may veto the object.__setattr__ event)."""
+    try:
+        func.__code__ = code
+    except Exception:  # noqa: BLE001 - the function keeps the code it has, which records correctly
+        return False
+    return True
 
 
 _switch: Switch | None = None
