@@ -39,7 +39,6 @@ No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` 
 from __future__ import annotations
 
 import ast
-import copy
 import logging
 import threading
 import types
@@ -189,8 +188,8 @@ class Rewritten(NamedTuple):
     tree: ast.Module
     symbols: list[Symbol]
     skipped: list[tuple[str, str]]
-    #: (lineno, col_offset) of each split function outside any function (module level or in a class)
-    static: frozenset[tuple[int, int]] = frozenset()
+    #: each split function outside any function (module level or in a class)
+    static: tuple[ast.FunctionDef | ast.AsyncFunctionDef, ...] = ()
 
 
 #: Split code of a static function -> its (original, recorded) single-copy code.
@@ -212,18 +211,30 @@ def rewrite(tree: ast.Module, source: str, module: str, filename: str, config: C
             collides: Callable[[Symbol], bool] = lambda sym: False) -> Rewritten:
     """Instrument every function of ``tree`` in place; ``collides`` vetoes a pc already taken."""
     p = _Pass(source, module, filename, config, collides)
-    p.walk(tree, "", frozenset())
-    ast.fix_missing_locations(tree)
-    return Rewritten(tree, p.symbols, p.skipped, frozenset(p.static))
+    p.walk(tree, "", frozenset())  # every node it adds is located by _at()
+    return Rewritten(tree, p.symbols, p.skipped, tuple(p.static))
 
 
 def compile_rewritten(result: Rewritten, filename: str) -> tuple[types.CodeType, ...]:
-    """The module code of ``result``, then its two variant modules (see variants()) if it has any."""
+    """The module code of ``result``, then its two variant modules (see variants()) if it has any.
+
+    Each static function gets, in turn, its recorded copy alone and its original copy
+    alone; the tree is left in the second state, so compile it no more.
+    """
     code = compile(result.tree, filename, "exec", dont_inherit=True)
     if not result.static:
         return (code,)
-    return (code, *(compile(_variant(result, recorded), filename, "exec", dont_inherit=True)
-                    for recorded in (False, True)))
+    splits = [(fn, fn.body[:-1], fn.body[-1]) for fn in result.static]
+    for fn, head, split in splits:
+        fn.body = head + split.body
+    recorded = compile(result.tree, filename, "exec", dont_inherit=True)
+    for fn, head, split in splits:
+        # the original copy lost its declarations (see _without_declarations): hoist them
+        decls: list[ast.stmt] = [_at(kind(sorted(names)), _point(split))
+                                 for kind, names in _declared(split.body).items() if names]
+        fn.body = head + decls + split.orelse or [_at(ast.Pass(), _point(split))]
+    original = compile(result.tree, filename, "exec", dont_inherit=True)
+    return code, original, recorded
 
 
 def variants(codes: tuple[types.CodeType, ...]) -> Variants:
@@ -234,8 +245,9 @@ def variants(codes: tuple[types.CodeType, ...]) -> Variants:
     out: Variants = {}
     for key, split in tables[0].items():
         original, recorded = tables[1].get(key), tables[2].get(key)
-        if split is not None and original is not None and recorded is not None and \
-                split.co_freevars == original.co_freevars == recorded.co_freevars:
+        # a function the pass left alone (skip comment, collision) compiles the same thrice
+        if split is not None and original is not None and recorded is not None and original != split \
+                and split.co_freevars == original.co_freevars == recorded.co_freevars:
             out[split] = (original, recorded)
     return out
 
@@ -262,23 +274,6 @@ def functions_of(namespace: MutableMapping[str, Any], globals_: MutableMapping[s
             stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
         elif isinstance(obj, type) and obj.__module__ == globals_.get("__name__"):
             stack.extend(list(vars(obj).values()))
-
-
-def _variant(result: Rewritten, recorded: bool) -> ast.Module:
-    """A copy of the tree whose static functions hold one copy of their body, recorded or original."""
-    tree = copy.deepcopy(result.tree)
-    for node in ast.walk(tree):
-        if isinstance(node, _FUNCS) and (node.lineno, node.col_offset) in result.static:
-            head, split = node.body[:-1], node.body[-1]
-            if recorded:
-                node.body = head + split.body
-            else:
-                # the original copy lost its declarations (see _without_declarations): hoist them
-                names = _declared(split.body)
-                decls: list[ast.stmt] = [_at(kind(sorted(n)), _point(split))
-                                         for kind, n in names.items() if n]
-                node.body = head + decls + split.orelse or [_at(ast.Pass(), _point(split))]
-    return tree
 
 
 def _declared(body: list[ast.stmt]) -> dict[type, set[str]]:
@@ -347,7 +342,8 @@ class _Pass:
         self.redacted = Redactor(config.redact)
         self.symbols: list[Symbol] = []
         self.skipped: list[tuple[str, str]] = []
-        self.static: list[tuple[int, int]] = []
+        self.static: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        self._sizes: dict[int, int] = {}  # id of a function done -> its node count, copies included
         self._pcs: set[int] = set()
 
     def walk(self, node: ast.AST, prefix: str, parent_globals: frozenset[str], nested: bool = False) -> None:
@@ -390,21 +386,27 @@ class _Pass:
         body = fn.body
         head = body[:1] if _is_docstring(body[0]) else []
         rest = body[len(head):]
-        split = sum(1 for stmt in rest for _ in ast.walk(stmt)) <= SPLIT_LIMIT
-        original = _without_declarations(copy.deepcopy(rest)) if split else []
-        recorded = self._recorded(fn, pc, params, rest, guarded=not split)
+        own = list(_own_nodes(rest))
+        # nodes to compile: its own, and those of the functions it nests (copies included)
+        size = len(own) + sum(self._sizes.get(id(node), 0) for node in own if isinstance(node, _FUNCS))
+        split = size <= SPLIT_LIMIT
+        self._sizes[id(fn)] = 2 * size if split else size
+        original = _without_declarations(_clone(rest)) if split else []
+        recorded = self._recorded(fn, pc, params, rest, own, guarded=not split)
         if split:
             # The test carries the first statement's line, so a line tracer sees no extra line.
             recorded = [_at(ast.If(_flag(), recorded, original), _point(rest[0] if rest else fn))]
             if not nested:
-                self.static.append((fn.lineno, fn.col_offset))
+                self.static.append(fn)
         fn.body = head + recorded
 
-    def _recorded(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, pc: int,
-                  params: list[tuple[str, str]], rest: list[ast.stmt], guarded: bool) -> list[ast.stmt]:
-        """``rest`` (the body after the docstring) with its recorder calls; tested each if ``guarded``."""
+    def _recorded(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, pc: int, params: list[tuple[str, str]],
+                  rest: list[ast.stmt], own: list[ast.AST], guarded: bool) -> list[ast.stmt]:
+        """``rest`` (the body after the docstring; ``own``: its nodes) with its recorder calls.
+
+        ``guarded``: each call behind its own test of the flag.
+        """
         cfg = self.config
-        own = list(_own_nodes(rest))
         async_gen = isinstance(fn, ast.AsyncFunctionDef) and any(
             isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own)
         if cfg.ret:
@@ -504,11 +506,41 @@ def _point(node: ast.AST) -> ast.AST:
 
 
 def _at(node: ast.AST, where: ast.AST) -> Any:
-    """Give ``node`` and its location-less descendants the location of ``where``."""
-    for sub in ast.walk(node):
-        if "lineno" in sub._attributes and not hasattr(sub, "lineno"):
+    """Give ``node`` and its location-less descendants the location of ``where``.
+
+    A node that has a location already came from the source (or was placed): its subtree
+    is left alone, which keeps the pass linear in the size of the module.
+    """
+    stack = [node]
+    while stack:
+        sub = stack.pop()
+        if "lineno" in sub._attributes:
+            if hasattr(sub, "lineno"):
+                continue
             ast.copy_location(sub, where)
+        stack.extend(ast.iter_child_nodes(sub))
     return node
+
+
+def _clone(body: list[ast.stmt]) -> list[ast.stmt]:
+    """A copy of ``body`` for the original copy; nested scopes are shared, not copied.
+
+    The pass never changes a nested function, class or lambda once it is done with it,
+    so both copies can hold the same one (compile() reads the tree, it does not own it).
+    """
+    def copy_node(node: Any) -> Any:
+        if isinstance(node, list):
+            return [copy_node(item) for item in node]
+        if not isinstance(node, ast.AST) or isinstance(node, _SCOPES):
+            return node
+        new = node.__class__.__new__(node.__class__)
+        for name, value in ast.iter_fields(node):
+            setattr(new, name, copy_node(value))
+        for name in node._attributes:
+            if hasattr(node, name):
+                setattr(new, name, getattr(node, name))
+        return new
+    return copy_node(body)
 
 
 class _ReturnRewriter(ast.NodeTransformer):
