@@ -96,15 +96,17 @@ static PyObject *kdf_oserror(int err, const char *fmt, ...);
 
 /*
  * Reserve n words after buf[0]. A record that does not fit whole is dropped and
- * counted; buf[0] therefore never exceeds size - 1.
+ * counted (unless `batch`: the caller then reserves its records one by one);
+ * buf[0] therefore never exceeds size - 1.
  */
-static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n)
+static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n, int batch)
 {
 	uint64_t pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
 
 	do {
 		if (pos >= t->size - 1 || n > t->size - 1 - pos) {
-			__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
+			if (!batch)
+				__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
 			return NULL;
 		}
 	} while (!__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1,
@@ -159,7 +161,7 @@ static inline int kdf_append(struct kdf_task *t, unsigned rtype, uint64_t pc, un
 	uint64_t *w;
 
 	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
-	w = kdf_reserve(t, KDF_HEADER_WORDS + v->n);
+	w = kdf_reserve(t, KDF_HEADER_WORDS + v->n, 0);
 	if (!w)
 		return 0;
 	kdf_header(w, rtype, t->seq, v->n, pc, arg_idx, value);
@@ -179,6 +181,41 @@ static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned a
 	if (!t->area)
 		return -1; /* cannot happen (no code ran), but never write through a stale pointer */
 	return kdf_append(t, rtype, pc, arg_idx, value, &v);
+}
+
+/*
+ * The entry records of args[0..n), 1 < n <= KDF_BATCH, with one reservation when they
+ * fit together: the same words and drops as one kdf_write each, as no code can run
+ * in between (no hook). What does not fit is appended record by record, so that
+ * drops stay counted per record.
+ */
+#define KDF_BATCH 6
+
+static __attribute__((noinline)) void kdf_write_batch(struct kdf_task *t, uint64_t pc,
+						      PyObject *const *args, Py_ssize_t n)
+{
+	struct kdf_value v[KDF_BATCH];
+	uint64_t need = 0, *w;
+	Py_ssize_t i;
+
+	for (i = 0; i < n; i++) {
+		kdf_encode(args[i], args[i] == kdf_redacted, 1, &v[i]);
+		need += KDF_HEADER_WORDS + v[i].n;
+	}
+	if (!t->area)
+		return;
+	w = kdf_reserve(t, need, 1);
+	if (!w) {
+		for (i = 0; i < n; i++)
+			kdf_append(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[i], &v[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+		kdf_header(w, KDF_TYPE_ENTRY, t->seq, v[i].n, pc, (unsigned)i, args[i]);
+		memcpy(&w[3], v[i].w, sizeof(uint64_t) * v[i].n);
+		w += KDF_HEADER_WORDS + v[i].n;
+	}
 }
 
 /*
@@ -229,9 +266,13 @@ static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t narg
 	if (n > KDF_ARG_MAX_PARAM + 1)
 		n = KDF_ARG_MAX_PARAM + 1;
 	t->busy = 1;
-	for (i = 0; i < n; i++)
-		if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
-			break;
+	if (n > 1 && n <= KDF_BATCH && !kdf_hook) {
+		kdf_write_batch(t, pc, args + 1, n);
+	} else {
+		for (i = 0; i < n; i++)
+			if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
+				break;
+	}
 	t->busy = 0;
 	Py_RETURN_NONE;
 }
