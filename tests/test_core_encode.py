@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import math
 import re
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -337,3 +339,165 @@ def test_layout_cache_leaves_dicts_of_builtin_bases_alone() -> None:
     p.note = "n"
     for _ in range(3):
         check(p)
+
+
+# --- attributes read where CPython keeps them (3.11+: inline values, no dict made) -------
+
+INLINE = sys.version_info >= (3, 11)
+
+
+def dict_made(marker: list) -> bool:
+    """Whether some dict holds marker: an instance dict made from its inline values would.
+
+    A dict holding a list is tracked by the collector, whether made from inline values
+    (3.11, 3.12) or sharing them (3.13), so gc.get_objects() lists it.
+    """
+    return any(type(o) is dict and any(v is marker for v in o.values()) for o in gc.get_objects())
+
+
+def first_then_reference(obj: object, marker: list, inline: bool = False) -> None:
+    """The C words, taken twice (full walk, then the layout cache) before anything asks
+    for obj.__dict__, equal the reference's; recording made no dict that was not there.
+
+    inline: obj must still keep its values inline (3.11+), or the check proves nothing;
+    CPython makes the dict itself when an attribute does not fit the class's shared keys.
+    """
+    before = dict_made(marker)
+    if INLINE and inline:
+        assert not before
+    words = [_recorder.encode(obj), _recorder.encode(obj)]
+    assert dict_made(marker) == before, "recording materialised the instance dict"
+    expected = encode_value(obj).words  # the reference asks for __dict__: the dict is made now
+    assert words == [expected, expected]
+    assert _recorder.encode(obj) == expected  # now read through the dict (split or shared values)
+
+
+@dataclasses.dataclass
+class Five:
+    x: int
+    y: int
+    name: str
+    weight: float
+    flag: object
+
+
+def test_inline_values_are_read_without_making_the_dict() -> None:
+    class Fresh:  # its shared keys hold only what this test sets
+        pass
+
+    for make in (lambda m: Five(1, 2, "p", 0.5, m), lambda m: Five(-7, 2**40, "é" * 9, -0.0, [m])):
+        marker: list = []
+        first_then_reference(make(marker), marker, inline=True)
+    marker = []
+    obj = Fresh()
+    obj.b, obj.a, obj.marker = "bee", None, marker
+    first_then_reference(obj, marker, inline=True)
+
+
+def test_inline_values_follow_each_instance_order_and_deletions() -> None:
+    class Shared:
+        pass
+
+    def build(steps: list[tuple[str, object]]) -> tuple[Shared, list]:
+        obj, marker = Shared(), []
+        obj.marker = marker
+        for name, value in steps:
+            if value is _UNSET:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+        return obj, marker
+
+    scenarios = [
+        [("a", 1), ("b", 2)],
+        [("b", 2), ("a", 1)],  # the same shared keys, another insertion order
+        [("a", 1), ("b", 2), ("a", _UNSET)],  # deleted: one field fewer
+        [("a", 1), ("b", 2), ("a", _UNSET), ("a", 3)],  # re-added: now last
+        [("a", 1), ("c", True), ("b", 2.5)],  # a key the others never had
+        [("a", [1, 2]), ("b", Plain())],  # values the builtin shortcut does not take
+        [(f"k{i}", i) for i in range(40)],  # more than the shared keys hold
+        [],
+    ]
+    for _ in range(2):  # the second round meets a warm layout cache
+        for steps in scenarios:
+            obj, marker = build(steps)
+            first_then_reference(obj, marker, inline=len(steps) < 20)
+
+
+def test_changes_after_caching_are_seen() -> None:
+    @dataclasses.dataclass
+    class DC:
+        a: int
+        b: str = "b"
+
+    def fresh() -> tuple[DC, list]:
+        marker: list = []
+        obj = DC(1)
+        obj.m = marker
+        return obj, marker
+
+    first_then_reference(*fresh())
+    obj, marker = fresh()
+    _recorder.encode(obj)
+    obj.extra = 5  # an attribute added after the layout was cached
+    first_then_reference(obj, marker)
+    obj, marker = fresh()
+    _recorder.encode(obj)
+    del obj.b  # a declared field removed: UNSET
+    first_then_reference(obj, marker)
+    DC.c = 3  # a class attribute: the type's version tag changes
+    first_then_reference(*fresh())
+    del DC.c
+    first_then_reference(*fresh())
+    DC.__qualname__ = "Renamed"  # the name changes; the tag need not
+    first_then_reference(*fresh())
+
+    class WithSlots(DC):
+        __slots__ = ("s",)
+
+    obj = WithSlots(2)
+    obj.s, obj.m = "slot", []
+    first_then_reference(obj, obj.m)
+
+    class Sub(DC):
+        pass
+
+    obj = Sub(3)
+    obj.m = []
+    first_then_reference(obj, obj.m)
+
+
+def test_instance_dicts_not_split_are_read_too() -> None:
+    for _ in range(2):
+        obj = Plain()
+        obj.__dict__ = {"b": 1, "a": "x"}  # a dict of its own, not on the class's shared keys
+        check(obj)
+        check(obj)
+        obj = Plain()
+        obj.x = 1
+        obj.__dict__[2] = "a non-str key turns the table combined"
+        check(obj)
+        check(obj)
+
+
+# (name, value) set in order; _UNSET deletes the attribute
+setattr_steps = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.one_of(st.just(_UNSET), scalars)), max_size=12)
+
+
+class Settable:
+    pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(setattr_steps)
+def test_attributes_set_and_deleted_in_any_order_match_reference(steps: list) -> None:
+    obj, marker = Settable(), []
+    obj.marker = marker
+    for name, value in steps:
+        if value is _UNSET:
+            if hasattr(obj, name):
+                delattr(obj, name)
+        else:
+            setattr(obj, name, value)
+    first_then_reference(obj, marker)

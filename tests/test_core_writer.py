@@ -185,6 +185,43 @@ def test_full_buffer_drops_whole_records_and_counts_them() -> None:
     assert u64(m, abi.HDR_DROPS) == 8
 
 
+def test_entry_records_are_the_same_reserved_together_or_one_by_one() -> None:
+    """entry() reserves all its records at once when they fit; the words, seqs and drops
+    are those of one reservation per record (the hook forces that path)."""
+    args = (1, "two", [3], None, 2**70)
+    sizes = [3 + len(encode_value(a).words) for a in args]  # 6, 8, 7, 6, 7: 34 words
+
+    def run(words: int, hooked: bool) -> tuple[list[int], int]:
+        with enabled(words=words) as m:
+            if hooked:
+                R._set_record_hook(lambda: None)
+            try:
+                R.entry(PC, *args)
+                R.entry(PC, *args[:2])
+            finally:
+                R._set_record_hook(None)
+            buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+            try:
+                return list(buf), u64(m, abi.HDR_DROPS)
+            finally:
+                buf.release()
+
+    # everything fits; the first call fits, the second only in part; the first only in part
+    for words in (64, 40, 20):
+        batched, per_record = run(words, False), run(words, True)
+        assert batched == per_record
+        free, kept, drops = words - 1, [], 0
+        for seq, (idx, size) in enumerate([*enumerate(sizes), *enumerate(sizes[:2])], start=1):
+            if size <= free:
+                free -= size
+                kept.append((seq, idx))
+            else:
+                drops += 1  # a record that does not fit whole is dropped, and counts
+        recs = parse_records(batched[0])
+        assert [(r.seq, r.arg_idx) for r in recs] == kept and batched[1] == drops
+        assert [list(r.values) for r in recs] == [encode_value(args[i]).words for _, i in kept]
+
+
 def test_count_beyond_the_buffer_drops_instead_of_writing_past_it() -> None:
     with enabled(words=16) as m:
         struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 1000)  # a corrupt buf[0]

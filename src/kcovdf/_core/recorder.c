@@ -29,9 +29,10 @@
  *
  * Decomposition never runs code of the traced program: types are read through
  * Py_TYPE and their C slots, values through their C storage (PyLong digits, the
- * PyUnicode data, tp_members offsets, the instance dict of the C-level __dict__
- * descriptor, PyDict_Next), with automatic garbage collection paused around the
- * few allocations, so no finalizer runs in the middle of a record.
+ * PyUnicode data, tp_members offsets, an instance's inline values or dict where
+ * CPython keeps them, PyDict_Next), with automatic garbage collection paused around
+ * the few allocations, so no finalizer runs in the middle of a record. Recording
+ * does not make an instance dict that was not there (kdf_attrs_of).
  *
  * The file reads like kcov.c: the hot path (mode check, encoder, bounded append,
  * drop counter), then the type table, then enable/disable, then the module table.
@@ -86,7 +87,7 @@ struct kdf_value {
 	int n;
 };
 
-static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out);
+static inline void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out);
 static PyObject *kdf_oserror(int err, const char *fmt, ...);
 
 /* ---------------------------------------------------------------------------
@@ -95,15 +96,17 @@ static PyObject *kdf_oserror(int err, const char *fmt, ...);
 
 /*
  * Reserve n words after buf[0]. A record that does not fit whole is dropped and
- * counted; buf[0] therefore never exceeds size - 1.
+ * counted (unless `batch`: the caller then reserves its records one by one);
+ * buf[0] therefore never exceeds size - 1.
  */
-static uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n)
+static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n, int batch)
 {
 	uint64_t pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
 
 	do {
 		if (pos >= t->size - 1 || n > t->size - 1 - pos) {
-			__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
+			if (!batch)
+				__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
 			return NULL;
 		}
 	} while (!__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1,
@@ -138,29 +141,81 @@ static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
 	return t->area == area ? 0 : -1;
 }
 
+/* The three header words of a record whose value takes nv words. */
+static inline void kdf_header(uint64_t *w, unsigned rtype, uint32_t seq, int nv, uint64_t pc,
+			      unsigned arg_idx, PyObject *value)
+{
+	w[0] = (uint64_t)rtype << 28 | (uint64_t)(nv & 0xF) << 24 | seq;
+	w[1] = pc;
+	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
+	       (value == kdf_redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
+}
+
+/*
+ * Append one encoded record (its own reservation); -1 if the thread's buffer changed
+ * under it (only the hook can do that).
+ */
+static inline int kdf_append(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+			     PyObject *value, const struct kdf_value *v)
+{
+	uint64_t *w;
+
+	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+	w = kdf_reserve(t, KDF_HEADER_WORDS + v->n, 0);
+	if (!w)
+		return 0;
+	kdf_header(w, rtype, t->seq, v->n, pc, arg_idx, value);
+	if (kdf_hook && kdf_call_hook(t) < 0)
+		return -1;
+	memcpy(&w[3], v->w, sizeof(uint64_t) * v->n);
+	return 0;
+}
+
 /* One record; -1 if the thread's buffer changed under it (only the hook can do that). */
 static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
 		     PyObject *value)
 {
 	struct kdf_value v;
-	int redacted = value == kdf_redacted;
-	uint64_t *w;
 
-	kdf_encode(value, redacted, 1, &v);
-	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+	kdf_encode(value, value == kdf_redacted, 1, &v);
 	if (!t->area)
 		return -1; /* cannot happen (no code ran), but never write through a stale pointer */
-	w = kdf_reserve(t, KDF_HEADER_WORDS + v.n);
-	if (!w)
-		return 0;
-	w[0] = (uint64_t)rtype << 28 | (uint64_t)(v.n & 0xF) << 24 | t->seq;
-	w[1] = pc;
-	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
-	       (redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
-	if (kdf_hook && kdf_call_hook(t) < 0)
-		return -1;
-	memcpy(&w[3], v.w, sizeof(uint64_t) * v.n);
-	return 0;
+	return kdf_append(t, rtype, pc, arg_idx, value, &v);
+}
+
+/*
+ * The entry records of args[0..n), 1 < n <= KDF_BATCH, with one reservation when they
+ * fit together: the same words and drops as one kdf_write each, as no code can run
+ * in between (no hook). What does not fit is appended record by record, so that
+ * drops stay counted per record.
+ */
+#define KDF_BATCH 6
+
+static __attribute__((noinline)) void kdf_write_batch(struct kdf_task *t, uint64_t pc,
+						      PyObject *const *args, Py_ssize_t n)
+{
+	struct kdf_value v[KDF_BATCH];
+	uint64_t need = 0, *w;
+	Py_ssize_t i;
+
+	for (i = 0; i < n; i++) {
+		kdf_encode(args[i], args[i] == kdf_redacted, 1, &v[i]);
+		need += KDF_HEADER_WORDS + v[i].n;
+	}
+	if (!t->area)
+		return;
+	w = kdf_reserve(t, need, 1);
+	if (!w) {
+		for (i = 0; i < n; i++)
+			kdf_append(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[i], &v[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+		kdf_header(w, KDF_TYPE_ENTRY, t->seq, v[i].n, pc, (unsigned)i, args[i]);
+		memcpy(&w[3], v[i].w, sizeof(uint64_t) * v[i].n);
+		w += KDF_HEADER_WORDS + v[i].n;
+	}
 }
 
 /*
@@ -203,15 +258,21 @@ static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t narg
 	}
 	if (!t->area || t->busy)
 		Py_RETURN_NONE;
-	if (kdf_pc("entry", args[0], &pc) < 0)
+	if (args[0] == kdf_pc_obj)
+		pc = kdf_pc_val;
+	else if (kdf_pc("entry", args[0], &pc) < 0)
 		return NULL;
 	n = nargs - 1;
 	if (n > KDF_ARG_MAX_PARAM + 1)
 		n = KDF_ARG_MAX_PARAM + 1;
 	t->busy = 1;
-	for (i = 0; i < n; i++)
-		if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
-			break;
+	if (n > 1 && n <= KDF_BATCH && !kdf_hook) {
+		kdf_write_batch(t, pc, args + 1, n);
+	} else {
+		for (i = 0; i < n; i++)
+			if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
+				break;
+	}
 	t->busy = 0;
 	Py_RETURN_NONE;
 }
@@ -432,6 +493,7 @@ struct kdf_fcache {
 	Py_ssize_t total;
 	uint64_t sid;
 	int registered; /* the shape's table line was emitted */
+	int direct;	/* the fields are the keys, in order (src[i] == i for all) */
 };
 
 struct kdf_plan {
@@ -461,6 +523,12 @@ struct kdf_type {
 	int shape_registered;
 	int is_object; /* instances take the OBJECT form (kdf_encode_type's last case) */
 	unsigned int object_tag;
+	/*
+	 * Nonzero: the tag at which name, OBJECT form and plan (with a layout cache read
+	 * in place) were all found valid; kdf_encode goes straight to the layout cache
+	 * while the type still has this tag and qualname.
+	 */
+	unsigned int fast_tag;
 };
 
 #define KDF_TYPE_SLOTS 1024
@@ -725,29 +793,193 @@ static int kdf_dict_in_place(PyTypeObject *tp, PyObject *descr)
 }
 
 /*
- * The instance dict when it already exists, borrowed, read where CPython keeps it
- * (pycore_object.h of each version): no call, no allocation. NULL when it must be
- * made, or is kept elsewhere. Only for a plan with dict_peek.
+ * Instance attributes read where CPython keeps them, without making the dict.
+ * Since 3.11 an instance of a plain class keeps its values inline, keyed by the
+ * class's shared keys (ht_cached_keys), until someone asks for __dict__; asking
+ * (PyObject_GenericGetDict) allocates a dict and changes what later code sees, so
+ * the recorder reads the values in place. The layouts mirror Include/internal of
+ * each version (pycore_dict.h, pycore_object.h); kdf_layout_check() tries them on
+ * a probe instance at import and turns them off if they do not hold.
  */
-static inline PyObject *kdf_peek_dict(PyObject *obj, PyTypeObject *tp)
-{
-#if defined(Py_GIL_DISABLED)
-	return NULL; /* another thread may be replacing it */
-#else
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
-	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
-		/* PyDictOrValues: a dict, or inline values tagged by the low bit */
-		uintptr_t dv = *(uintptr_t *)((char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *));
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define KDF_LAYOUT 1
 
-		return dv & 1 ? NULL : (PyObject *)dv;
+/* struct _dictkeysobject (3.11-3.13, default build) */
+struct kdf_dk {
+	Py_ssize_t dk_refcnt;
+	uint8_t dk_log2_size;
+	uint8_t dk_log2_index_bytes;
+	uint8_t dk_kind; /* DICT_KEYS_GENERAL 0, UNICODE 1, SPLIT 2 */
+	uint32_t dk_version;
+	Py_ssize_t dk_usable;
+	Py_ssize_t dk_nentries;
+	char dk_indices[];
+};
+
+struct kdf_uentry { /* PyDictUnicodeEntry */
+	PyObject *me_key, *me_value;
+};
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* struct _dictvalues: the insertion order follows values[capacity] */
+struct kdf_dv {
+	uint8_t capacity, size, embedded, valid;
+	PyObject *values[1];
+};
+#define KDF_DV_VALUES(dv) (((struct kdf_dv *)(dv))->values)
+#define KDF_DV_ORDER(dv) ((const uint8_t *)&((struct kdf_dv *)(dv))->values[((struct kdf_dv *)(dv))->capacity])
+#define KDF_ORD(i) (i)
+#else
+/* values, preceded by [-1] prefix size, [-2] used size, [-3 - i] insertion order */
+#define KDF_DV_VALUES(dv) ((PyObject **)(dv))
+#define KDF_DV_ORDER(dv) ((const uint8_t *)(dv) - 3)
+#define KDF_ORD(i) (-(i))
+#endif
+
+static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
+{
+	return (const struct kdf_uentry *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+}
+
+static int kdf_layout_ok; /* set by kdf_layout_check() */
+#endif
+
+/*
+ * Where an instance's attributes are. A split table (values != NULL) holds the
+ * value of key index ix at values[ix] and the insertion order in order[]; any
+ * other dict is read through PyDict_Next.
+ */
+struct kdf_attrs {
+	PyObject *dict; /* read with PyDict_Next (unless values), or NULL */
+	PyObject *owned; /* a dict the descriptor returned: dropped by kdf_attrs_done */
+	Py_ssize_t used; /* number of attributes */
+	Py_ssize_t pos;
+#ifdef KDF_LAYOUT
+	const struct kdf_dk *keys;
+	PyObject **values;
+	const uint8_t *order; /* key index of the i-th attribute: order[KDF_ORD(i)] */
+#endif
+};
+
+#ifdef KDF_LAYOUT
+static inline int kdf_attrs_split(struct kdf_attrs *a, const void *keys, void *dv, Py_ssize_t used)
+{
+	const struct kdf_dk *dk = keys;
+
+	if (!dk || dk->dk_kind == 0)
+		return -1;
+	a->used = used;
+	a->keys = dk;
+	a->values = KDF_DV_VALUES(dv);
+	a->order = KDF_DV_ORDER(dv);
+	a->pos = 0;
+	return 1;
+}
+#endif
+
+static inline int kdf_attrs_dict(struct kdf_attrs *a, PyObject *d)
+{
+	a->dict = d;
+	a->used = PyDict_GET_SIZE(d);
+	a->pos = 0;
+#ifdef KDF_LAYOUT
+	a->values = NULL;
+	/* a split table is read by key index; if its keys are not as expected, PyDict_Next */
+	if (kdf_layout_ok && ((PyDictObject *)d)->ma_values)
+		kdf_attrs_split(a, ((PyDictObject *)d)->ma_keys, ((PyDictObject *)d)->ma_values,
+				a->used);
+#endif
+	return 1;
+}
+
+/*
+ * The attributes of obj, for a plan with dict_peek: 1 found, 0 none (no dict and no
+ * values: what asking would give is an empty dict), -1 unknown here (ask the
+ * descriptor). Borrowed: no call, no allocation.
+ */
+static inline int kdf_attrs_of(PyObject *obj, PyTypeObject *tp, struct kdf_attrs *a)
+{
+	PyObject *d;
+
+#if defined(Py_GIL_DISABLED)
+	return -1; /* another thread may be replacing them */
+#endif
+	a->dict = a->owned = NULL;
+	a->used = a->pos = 0;
+#ifdef KDF_LAYOUT
+	a->values = NULL;
+	if (!kdf_layout_ok)
+		return -1;
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
+		char *pre = (char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *);
+#if defined(KDF_LAYOUT) && PY_VERSION_HEX >= 0x030D0000
+		/* inline values after the object, valid while no dict has taken them over */
+		if (PyType_HasFeature(tp, Py_TPFLAGS_INLINE_VALUES)) {
+			struct kdf_dv *dv = (struct kdf_dv *)((char *)obj + sizeof(PyObject));
+
+			if (tp->tp_basicsize != sizeof(PyObject))
+				return -1;
+			if (dv->valid)
+				return kdf_attrs_split(a, ((PyHeapTypeObject *)tp)->ht_cached_keys, dv,
+						       dv->size);
+		}
+		d = *(PyObject **)pre;
+#elif defined(KDF_LAYOUT) && PY_VERSION_HEX >= 0x030C0000
+		/* PyDictOrValues: a dict, or the values pointer - 1 (its low bit set) */
+		uintptr_t dv = *(uintptr_t *)pre;
+
+		if (dv & 1)
+			return kdf_attrs_split(a, ((PyHeapTypeObject *)tp)->ht_cached_keys,
+					       (void *)(dv + 1), ((uint8_t *)(dv + 1))[-2]);
+		d = (PyObject *)dv;
+#elif defined(KDF_LAYOUT)
+		/* 3.11: the values pointer one word below the dict pointer */
+		void *dv = *(void **)(pre - sizeof(PyObject *));
+
+		if (dv)
+			return kdf_attrs_split(a, ((PyHeapTypeObject *)tp)->ht_cached_keys, dv,
+					       ((uint8_t *)dv)[-2]);
+		d = *(PyObject **)pre;
+#else
+		/* a later version: only its dict pointer, which kept this place so far */
+		d = *(PyObject **)pre;
+		if (!d)
+			return -1;
+#endif
+	} else
+#endif
+	if (tp->tp_dictoffset > 0) {
+		d = *(PyObject **)((char *)obj + tp->tp_dictoffset);
+	} else {
+		return -1;
 	}
-#elif PY_VERSION_HEX >= 0x030B0000
-	/* 3.11: the dict pointer (values one word below); 3.13: PyManagedDictPointer */
-	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT))
-		return *(PyObject **)((char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *));
+	if (!d)
+		return 0;
+	return PyDict_Check(d) ? kdf_attrs_dict(a, d) : -1;
+}
+
+/* The next attribute, borrowed; 0 at the end. */
+static inline int kdf_attrs_next(struct kdf_attrs *a, PyObject **k, PyObject **v)
+{
+#ifdef KDF_LAYOUT
+	if (a->values) {
+		while (a->pos < a->used) {
+			unsigned ix = a->order[KDF_ORD(a->pos)];
+
+			a->pos++;
+			if (ix >= (unsigned)a->keys->dk_nentries)
+				return 0;
+			*k = kdf_uentries(a->keys)[ix].me_key;
+			*v = a->values[ix];
+			if (*k && *v)
+				return 1;
+		}
+		return 0;
+	}
 #endif
-	return tp->tp_dictoffset > 0 ? *(PyObject **)((char *)obj + tp->tp_dictoffset) : NULL;
-#endif
+	return a->dict ? PyDict_Next(a->dict, &a->pos, k, v) : 0;
 }
 
 /* How instances of tp (OBJECT form, or a tuple subclass) are decomposed. */
@@ -852,8 +1084,8 @@ struct kdf_enc {
 };
 
 static int kdf_seen_contains(uint64_t id);
-static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_ssize_t total,
-		       unsigned form, struct kdf_value *out);
+static inline void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid,
+			      Py_ssize_t total, unsigned form, struct kdf_value *out);
 static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
 			 int nfields);
 
@@ -999,6 +1231,70 @@ str:;
 		kdf_pend(e, te);
 	*w = te->cid;
 	return KDF_KIND_OBJ;
+}
+
+/* n <= 8 bytes at p as a little-endian word, without reading past p + n. */
+static inline uint64_t kdf_load_le(const unsigned char *p, size_t n)
+{
+	uint32_t lo, hi;
+
+	if (n >= 4) {
+		/* two overlapping 4-byte loads: the bytes they share are the same */
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + n - 4, 4);
+		return (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+	}
+	if (!n)
+		return 0;
+	return (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) | (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
+/*
+ * kdf_kw of the exact builtins most fields hold (a one-digit int, an ASCII str, a
+ * float, a bool, None), inline and calling nothing; -1 for any other value.
+ */
+static inline int kdf_kw_builtin(PyObject *v, uint64_t *w)
+{
+	PyTypeObject *tp = Py_TYPE(v);
+
+	if (tp == &PyLong_Type) {
+#if PY_VERSION_HEX >= 0x030C0000
+		if (PyUnstable_Long_IsCompact((PyLongObject *)v)) {
+			*w = (uint64_t)(long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+			return KDF_KIND_INT;
+		}
+#else
+		Py_ssize_t size = Py_SIZE(v);
+
+		if (size >= -1 && size <= 1) {
+			*w = (uint64_t)((long long)size * (long long)((PyLongObject *)v)->ob_digit[0]);
+			return KDF_KIND_INT;
+		}
+#endif
+	} else if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(v)) {
+		Py_ssize_t len = PyUnicode_GET_LENGTH(v);
+
+		*w = (uint64_t)(len < KDF_TOTAL_CAP ? len : KDF_TOTAL_CAP) << 56 |
+		     kdf_load_le(PyUnicode_DATA(v), (size_t)(len < 7 ? len : 7));
+		return KDF_KIND_STR7;
+	} else if (tp == &PyFloat_Type) {
+		*w = kdf_float_bits(v);
+		return KDF_KIND_FLOAT;
+	} else if (tp == &PyBool_Type) {
+		*w = v == Py_True;
+		return KDF_KIND_BOOL;
+	} else if (v == Py_None) {
+		*w = 0;
+		return KDF_KIND_NONE;
+	}
+	return -1;
+}
+
+static inline unsigned kdf_kw_fast(struct kdf_enc *e, PyObject *v, uint64_t *w)
+{
+	int kind = kdf_kw_builtin(v, w);
+
+	return kind >= 0 ? (unsigned)kind : kdf_kw(e, v, w);
 }
 
 static void kdf_nested(struct kdf_enc *e, PyObject *v)
@@ -1164,24 +1460,50 @@ static void kdf_field(struct kdf_enc *e, struct kdf_fields *f, PyObject *name, u
 	kdf_put(e, kind, word);
 }
 
-/*
- * The instance dict through the plan's descriptor (new reference), or NULL. The
- * descriptor may create the dict: no collection, so no finalizer, meanwhile.
- */
-static PyObject *kdf_instance_dict(PyObject *obj, PyTypeObject *tp, struct kdf_plan *p)
+/* The instance dict through the plan's descriptor, which may create it (no collection meanwhile). */
+static __attribute__((noinline)) int kdf_attrs_descr(PyObject *obj, PyTypeObject *tp,
+						     struct kdf_plan *p, struct kdf_attrs *a)
 {
 	PyObject *d;
 	int gc;
 
-	if (p->dict_peek && (d = kdf_peek_dict(obj, tp)))
-		return Py_NewRef(d);
 	gc = PyGC_Disable();
 	d = Py_TYPE(p->dict_descr)->tp_descr_get(p->dict_descr, obj, (PyObject *)tp);
 	if (gc)
 		PyGC_Enable();
-	if (!d)
+	if (!d) {
 		PyErr_Clear();
-	return d;
+		return -1;
+	}
+	if (!PyDict_Check(d)) {
+		Py_DECREF(d);
+		return -1;
+	}
+	kdf_attrs_dict(a, d);
+	a->owned = d;
+	return 1;
+}
+
+/*
+ * The instance attributes: read in place when the plan allows, else through the
+ * descriptor. 1 found, 0 none, -1 none readable; kdf_attrs_done() ends the reading.
+ */
+static inline __attribute__((always_inline)) int kdf_instance_attrs(PyObject *obj, PyTypeObject *tp,
+								    struct kdf_plan *p,
+								    struct kdf_attrs *a)
+{
+	int r;
+
+	a->dict = a->owned = NULL;
+	a->used = a->pos = 0;
+	if (p->dict_peek && (r = kdf_attrs_of(obj, tp, a)) >= 0)
+		return r;
+	return kdf_attrs_descr(obj, tp, p, a);
+}
+
+static inline void kdf_attrs_done(struct kdf_attrs *a)
+{
+	Py_XDECREF(a->owned);
 }
 
 /* A declared field in no storage: FAULT if reading it through the class would run code. */
@@ -1195,8 +1517,9 @@ static unsigned kdf_missing_kind(PyTypeObject *tp, PyObject *name)
 static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp,
 			      struct kdf_plan *p, struct kdf_fields *f)
 {
-	Py_ssize_t i, pos = 0;
-	PyObject *d = NULL, *k, *v;
+	Py_ssize_t i;
+	struct kdf_attrs a;
+	PyObject *k, *v;
 
 	for (i = 0; i < p->nslots; i++) {
 		PyMemberDescrObject *md = (PyMemberDescrObject *)p->slots[i].descr;
@@ -1215,15 +1538,13 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 		f->nslot = f->n;
 		Py_XDECREF(val);
 	}
-	if (p->dict_descr)
-		d = kdf_instance_dict(obj, tp, p);
-	if (d && PyDict_Check(d)) {
-		f->dict_n = PyDict_GET_SIZE(d);
-		while (PyDict_Next(d, &pos, &k, &v))
+	if (p->dict_descr && kdf_instance_attrs(obj, tp, p, &a) >= 0) {
+		f->dict_n = a.used;
+		while (kdf_attrs_next(&a, &k, &v))
 			if (PyUnicode_CheckExact(k))
 				kdf_stored_add(e, f, k, v);
+		kdf_attrs_done(&a);
 	}
-	Py_XDECREF(d);
 	for (i = 0; i < p->ndeclared; i++) {
 		Py_ssize_t at = kdf_stored_find(f, p->declared[i], f->n, i);
 
@@ -1252,35 +1573,76 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 			     struct kdf_plan *p, struct kdf_value *out)
 {
 	struct kdf_fcache *fc = &p->fc;
-	unsigned kinds[KDF_FC_KEYS];
-	uint64_t words[KDF_FC_KEYS];
-	Py_ssize_t pos = 0, i = 0;
-	PyObject *d, *k, *v;
+	PyObject *const *keys = fc->keys;
+	Py_ssize_t i = 0, nk = fc->nkeys;
+	uint64_t words[KDF_FC_KEYS], kacc = 0; /* kinds: 4 bits each, as in the layout word */
+	/* fields in key order: encoded straight into the output */
+	uint64_t *dst = fc->direct ? e->words : words;
+	struct kdf_attrs a;
+	PyObject *k, *v;
 	int j;
 
-	d = kdf_instance_dict(obj, Py_TYPE(obj), p);
-	if (!d)
+	if (kdf_instance_attrs(obj, Py_TYPE(obj), p, &a) < 0)
 		return 0;
-	if (!PyDict_Check(d) || PyDict_GET_SIZE(d) != fc->nkeys)
+	if (a.used != nk)
 		goto miss;
-	while (PyDict_Next(d, &pos, &k, &v)) {
-		if (i == fc->nkeys || k != fc->keys[i])
-			goto miss;
-		kinds[i] = kdf_kw(e, v, &words[i]);
-		i++;
-	}
-	if (i != fc->nkeys)
-		goto miss;
-	Py_DECREF(d);
-	for (j = 0; j < fc->nout; j++) {
-		int src = fc->src[j];
+#ifdef KDF_LAYOUT
+	if (a.values) {
+		/* a split table: each cached key must sit at the index its order names */
+		const struct kdf_uentry *ents = kdf_uentries(a.keys);
+		size_t nent = (size_t)a.keys->dk_nentries;
+		PyObject **vals = a.values;
+		const uint8_t *order = a.order;
 
-		if (src >= 0)
-			kdf_put(e, kinds[src], words[src]);
-		else if (src == KDF_SRC_FAULT)
-			kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
-		else
-			kdf_put(e, KDF_KIND_UNSET, 0);
+		/* builtin values first, in a loop that calls nothing (no register spills) */
+		for (i = 0; i < nk; i++) {
+			size_t ix = order[KDF_ORD(i)];
+			int kind;
+
+			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
+				goto miss;
+			kind = kdf_kw_builtin(v, &dst[i]);
+			if (kind < 0)
+				break;
+			kacc |= (uint64_t)kind << (4 * i);
+		}
+		for (; i < nk; i++) {
+			size_t ix = order[KDF_ORD(i)];
+
+			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
+				goto miss;
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		}
+	} else
+#endif
+	{
+		while (kdf_attrs_next(&a, &k, &v)) {
+			unsigned kind;
+
+			if (i == nk || k != keys[i])
+				goto miss;
+			kind = kdf_kw_fast(e, v, &dst[i]);
+			kacc |= (uint64_t)kind << (4 * i);
+			i++;
+		}
+		if (i != nk)
+			goto miss;
+	}
+	kdf_attrs_done(&a);
+	if (fc->direct) {
+		e->kinds = kacc;
+		e->n = (int)nk;
+	} else {
+		for (j = 0; j < fc->nout; j++) {
+			int src = fc->src[j];
+
+			if (src >= 0)
+				kdf_put(e, (unsigned)(kacc >> (4 * src)) & 0xF, words[src]);
+			else if (src == KDF_SRC_FAULT)
+				kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+			else
+				kdf_put(e, KDF_KIND_UNSET, 0);
+		}
 	}
 	if (e->emit && !fc->registered && fc->nout) {
 		/* as kdf_shape does when it computes the id; no fields: kdf_finish does it */
@@ -1290,7 +1652,7 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 	kdf_finish(e, te, fc->sid, fc->total, KDF_FORM_OBJECT, out);
 	return 1;
 miss:
-	Py_DECREF(d);
+	kdf_attrs_done(&a);
 	return 0;
 }
 
@@ -1312,6 +1674,9 @@ static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t s
 		fc->names[i] = f->src[i] >= 0 ? fc->keys[f->src[i]] : f->names[i];
 	}
 	fc->nout = f->nnames;
+	fc->direct = fc->nout == fc->nkeys;
+	for (i = 0; i < fc->nout; i++)
+		fc->direct &= fc->src[i] == i;
 	fc->total = f->total;
 	fc->sid = sid;
 	fc->registered = 0; /* checked once against the seen ids at the next record */
@@ -1365,8 +1730,9 @@ static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *cons
 	return h;
 }
 
-static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_ssize_t total,
-		       unsigned form, struct kdf_value *out)
+/* The table lines kdf_finish owes: the class line of a value without fields, pending classes. */
+static __attribute__((noinline, cold)) void kdf_finish_table(struct kdf_enc *e, struct kdf_type *te,
+							     uint64_t sid)
 {
 	Py_ssize_t i;
 
@@ -1381,7 +1747,15 @@ static void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid, Py_
 			PyMem_Free(e->pend[i].name);
 		}
 		PyMem_Free(e->pend);
+		e->pend = NULL;
 	}
+}
+
+static inline void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid,
+			      Py_ssize_t total, unsigned form, struct kdf_value *out)
+{
+	if (e->pend || (e->emit && te && sid == te->cid && !te->registered))
+		kdf_finish_table(e, te, sid);
 	out->w[0] = sid;
 	out->w[1] = (uint64_t)(total < KDF_TOTAL_CAP ? total : KDF_TOTAL_CAP) << 56 |
 		    (uint64_t)form << 52 | e->kinds;
@@ -1447,11 +1821,18 @@ static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObjec
 static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 		       struct kdf_value *out)
 {
-	struct kdf_plan *p = kdf_plan_of(te, Py_TYPE(obj));
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_plan *p = kdf_plan_of(te, tp);
+	unsigned int tag;
 
-	if (p && p->fc.nkeys >= 0 && kdf_object_cached(e, obj, te, p, out))
-		return;
-	kdf_object_walk(e, obj, te, p, out);
+	if (!(p && p->fc.nkeys >= 0 && kdf_object_cached(e, obj, te, p, out)))
+		kdf_object_walk(e, obj, te, p, out);
+	/* the next instance may skip the checks above (kdf_encode) */
+	if (p && p->fc.nkeys >= 0 && p->dict_peek && !p->nslots && !p->nt_fields && te->is_object &&
+	    PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (tag = kdf_tag(tp)) && tag == te->plan_tag &&
+	    tag == te->object_tag && tag == te->name_tag &&
+	    te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname)
+		te->fast_tag = tag;
 }
 
 static void kdf_encode_type(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
@@ -1591,20 +1972,106 @@ static inline int kdf_encode_common(PyObject *obj, int emit, struct kdf_value *o
 	return 0;
 }
 
-/* The value words of obj. Never fails: what cannot be read becomes a FAULT word. */
-static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out)
+/* Drop the class entries an abandoned encoding left pending. */
+static void kdf_pend_free(struct kdf_enc *e)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i < e->npend; i++)
+		PyMem_Free(e->pend[i].name);
+	PyMem_Free(e->pend);
+}
+
+static inline void kdf_enc_init(struct kdf_enc *e, int emit, struct kdf_value *out)
+{
+	e->emit = emit;
+	e->kinds = 0;
+	e->words = &out->w[2];
+	e->n = 0;
+	e->pend = NULL;
+	e->npend = e->cappend = 0;
+}
+
+#ifdef KDF_LAYOUT
+/*
+ * The commonest instance, served without the encoder's state: its attributes in a
+ * split table under the cached keys and order, which are its fields as they are
+ * (fc->direct), each a builtin kdf_kw_builtin takes, and the layout's table line
+ * already emitted. 1 if done, 0 to ask kdf_object_cached.
+ */
+static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObject *tp, struct kdf_plan *p, int emit,
+				   struct kdf_value *out)
+{
+	struct kdf_fcache *fc = &p->fc;
+	PyObject *const *keys = fc->keys;
+	Py_ssize_t i, nk = fc->nkeys;
+	const struct kdf_uentry *ents;
+	uint64_t kacc = 0;
+	struct kdf_attrs a;
+	size_t nent;
+
+	if (!fc->direct || !nk || (emit && !fc->registered) || kdf_attrs_of(obj, tp, &a) != 1 ||
+	    !a.values || a.used != nk)
+		return 0;
+	ents = kdf_uentries(a.keys);
+	nent = (size_t)a.keys->dk_nentries;
+	for (i = 0; i < nk; i++) {
+		size_t ix = a.order[KDF_ORD(i)];
+		PyObject *v;
+		int kind;
+
+		if (ix >= nent || ents[ix].me_key != keys[i] || !(v = a.values[ix]))
+			return 0;
+		kind = kdf_kw_builtin(v, &out->w[2 + i]);
+		if (kind < 0)
+			return 0;
+		kacc |= (uint64_t)kind << (4 * i);
+	}
+	out->w[0] = fc->sid;
+	out->w[1] = (uint64_t)(fc->total < KDF_TOTAL_CAP ? fc->total : KDF_TOTAL_CAP) << 56 |
+		    (uint64_t)KDF_FORM_OBJECT << 52 | kacc;
+	out->n = 2 + (int)nk;
+	return 1;
+}
+#endif
+
+/*
+ * An instance of a class kdf_object found served by its layout cache (fast_tag),
+ * while the class keeps that tag and qualname: straight to the cache. 1 if done.
+ */
+static inline int kdf_encode_fast(PyObject *obj, int emit, struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)], *outer;
+	struct kdf_enc e;
+	int done;
+
+	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_tag(tp) ||
+	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
+	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
+		return 0;
+#ifdef KDF_LAYOUT
+	if (kdf_object_split(obj, tp, te->plan, emit, out))
+		return 1;
+#endif
+	kdf_enc_init(&e, emit, out);
+	outer = kdf_pinned;
+	kdf_pinned = te;
+	done = kdf_object_cached(&e, obj, te, te->plan, out);
+	kdf_pinned = outer;
+	if (!done && e.pend)
+		kdf_pend_free(&e); /* the general encoder meets those classes again */
+	return done;
+}
+
+/* The general encoder. */
+static __attribute__((noinline)) void kdf_encode_any(PyObject *obj, int redacted, int emit,
+						     struct kdf_value *out)
 {
 	struct kdf_enc e;
 	struct kdf_type *te, *outer = kdf_pinned;
 
-	if (!redacted && kdf_encode_common(obj, emit, out))
-		return;
-	e.emit = emit;
-	e.kinds = 0;
-	e.words = &out->w[2];
-	e.n = 0;
-	e.pend = NULL;
-	e.npend = e.cappend = 0;
+	kdf_enc_init(&e, emit, out);
 	if (redacted) {
 		kdf_put(&e, KDF_KIND_REDACTED, KDF_REDACTED);
 		if (emit)
@@ -1624,6 +2091,15 @@ static void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *
 	kdf_pinned = te;
 	kdf_encode_type(&e, obj, te, out);
 	kdf_pinned = outer;
+}
+
+/* The value words of obj. Never fails: what cannot be read becomes a FAULT word. */
+static inline __attribute__((always_inline)) void kdf_encode(PyObject *obj, int redacted, int emit,
+							     struct kdf_value *out)
+{
+	if (!redacted && (kdf_encode_common(obj, emit, out) || kdf_encode_fast(obj, emit, out)))
+		return;
+	kdf_encode_any(obj, redacted, emit, out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -2305,20 +2781,83 @@ static int kdf_intern(PyObject **slot, const char *s)
 	return *slot ? 0 : -1;
 }
 
-/* subtype_dict is static in typeobject.c: take it from the __dict__ of a fresh class. */
-static int kdf_find_subtype_dict(void)
+#ifdef KDF_LAYOUT
+/* Whether kdf_attrs_of reads obj's attributes as names/vals, in order, from a split table. */
+static int kdf_layout_reads(PyObject *obj, PyObject *const *names, PyObject *const *vals, int n)
+{
+	struct kdf_attrs a;
+	PyObject *k, *v;
+	int i;
+
+	if (kdf_attrs_of(obj, Py_TYPE(obj), &a) != 1 || !a.values || a.used != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!kdf_attrs_next(&a, &k, &v) || k != names[i] || v != vals[i])
+			return 0;
+	return !kdf_attrs_next(&a, &k, &v);
+}
+
+/*
+ * Try the mirrored layouts on an instance of a fresh class: attributes b, a, c set,
+ * a deleted and set again (order b, c, a), read in place before and after its dict
+ * is made. Any mismatch leaves kdf_layout_ok 0: every dict is then asked for.
+ */
+static int kdf_layout_check(PyObject *cls)
+{
+	static const char *const names[3] = {"b", "a", "c"};
+	PyObject *obj, *k[3] = {NULL}, *v[3] = {NULL}, *d = NULL;
+	PyObject *order_k[3], *order_v[3];
+	int i, ok = 0, rc = -1;
+
+	if (!(obj = PyObject_CallNoArgs(cls)))
+		return -1;
+	for (i = 0; i < 3; i++)
+		if (!(k[i] = PyUnicode_InternFromString(names[i])) || !(v[i] = PyLong_FromLong(1000 + i)) ||
+		    PyObject_SetAttr(obj, k[i], v[i]) < 0)
+			goto done;
+	if (PyObject_DelAttr(obj, k[1]) < 0 || PyObject_SetAttr(obj, k[1], v[1]) < 0)
+		goto done;
+	order_k[0] = k[0], order_k[1] = k[2], order_k[2] = k[1];
+	order_v[0] = v[0], order_v[1] = v[2], order_v[2] = v[1];
+	kdf_layout_ok = 1;
+	ok = kdf_layout_reads(obj, order_k, order_v, 3);
+	if (!(d = PyObject_GenericGetDict(obj, NULL)))
+		goto done;
+	ok = ok && PyDict_GET_SIZE(d) == 3 && kdf_layout_reads(obj, order_k, order_v, 3);
+	rc = 0;
+done:
+	kdf_layout_ok = ok && rc == 0;
+	Py_XDECREF(d);
+	for (i = 0; i < 3; i++) {
+		Py_XDECREF(k[i]);
+		Py_XDECREF(v[i]);
+	}
+	Py_DECREF(obj);
+	return rc;
+}
+#endif
+
+/*
+ * A fresh class: subtype_dict (static in typeobject.c) from its __dict__, and the
+ * instance layouts tried on it.
+ */
+static int kdf_probe_class(void)
 {
 	PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O){}", "_kdf_probe",
 					      (PyObject *)&PyBaseObject_Type);
 	PyObject *d;
+	int rc = 0;
 
 	if (!cls)
 		return -1;
 	d = kdf_dict_get(((PyTypeObject *)cls)->tp_dict, s_dict);
 	if (d && Py_IS_TYPE(d, &PyGetSetDescr_Type))
 		kdf_subtype_dict = ((PyGetSetDescrObject *)d)->d_getset->get;
+#ifdef KDF_LAYOUT
+	rc = kdf_layout_check(cls);
+#endif
 	Py_DECREF(cls);
-	return 0;
+	return rc;
 }
 
 PyMODINIT_FUNC PyInit__recorder(void)
@@ -2335,7 +2874,7 @@ PyMODINIT_FUNC PyInit__recorder(void)
 		return NULL;
 	if (PyType_Ready(&kdf_holder_type) < 0 || PyType_Ready(&kdf_redacted_type) < 0)
 		return NULL;
-	if (!kdf_subtype_dict && kdf_find_subtype_dict() < 0)
+	if (!kdf_subtype_dict && kdf_probe_class() < 0)
 		return NULL;
 	kdf_int_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.int", 12);
 	kdf_str_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.str", 12);
