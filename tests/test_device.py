@@ -310,6 +310,28 @@ def test_thread_exiting_while_enabled_frees_the_device(recorder: core.Recorder) 
             [encode_value("from the thread").words, encode_value("from main").words]
 
 
+def test_listeners_hear_when_the_last_enabled_thread_ends_enabled(recorder: core.Recorder) -> None:
+    """Else the instrumented code would stay on its recording path after the last task is gone."""
+    seen: list[bool] = []
+    unregister = core.on_activity(seen.append)
+    try:
+        with Device() as dev:
+            dev.init_trace(256)
+            t = threading.Thread(target=dev.enable)
+            t.start()
+            t.join()
+            assert core.active() == 0
+            # the C core tells the main thread through a pending call: it runs at a bytecode
+            # boundary soon after; wait for it, boundedly (an event, not a duration, is checked)
+            for _ in range(10_000):
+                if seen == [True, False]:
+                    break
+                threading.Event().wait(0.001)
+            assert seen == [True, False]
+    finally:
+        unregister()
+
+
 def test_activity_listeners_see_flips_only(recorder: core.Recorder) -> None:
     seen: list[bool] = []
     unregister = core.on_activity(seen.append)

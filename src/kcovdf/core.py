@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 #: Every name the C module and the twin must both define.
 API = ("enable", "disable", "entry", "ret", "exc", "yld", "REDACTED", "active", "encode",
-       "add_table", "remove_table", "emit", "after_fork_child")
+       "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook")
 
 _MODULES = {"c": "kcovdf._core._recorder", "py": "kcovdf.record"}
 
@@ -47,6 +47,7 @@ class Recorder(Protocol):
     def remove_table(self, fd: int) -> None: ...
     def emit(self, line: bytes, remember: bool = True) -> None: ...
     def after_fork_child(self) -> None: ...
+    def set_exit_hook(self, hook: Callable[[], object] | None) -> None: ...
 
 
 # Re-exported from the implementation in use (bound by _bind()).
@@ -63,6 +64,7 @@ add_table: Callable[[int], None]
 remove_table: Callable[[int], None]
 emit: Callable[..., None]
 after_fork_child: Callable[[], None]
+set_exit_hook: Callable[[Callable[[], object] | None], None]
 
 #: "c" or "py": the implementation in use.
 name: str
@@ -91,6 +93,10 @@ def _bind(which: str, module: Recorder) -> None:
     g = globals()
     for attr in API:
         g[attr] = getattr(module, attr)
+    if globals().get("implementation") not in (None, module):
+        implementation.set_exit_hook(None)
+    # a thread that ends while enabled stops counting as active: the listeners must hear it
+    module.set_exit_hook(activity_changed)
     name, implementation = which, module
 
 

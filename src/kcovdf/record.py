@@ -83,6 +83,8 @@ class _Task:
         # A task inherited through fork belongs to the parent: leave its owner word alone.
         if self.live and self.pid == os.getpid():
             self.release(clear_owner=True)
+            if _exit_hook is not None:
+                _exit_hook()  # what it raises is reported as unraisable, as for any finalizer
 
 
 class _Local(threading.local):
@@ -114,6 +116,18 @@ def _locked(lock_fd: int) -> Iterator[None]:
 # --- the hot path -------------------------------------------------------------
 
 _hook: Callable[[], object] | None = None  # test seam: see _set_record_hook
+_exit_hook: Callable[[], object] | None = None  # see set_exit_hook
+
+
+def set_exit_hook(hook: Callable[[], object] | None) -> None:
+    """Call ``hook()`` after a thread that ended while enabled is released (None: stop).
+
+    The twin calls it from the ending thread's finalizer, as the task is released.
+    """
+    global _exit_hook
+    if hook is not None and not callable(hook):
+        raise TypeError(f"set_exit_hook(): expected a callable or None, not {type(hook).__name__}")
+    _exit_hook = hook
 
 
 def _set_record_hook(hook: Callable[[], object] | None) -> None:

@@ -56,6 +56,14 @@ def emit(line: bytes, remember: bool = True) -> None:
 def after_fork_child() -> None:
     """In a fork child: forget the calling thread's task (the parent keeps its owner word)."""
 
+def set_exit_hook(hook: Callable[[], object] | None) -> None:
+    """Call ``hook()`` after a thread that ended while enabled is released (None: stop).
+
+    The dying thread is clearing its state then, so the call is made from the main
+    thread as a pending call, at its next bytecode boundary; what it raises is
+    reported as unraisable.
+    """
+
 def _set_record_hook(hook: Callable[[], object] | None) -> None:
     """Test seam: call ``hook()`` in the middle of every record (None: stop).
 

@@ -2550,12 +2550,37 @@ static void kdf_holder_release(kdf_holder *h, int clear_owner)
 	PyBuffer_Release(&h->view);
 }
 
+/* Called (set_exit_hook) once a thread that ended while enabled has been released. */
+static PyObject *kdf_exit_hook;
+
+static int kdf_run_exit_hook(void *unused)
+{
+	PyObject *hook = Py_XNewRef(kdf_exit_hook), *r;
+
+	if (!hook)
+		return 0;
+	r = PyObject_CallNoArgs(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_WriteUnraisable(hook); /* a pending call that fails would raise in the main thread */
+	Py_DECREF(hook);
+	return 0;
+}
+
 static void kdf_holder_dealloc(PyObject *self)
 {
 	kdf_holder *h = (kdf_holder *)self;
+	int ours = h->live && h->pid == getpid();
 
 	/* the thread ended while enabled: as the kernel does at task exit */
 	kdf_holder_release(h, h->pid == getpid());
+	/*
+	 * The dying thread is clearing its state: tell the hook from the main thread, soon.
+	 * A full pending-call queue loses the call; listeners catch up at the next flip.
+	 */
+	if (ours && kdf_exit_hook)
+		(void)Py_AddPendingCall(kdf_run_exit_hook, NULL);
 	Py_TYPE(self)->tp_free(self);
 }
 
@@ -2702,6 +2727,17 @@ static PyObject *kdf_noop(PyObject *mod, PyObject *const *args, Py_ssize_t nargs
 	Py_RETURN_NONE;
 }
 
+static PyObject *kdf_set_exit_hook(PyObject *mod, PyObject *hook)
+{
+	if (hook != Py_None && !PyCallable_Check(hook)) {
+		PyErr_Format(PyExc_TypeError, "set_exit_hook(): expected a callable or None, not %.100s",
+			     Py_TYPE(hook)->tp_name);
+		return NULL;
+	}
+	Py_XSETREF(kdf_exit_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_RETURN_NONE;
+}
+
 static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
 {
 	if (hook != Py_None && !PyCallable_Check(hook)) {
@@ -2759,6 +2795,9 @@ static PyMethodDef kdf_methods[] = {
 	 "emit(line, remember=True)\n--\n\nAppend line and a newline to every table fd."},
 	{"after_fork_child", kdf_after_fork_child, METH_NOARGS,
 	 "after_fork_child()\n--\n\nIn a fork child: clear the calling thread's state."},
+	{"set_exit_hook", kdf_set_exit_hook, METH_O,
+	 "set_exit_hook(hook)\n--\n\nCall hook() from the main thread after a thread that ended "
+	 "while enabled is released (None: stop)."},
 	{"_set_record_hook", kdf_set_record_hook, METH_O,
 	 "_set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
 	 "with the re-entrancy guard held (None: stop)."},
