@@ -586,3 +586,25 @@ def test_an_audit_hook_refusing_code_swaps(tmp_path, when, out):
     assert json.loads(run.stdout) == out
     warned = "setting __code__ of kcovdf_t_audit.f was refused (an audit hook?); its calls are not recorded"
     assert (warned in run.stderr) == (when == "after")
+
+
+PROXY = """\
+class Proxy:
+    @property
+    def __class__(self):
+        raise RuntimeError("working outside of a context")
+
+
+current = Proxy()
+
+
+def f(x):
+    return x
+"""
+
+
+def test_a_namespace_holding_a_raising_proxy_still_gets_patched(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_proxy", PROXY)
+    m = load("kcovdf_t_proxy")
+    assert instrument.switch().patched(m.f)

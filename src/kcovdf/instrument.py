@@ -254,7 +254,11 @@ def variants(codes: tuple[types.CodeType, ...]) -> Variants:
 
 def functions_of(namespace: MutableMapping[str, Any], globals_: MutableMapping[str, Any]
                  ) -> Iterator[types.FunctionType]:
-    """Functions of a module (or class) namespace defined in that module, methods and wrappers included."""
+    """Functions of a module (or class) namespace defined in that module, methods and wrappers included.
+
+    Types are tested with ``type()``, never ``isinstance()``, so no object's ``__class__``
+    property (a lazy proxy's, a mock's) runs.
+    """
     seen: set[int] = set()
     stack = list(namespace.values())
     while stack:
@@ -262,18 +266,21 @@ def functions_of(namespace: MutableMapping[str, Any], globals_: MutableMapping[s
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, types.FunctionType):
+        kind = type(obj)
+        if issubclass(kind, types.FunctionType):
             if obj.__globals__ is globals_:
                 yield obj
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
                 stack.append(wrapped)
-        elif isinstance(obj, (staticmethod, classmethod)):
+        elif issubclass(kind, (staticmethod, classmethod)):
             stack.append(obj.__func__)
-        elif isinstance(obj, property):
+        elif issubclass(kind, property):
             stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
-        elif isinstance(obj, type) and obj.__module__ == globals_.get("__name__"):
-            stack.extend(list(vars(obj).values()))
+        elif issubclass(kind, type):
+            own = dict(vars(obj))
+            if own.get("__module__") == globals_.get("__name__"):
+                stack.extend(own.values())
 
 
 def _declared(body: list[ast.stmt]) -> dict[type, set[str]]:
