@@ -63,8 +63,8 @@ SKIP_COMMENT = "kcovdf: skip"
 MAX_PARAMS = 0xFD
 #: Bodies of more AST nodes than this are not copied (see the module docstring): the copy
 #: doubles compile time and code size, and per-call tests are noise in a body that large.
-#: Copies nest (an inner function is copied within each copy of its outer one), so the
-#: limit also bounds that growth.
+#: An inner function is compiled once per copy of its outer one; the count includes the
+#: functions a body nests, copies and all, so the limit also bounds that growth.
 SPLIT_LIMIT = 4000
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -162,7 +162,7 @@ def _set_code(func: types.FunctionType, code: types.CodeType) -> bool:
     """Set ``func.__code__``; False if refused (an audit hook may veto the object.__setattr__ event)."""
     try:
         func.__code__ = code
-    except Exception:  # noqa: BLE001 - the function keeps the code it has, which records correctly
+    except Exception:  # noqa: BLE001 - the function keeps the code it has; the caller says what that means
         return False
     return True
 
