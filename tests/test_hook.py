@@ -116,6 +116,7 @@ def test_reload_keeps_instrumentation(rec, tmp_path):
     finally:
         hook.uninstall(h)
     assert instrumented(m.f) and m.f(1) == 2
+    assert instrument.switch().patched(m.f)  # the reloaded function is patched too
 
 
 def test_symbols_emitted_again_on_cache_hit(rec, tmp_path, monkeypatch, caplog):

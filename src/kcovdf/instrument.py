@@ -131,9 +131,13 @@ class Switch:
                     found = list(functions_of(namespace, namespace))
                 except Exception:  # noqa: BLE001 - an odd namespace object: its functions keep the split code
                     continue
-                for func in found:
-                    pair = variants.get(func.__code__)
-                    if pair is not None and _set_code(func, pair[self._on]):
+                matched = [(func, variants[func.__code__]) for func in found if func.__code__ in variants]
+                if not matched:
+                    # not run yet (importlib.reload() execs after get_code planted it), or
+                    # nothing left to patch: look again next time
+                    waiting.append((namespace, variants))
+                for func, pair in matched:
+                    if _set_code(func, pair[self._on]):
                         self._patched[func] = pair
             self._pending = waiting
 
