@@ -8,6 +8,7 @@ import gc
 import math
 import re
 import sys
+import sysconfig
 from pathlib import Path
 from typing import ClassVar
 
@@ -501,3 +502,97 @@ def test_attributes_set_and_deleted_in_any_order_match_reference(steps: list) ->
         else:
             setattr(obj, name, value)
     first_then_reference(obj, marker)
+
+
+# --- dicts read by key index (split tables) or by entry (combined ones) -----------------
+
+def test_attributes_are_read_in_place_on_the_known_versions() -> None:
+    """The layouts kdf_layout_check() tried at import held (else every dict is read
+    through the C API, and the tests below would not reach the in-place readers)."""
+    known = (3, 10) <= sys.version_info < (3, 14) and not sysconfig.get_config_var("Py_GIL_DISABLED")
+    assert _recorder._layout() == known
+
+
+def test_split_tables_are_read_by_key_index() -> None:
+    """3.10 keeps an instance dict split over the class's shared keys while its
+    attributes are set in key order; other orders and deletions make it combined.
+    Each state is read twice (the second from the layout cache the first filled)."""
+    class Shared:
+        pass
+
+    def build(*steps: tuple[str, object]) -> Shared:
+        obj = Shared()
+        for name, value in steps:
+            if value is _UNSET:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+        return obj
+
+    scenarios = [
+        (("x", 1), ("y", "why"), ("z", 0.5)),  # split: the shared keys, in order
+        (("x", 1), ("y", "why")),  # split, fewer values than the shared keys
+        (("x", 2), ("z", 0.5)),  # a key out of order: combined (3.10)
+        (("y", "why"), ("x", 1), ("z", 0.5)),  # another order: combined (3.10)
+        (("x", 1), ("y", 2), ("z", 3), ("y", _UNSET), ("y", 4)),  # deleted, re-added last
+        (("x", 1), ("y", 2), ("z", 3), ("z", _UNSET), ("z", 4)),  # the same order after all
+        (("x", [1]), ("y", 2**70), ("z", Plain())),  # values the builtin loop leaves
+        (("x", 1), ("y", None), ("z", (1, "t"))),  # the last one only
+        (("x", -1), ("y", True), ("z", "é"), ("w", b"b")),  # a new shared key
+        (),
+    ]
+    for _ in range(2):
+        for steps in scenarios + scenarios[::-1]:
+            obj = build(*steps)
+            check(obj)
+            check(obj)
+
+
+def test_split_tables_changed_after_caching_are_seen() -> None:
+    @dataclasses.dataclass
+    class DC:
+        a: int
+        b: str
+        c: float
+
+    obj = DC(1, "b", 0.5)
+    check(obj)
+    check(obj)
+    obj.a = [1]  # a value the builtin loop does not take
+    check(obj)
+    obj.a = 2
+    del obj.b  # a declared field gone: UNSET
+    check(obj)
+    obj.b = "b"  # back, now last
+    check(obj)
+    other = DC(1, "b", 0.5)
+    other.d = 4  # an extra key on the shared keys
+    check(other)
+    check(DC(1, "b", 0.5))
+
+
+def test_combined_dicts_are_read_by_entry() -> None:
+    cases: list[dict] = [
+        {"x": 1, "y": "why", "z": 0.5},
+        {"y": None, "x": [1, 2]},
+        {f"k{i}": i for i in range(40)},  # resized tables, wider indices
+        {"x": 1, 2: "a non-str key (general entries on 3.11+)", "z": 3},
+        {},
+    ]
+    holes = {f"k{i}": i for i in range(12)}
+    for i in range(0, 12, 3):
+        del holes[f"k{i}"]  # deleted entries stay as holes until the next resize
+    holes["k0"] = "back, last"
+    cases.append(holes)
+    for _ in range(2):
+        for attrs in cases:
+            obj = Plain()
+            obj.__dict__ = dict(attrs)
+            check(obj)
+            check(obj)
+            if attrs:
+                key = next(iter(attrs))
+                del obj.__dict__[key]  # a hole where the cached layout had its first key
+                check(obj)
+                obj.__dict__[key] = attrs[key]
+                check(obj)

@@ -30,7 +30,7 @@
  * Decomposition never runs code of the traced program: types are read through
  * Py_TYPE and their C slots, values through their C storage (PyLong digits, the
  * PyUnicode data, tp_members offsets, an instance's inline values or dict where
- * CPython keeps them, PyDict_Next), with automatic garbage collection paused around
+ * CPython keeps them, dict entries), with automatic garbage collection paused around
  * the few allocations, so no finalizer runs in the middle of a record. Recording
  * does not make an instance dict that was not there (kdf_attrs_of).
  *
@@ -797,13 +797,45 @@ static int kdf_dict_in_place(PyTypeObject *tp, PyObject *descr)
  * Since 3.11 an instance of a plain class keeps its values inline, keyed by the
  * class's shared keys (ht_cached_keys), until someone asks for __dict__; asking
  * (PyObject_GenericGetDict) allocates a dict and changes what later code sees, so
- * the recorder reads the values in place. The layouts mirror Include/internal of
- * each version (pycore_dict.h, pycore_object.h); kdf_layout_check() tries them on
- * a probe instance at import and turns them off if they do not hold.
+ * the recorder reads the values in place. On 3.10 the dict always exists, most
+ * often a split table over the shared keys. Dicts, split or combined, are read
+ * by key index or entry rather than through PyDict_Next (a call per attribute).
+ * The layouts mirror each version's internals (3.10 Objects/dict-common.h,
+ * 3.11+ pycore_dict.h, pycore_object.h); kdf_layout_check() tries them on probe
+ * instances and dicts at import and turns them off if they do not hold.
  */
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 #define KDF_LAYOUT 1
 
+#if PY_VERSION_HEX < 0x030B0000
+/* struct _dictkeysobject (3.10): indices of 1 to 8 bytes by size, then the entries */
+struct kdf_dk {
+	Py_ssize_t dk_refcnt;
+	Py_ssize_t dk_size;
+	void *dk_lookup;
+	Py_ssize_t dk_usable;
+	Py_ssize_t dk_nentries;
+	char dk_indices[];
+};
+
+struct kdf_uentry { /* PyDictKeyEntry: a split table's values are in ma_values */
+	Py_hash_t me_hash;
+	PyObject *me_key, *me_value;
+};
+
+static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
+{
+	size_t n = (size_t)dk->dk_size;
+	size_t ix = n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffff ? 4 : 8;
+
+	return (const struct kdf_uentry *)(dk->dk_indices + ix * n);
+}
+
+/* any entry table: key and value are its last two words */
+#define KDF_ENTRY_WORDS(dk) 3
+/* a split table keeps key order, deletion makes it combined: attribute i is at key index i */
+#define KDF_IX(order, i) ((void)(order), (size_t)(i))
+#else
 /* struct _dictkeysobject (3.11-3.13, default build) */
 struct kdf_dk {
 	Py_ssize_t dk_refcnt;
@@ -820,6 +852,14 @@ struct kdf_uentry { /* PyDictUnicodeEntry */
 	PyObject *me_key, *me_value;
 };
 
+static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
+{
+	return (const struct kdf_uentry *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+}
+
+/* PyDictKeyEntry (hash, key, value) for general keys, PyDictUnicodeEntry otherwise */
+#define KDF_ENTRY_WORDS(dk) ((dk)->dk_kind == 0 ? 3 : 2)
+
 #if PY_VERSION_HEX >= 0x030D0000
 /* struct _dictvalues: the insertion order follows values[capacity] */
 struct kdf_dv {
@@ -835,29 +875,31 @@ struct kdf_dv {
 #define KDF_DV_ORDER(dv) ((const uint8_t *)(dv) - 3)
 #define KDF_ORD(i) (-(i))
 #endif
-
-static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
-{
-	return (const struct kdf_uentry *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
-}
+/* key index of the i-th attribute of a split table */
+#define KDF_IX(order, i) ((size_t)(order)[KDF_ORD(i)])
+#endif
 
 static int kdf_layout_ok; /* set by kdf_layout_check() */
 #endif
 
 /*
  * Where an instance's attributes are. A split table (values != NULL) holds the
- * value of key index ix at values[ix] and the insertion order in order[]; any
- * other dict is read through PyDict_Next.
+ * value of key index ix at values[ix], the i-th attribute at KDF_IX(order, i); a
+ * combined one (ent != NULL) holds key and value in its entries, in order, with
+ * holes; any other dict is read through PyDict_Next.
  */
 struct kdf_attrs {
-	PyObject *dict; /* read with PyDict_Next (unless values), or NULL */
+	PyObject *dict; /* read with PyDict_Next (unless values or ent), or NULL */
 	PyObject *owned; /* a dict the descriptor returned: dropped by kdf_attrs_done */
 	Py_ssize_t used; /* number of attributes */
 	Py_ssize_t pos;
 #ifdef KDF_LAYOUT
 	const struct kdf_dk *keys;
 	PyObject **values;
-	const uint8_t *order; /* key index of the i-th attribute: order[KDF_ORD(i)] */
+	const uint8_t *order; /* 3.11+ */
+	PyObject *const *ent; /* the first entry's key; the value follows it */
+	Py_ssize_t nent;
+	int stride; /* words per entry */
 #endif
 };
 
@@ -866,12 +908,19 @@ static inline int kdf_attrs_split(struct kdf_attrs *a, const void *keys, void *d
 {
 	const struct kdf_dk *dk = keys;
 
+#if PY_VERSION_HEX >= 0x030B0000
 	if (!dk || dk->dk_kind == 0)
 		return -1;
-	a->used = used;
-	a->keys = dk;
 	a->values = KDF_DV_VALUES(dv);
 	a->order = KDF_DV_ORDER(dv);
+#else
+	if (!dk)
+		return -1;
+	a->values = dv;
+	a->order = NULL;
+#endif
+	a->used = used;
+	a->keys = dk;
 	a->pos = 0;
 	return 1;
 }
@@ -884,10 +933,21 @@ static inline int kdf_attrs_dict(struct kdf_attrs *a, PyObject *d)
 	a->pos = 0;
 #ifdef KDF_LAYOUT
 	a->values = NULL;
-	/* a split table is read by key index; if its keys are not as expected, PyDict_Next */
-	if (kdf_layout_ok && ((PyDictObject *)d)->ma_values)
+	a->ent = NULL;
+	if (!kdf_layout_ok)
+		return 1;
+	if (((PyDictObject *)d)->ma_values) {
+		/* a split table is read by key index; if its keys are not as expected, PyDict_Next */
 		kdf_attrs_split(a, ((PyDictObject *)d)->ma_keys, ((PyDictObject *)d)->ma_values,
 				a->used);
+	} else {
+		const struct kdf_dk *dk = (const struct kdf_dk *)((PyDictObject *)d)->ma_keys;
+		int words = KDF_ENTRY_WORDS(dk);
+
+		a->stride = words;
+		a->nent = dk->dk_nentries;
+		a->ent = (PyObject *const *)kdf_uentries(dk) + (words - 2);
+	}
 #endif
 	return 1;
 }
@@ -908,10 +968,13 @@ static inline int kdf_attrs_of(PyObject *obj, PyTypeObject *tp, struct kdf_attrs
 	a->used = a->pos = 0;
 #ifdef KDF_LAYOUT
 	a->values = NULL;
-	if (!kdf_layout_ok)
-		return -1;
+	a->ent = NULL;
 #endif
 #if PY_VERSION_HEX >= 0x030B0000
+#ifdef KDF_LAYOUT
+	if (!kdf_layout_ok)
+		return -1; /* where the values are depends on the layout */
+#endif
 	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
 		char *pre = (char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *);
 #if defined(KDF_LAYOUT) && PY_VERSION_HEX >= 0x030D0000
@@ -965,16 +1028,37 @@ static inline int kdf_attrs_next(struct kdf_attrs *a, PyObject **k, PyObject **v
 {
 #ifdef KDF_LAYOUT
 	if (a->values) {
+		const struct kdf_uentry *ents = kdf_uentries(a->keys);
+		Py_ssize_t nent = a->keys->dk_nentries;
+
+#if PY_VERSION_HEX >= 0x030B0000
 		while (a->pos < a->used) {
-			unsigned ix = a->order[KDF_ORD(a->pos)];
+			size_t ix = KDF_IX(a->order, a->pos);
 
 			a->pos++;
-			if (ix >= (unsigned)a->keys->dk_nentries)
+			if (ix >= (size_t)nent)
 				return 0;
-			*k = kdf_uentries(a->keys)[ix].me_key;
+#else
+		/* as PyDict_Next: every key index, skipping those without a value */
+		while (a->pos < nent) {
+			size_t ix = (size_t)a->pos++;
+#endif
+			*k = ents[ix].me_key;
 			*v = a->values[ix];
 			if (*k && *v)
 				return 1;
+		}
+		return 0;
+	}
+	if (a->ent) {
+		while (a->pos < a->nent) {
+			PyObject *const *e = a->ent + a->pos++ * a->stride;
+
+			if (e[1]) {
+				*k = e[0];
+				*v = e[1];
+				return 1;
+			}
 		}
 		return 0;
 	}
@@ -1596,7 +1680,7 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 
 		/* builtin values first, in a loop that calls nothing (no register spills) */
 		for (i = 0; i < nk; i++) {
-			size_t ix = order[KDF_ORD(i)];
+			size_t ix = KDF_IX(order, i);
 			int kind;
 
 			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
@@ -1607,7 +1691,7 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 			kacc |= (uint64_t)kind << (4 * i);
 		}
 		for (; i < nk; i++) {
-			size_t ix = order[KDF_ORD(i)];
+			size_t ix = KDF_IX(order, i);
 
 			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
 				goto miss;
@@ -2016,7 +2100,7 @@ static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObjec
 	ents = kdf_uentries(a.keys);
 	nent = (size_t)a.keys->dk_nentries;
 	for (i = 0; i < nk; i++) {
-		size_t ix = a.order[KDF_ORD(i)];
+		size_t ix = KDF_IX(a.order, i);
 		PyObject *v;
 		int kind;
 
@@ -2702,6 +2786,16 @@ static PyObject *kdf_noop(PyObject *mod, PyObject *const *args, Py_ssize_t nargs
 	Py_RETURN_NONE;
 }
 
+/* Test seam: whether instance attributes and dicts are read in place (kdf_layout_check). */
+static PyObject *kdf_layout_py(PyObject *mod, PyObject *unused)
+{
+#ifdef KDF_LAYOUT
+	return PyBool_FromLong(kdf_layout_ok);
+#else
+	Py_RETURN_FALSE;
+#endif
+}
+
 static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
 {
 	if (hook != Py_None && !PyCallable_Check(hook)) {
@@ -2762,6 +2856,9 @@ static PyMethodDef kdf_methods[] = {
 	{"_set_record_hook", kdf_set_record_hook, METH_O,
 	 "_set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
 	 "with the re-entrancy guard held (None: stop)."},
+	{"_layout", kdf_layout_py, METH_NOARGS,
+	 "_layout()\n--\n\nTest seam: whether instance attributes are read where CPython keeps "
+	 "them, by key index or entry (else through the C API)."},
 	{"_noop", (PyCFunction)(void (*)(void))kdf_noop, METH_FASTCALL,
 	 "_noop(*args)\n--\n\nAn empty C call: the benchmarks' baseline."},
 	{NULL, NULL, 0, NULL},
@@ -2782,14 +2879,14 @@ static int kdf_intern(PyObject **slot, const char *s)
 }
 
 #ifdef KDF_LAYOUT
-/* Whether kdf_attrs_of reads obj's attributes as names/vals, in order, from a split table. */
+/* Whether kdf_attrs_of reads obj's attributes as names/vals, in order, in place. */
 static int kdf_layout_reads(PyObject *obj, PyObject *const *names, PyObject *const *vals, int n)
 {
 	struct kdf_attrs a;
 	PyObject *k, *v;
 	int i;
 
-	if (kdf_attrs_of(obj, Py_TYPE(obj), &a) != 1 || !a.values || a.used != n)
+	if (kdf_attrs_of(obj, Py_TYPE(obj), &a) != 1 || !(a.values || a.ent) || a.used != n)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!kdf_attrs_next(&a, &k, &v) || k != names[i] || v != vals[i])
@@ -2797,15 +2894,33 @@ static int kdf_layout_reads(PyObject *obj, PyObject *const *names, PyObject *con
 	return !kdf_attrs_next(&a, &k, &v);
 }
 
+/* Whether kdf_attrs_dict reads d in place, as PyDict_Next does. */
+static int kdf_layout_dict_reads(PyObject *d)
+{
+	struct kdf_attrs a;
+	Py_ssize_t pos = 0;
+	PyObject *k, *v, *ka, *va;
+
+	kdf_attrs_dict(&a, d);
+	if (!(a.values || a.ent))
+		return 0;
+	while (PyDict_Next(d, &pos, &k, &v))
+		if (!kdf_attrs_next(&a, &ka, &va) || ka != k || va != v)
+			return 0;
+	return !kdf_attrs_next(&a, &ka, &va);
+}
+
 /*
- * Try the mirrored layouts on an instance of a fresh class: attributes b, a, c set,
- * a deleted and set again (order b, c, a), read in place before and after its dict
- * is made. Any mismatch leaves kdf_layout_ok 0: every dict is then asked for.
+ * Try the mirrored layouts on an instance of a fresh class: attributes b, a, c set
+ * (3.10: a split table), a deleted and set again (order b, c, a; 3.10: combined),
+ * read in place before and after its dict is made; then on plain dicts with holes,
+ * str keys only and not. Any mismatch leaves kdf_layout_ok 0: every dict is then
+ * read through PyDict_Next, on 3.11+ asked for.
  */
 static int kdf_layout_check(PyObject *cls)
 {
 	static const char *const names[3] = {"b", "a", "c"};
-	PyObject *obj, *k[3] = {NULL}, *v[3] = {NULL}, *d = NULL;
+	PyObject *obj, *k[3] = {NULL}, *v[3] = {NULL}, *d = NULL, *plain = NULL;
 	PyObject *order_k[3], *order_v[3];
 	int i, ok = 0, rc = -1;
 
@@ -2815,19 +2930,34 @@ static int kdf_layout_check(PyObject *cls)
 		if (!(k[i] = PyUnicode_InternFromString(names[i])) || !(v[i] = PyLong_FromLong(1000 + i)) ||
 		    PyObject_SetAttr(obj, k[i], v[i]) < 0)
 			goto done;
+	kdf_layout_ok = 1;
+	ok = kdf_layout_reads(obj, k, v, 3);
 	if (PyObject_DelAttr(obj, k[1]) < 0 || PyObject_SetAttr(obj, k[1], v[1]) < 0)
 		goto done;
 	order_k[0] = k[0], order_k[1] = k[2], order_k[2] = k[1];
 	order_v[0] = v[0], order_v[1] = v[2], order_v[2] = v[1];
-	kdf_layout_ok = 1;
-	ok = kdf_layout_reads(obj, order_k, order_v, 3);
+	ok = ok && kdf_layout_reads(obj, order_k, order_v, 3);
 	if (!(d = PyObject_GenericGetDict(obj, NULL)))
 		goto done;
-	ok = ok && PyDict_GET_SIZE(d) == 3 && kdf_layout_reads(obj, order_k, order_v, 3);
+	ok = ok && PyDict_GET_SIZE(d) == 3 && kdf_layout_reads(obj, order_k, order_v, 3) &&
+	     kdf_layout_dict_reads(d);
+	/* a combined table of str keys, then one with another key (3.11+: general entries) */
+	if (!(plain = PyDict_New()))
+		goto done;
+	for (i = 0; i < 3; i++)
+		if (PyDict_SetItem(plain, k[i], v[i]) < 0)
+			goto done;
+	if (PyDict_DelItem(plain, k[1]) < 0)
+		goto done;
+	ok = ok && kdf_layout_dict_reads(plain);
+	if (PyDict_SetItem(plain, v[0], v[1]) < 0 || PyDict_DelItem(plain, k[0]) < 0)
+		goto done;
+	ok = ok && kdf_layout_dict_reads(plain);
 	rc = 0;
 done:
 	kdf_layout_ok = ok && rc == 0;
 	Py_XDECREF(d);
+	Py_XDECREF(plain);
 	for (i = 0; i < 3; i++) {
 		Py_XDECREF(k[i]);
 		Py_XDECREF(v[i]);
