@@ -596,3 +596,91 @@ def test_combined_dicts_are_read_by_entry() -> None:
                 check(obj)
                 obj.__dict__[key] = attrs[key]
                 check(obj)
+
+
+# --- slots and namedtuple layouts, cached by class ------------------------------------
+
+def test_slots_layouts_are_cached_and_follow_changes() -> None:
+    class S5:
+        __slots__ = ("x", "y", "name", "weight", "flag")
+
+    def make(*values: object) -> S5:
+        obj = S5()
+        for name, value in zip(S5.__slots__, values, strict=True):
+            if value is not _UNSET:
+                setattr(obj, name, value)
+        return obj
+
+    for _ in range(2):
+        check(make(1, 2, "p", 0.5, True))
+        check(make(1, 2, "p", 0.5, True))  # the fixed-place reader
+        check(make(-1, 2**70, "é" * 9, [1], Plain()))  # values the builtin loop leaves
+        check(make(1, _UNSET, "p", _UNSET, None))  # never set
+    obj = make(1, 2, "p", 0.5, True)
+    check(obj)
+    del obj.y  # unset after caching
+    check(obj)
+    obj.y = "back"
+    check(obj)
+    S5.extra = 3  # a class attribute: the tag changes, the plan and its cache are rebuilt
+    check(obj)
+    S5.x = "shadows the slot"  # the member descriptor is gone: x is no field any more
+    check(make(_UNSET, 2, "p", 0.5, True))
+    del S5.x, S5.extra
+    check(make(_UNSET, 2, "p", 0.5, True))
+
+    class Sub(S5):  # its own slot, then the base's
+        __slots__ = ("z",)
+
+    class SubDict(S5):  # slots and a dict: not cached
+        pass
+
+    for _ in range(2):
+        sub = Sub()
+        sub.z, sub.y = "z", 1  # (x has no slot any more)
+        check(sub)
+        check(sub)
+        sd = SubDict()
+        sd.y, sd.free = 1, "f"
+        check(sd)
+        check(sd)
+
+
+def test_slots_layouts_with_declared_fields() -> None:
+    @dataclasses.dataclass
+    class DS:  # slots are sorted by CPython; fields keep their declared order
+        __slots__ = ("b", "a")
+        b: int
+        a: str
+
+    for _ in range(3):
+        check(DS(1, "a"))
+    obj = DS(2, "b")
+    del obj.a  # a declared field unset
+    check(obj)
+
+
+def test_namedtuple_layouts_are_cached_and_follow_changes() -> None:
+    NT = collections.namedtuple("NT", "x y name weight flag")
+    for _ in range(3):
+        check(NT(1, 2, "p", 0.5, True))
+        check(NT([1], 2**70, "é" * 9, -0.0, Plain()))
+        check(tuple.__new__(NT, (1, 2)))  # another length: a miss, then cached again
+        check(tuple.__new__(NT, (1, 2, 3, 4, 5, 6, 7)))  # more items than fields
+    check(NT(1, 2, "p", 0.5, True))
+
+    class Sub(NT):
+        __slots__ = ()
+        _fields = ("a", "b", "c", "d", "e")  # its own names
+
+    for _ in range(2):
+        check(Sub(1, 2, "p", 0.5, True))
+    NT._fields = ("p", "q", "r", "s", "t")  # renamed after caching: the tag changes
+    check(NT(1, 2, "p", 0.5, True))
+    check(Sub(1, 2, "p", 0.5, True))
+    Wide = collections.namedtuple("Wide", [f"f{i}" for i in range(20)])  # past the field cap
+    for _ in range(2):
+        check(Wide(*range(20)))
+    Empty = collections.namedtuple("Empty", "")
+    for _ in range(2):
+        check(Empty())

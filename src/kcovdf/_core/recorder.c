@@ -473,20 +473,26 @@ struct kdf_slot {
 };
 
 /*
- * The field layout last seen for instances of a class without __slots__: their dict's
- * keys, pointer for pointer in order (strong references, so no other str can take an
+ * The field layout last seen for instances of a class: the keys of their dict,
+ * pointer for pointer in order (strong references, so no other str can take an
  * address), and what was derived from them. An instance whose dict holds exactly
- * these keys is encoded from its values alone. Everything else the layout depends on
- * (the declared fields, whether a missing one is FAULT) belongs to the plan, and the
- * cache lives and dies with it.
+ * these keys is encoded from its values alone. Instances of a class with only
+ * __slots__ (object members) or a namedtuple have one layout, the plan's: their
+ * slots at fixed offsets, their items (for one tuple length). Everything else the
+ * layout depends on (the declared fields, whether a missing one is FAULT) belongs
+ * to the plan, and the cache lives and dies with it.
  */
 #define KDF_FC_KEYS 16
 #define KDF_SRC_FAULT (-1) /* a declared field in no storage, behind a descriptor */
 #define KDF_SRC_UNSET (-2) /* a declared field in no storage */
 
+enum { KDF_FC_DICT, KDF_FC_SLOTS, KDF_FC_TUPLE };
+
 struct kdf_fcache {
-	Py_ssize_t nkeys; /* -1: empty */
-	PyObject *keys[KDF_FC_KEYS];
+	Py_ssize_t nkeys; /* -1: empty; KDF_FC_TUPLE: the tuple length */
+	int mode;	  /* where the values are: KDF_FC_* */
+	PyObject *keys[KDF_FC_KEYS]; /* KDF_FC_SLOTS: the slot names; KDF_FC_TUPLE: _fields */
+	Py_ssize_t off[KDF_FC_KEYS]; /* KDF_FC_SLOTS: the slots' offsets in the instance */
 	int nout;
 	signed char src[KDF_MAX_FIELDS];   /* per recorded field: index into keys, or KDF_SRC_* */
 	PyObject *names[KDF_MAX_FIELDS];   /* borrowed from keys or the plan's declared names */
@@ -1647,11 +1653,73 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 			kdf_field(e, f, f->v[i].name, f->v[i].kind, f->v[i].word, i);
 }
 
+/* The i-th cached value of an instance of a KDF_FC_SLOTS or KDF_FC_TUPLE layout, borrowed. */
+static inline PyObject *kdf_fixed_value(PyObject *obj, const struct kdf_fcache *fc, Py_ssize_t i)
+{
+	return fc->mode == KDF_FC_TUPLE ? PyTuple_GET_ITEM(obj, i)
+					: *(PyObject **)((char *)obj + fc->off[i]);
+}
+
+/* The cached layout's fields from their values in key order (kinds in kacc), then the table line. */
+static inline void kdf_cached_place(struct kdf_enc *e, struct kdf_type *te, struct kdf_fcache *fc,
+				    uint64_t kacc, const uint64_t *words, struct kdf_value *out)
+{
+	int j;
+
+	if (fc->direct) {
+		e->kinds = kacc;
+		e->n = (int)fc->nkeys;
+	} else {
+		for (j = 0; j < fc->nout; j++) {
+			int src = fc->src[j];
+
+			if (src >= 0)
+				kdf_put(e, (unsigned)(kacc >> (4 * src)) & 0xF, words[src]);
+			else if (src == KDF_SRC_FAULT)
+				kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+			else
+				kdf_put(e, KDF_KIND_UNSET, 0);
+		}
+	}
+	if (e->emit && !fc->registered && fc->nout) {
+		/* as kdf_shape does when it computes the id; no fields: kdf_finish does it */
+		kdf_register(fc->sid, te->name, te->nlen, fc->names, fc->nout);
+		fc->registered = 1;
+	}
+	kdf_finish(e, te, fc->sid, fc->total, KDF_FORM_OBJECT, out);
+}
+
+/* kdf_object_cached for a slots or namedtuple layout; apart, so the dict reader keeps its registers. */
+static __attribute__((noinline)) int kdf_object_cached_fixed(struct kdf_enc *e, PyObject *obj,
+							     struct kdf_type *te, struct kdf_fcache *fc,
+							     struct kdf_value *out)
+{
+	Py_ssize_t i, nk = fc->nkeys;
+	uint64_t words[KDF_FC_KEYS], kacc = 0;
+	uint64_t *dst = fc->direct ? e->words : words;
+
+	/* the plan's places: only a tuple's length can differ between instances */
+	if (fc->mode == KDF_FC_TUPLE && PyTuple_GET_SIZE(obj) != nk)
+		return 0;
+	for (i = 0; i < nk; i++) {
+		PyObject *v = kdf_fixed_value(obj, fc, i);
+
+		if (v) {
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		} else { /* an empty slot */
+			dst[i] = 0;
+			kacc |= (uint64_t)KDF_KIND_UNSET << (4 * i);
+		}
+	}
+	kdf_cached_place(e, te, fc, kacc, words, out);
+	return 1;
+}
+
 /*
- * An instance of a class without __slots__ whose dict keys are the cached ones:
- * its values are encoded in dict order (as the full walk does, so OBJ classes are
- * met in the same order) and placed as the cache says. 1 if done, 0 to take the
- * full walk (nothing was put).
+ * An instance whose dict keys are the cached ones (or of a slots or namedtuple
+ * layout): its values are encoded in dict (slot, item) order, as the full walk
+ * does, so OBJ classes are met in the same order, and placed as the cache says.
+ * 1 if done, 0 to take the full walk (nothing was put).
  */
 static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 			     struct kdf_plan *p, struct kdf_value *out)
@@ -1664,8 +1732,9 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 	uint64_t *dst = fc->direct ? e->words : words;
 	struct kdf_attrs a;
 	PyObject *k, *v;
-	int j;
 
+	if (fc->mode != KDF_FC_DICT)
+		return kdf_object_cached_fixed(e, obj, te, fc, out);
 	if (kdf_instance_attrs(obj, Py_TYPE(obj), p, &a) < 0)
 		return 0;
 	if (a.used != nk)
@@ -1713,27 +1782,7 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 			goto miss;
 	}
 	kdf_attrs_done(&a);
-	if (fc->direct) {
-		e->kinds = kacc;
-		e->n = (int)nk;
-	} else {
-		for (j = 0; j < fc->nout; j++) {
-			int src = fc->src[j];
-
-			if (src >= 0)
-				kdf_put(e, (unsigned)(kacc >> (4 * src)) & 0xF, words[src]);
-			else if (src == KDF_SRC_FAULT)
-				kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
-			else
-				kdf_put(e, KDF_KIND_UNSET, 0);
-		}
-	}
-	if (e->emit && !fc->registered && fc->nout) {
-		/* as kdf_shape does when it computes the id; no fields: kdf_finish does it */
-		kdf_register(fc->sid, te->name, te->nlen, fc->names, fc->nout);
-		fc->registered = 1;
-	}
-	kdf_finish(e, te, fc->sid, fc->total, KDF_FORM_OBJECT, out);
+	kdf_cached_place(e, te, fc, kacc, words, out);
 	return 1;
 miss:
 	kdf_attrs_done(&a);
@@ -1741,17 +1790,45 @@ miss:
 }
 
 /* Remember the layout the full walk found, when the cache can serve it next time. */
+static void kdf_fcache_clear(struct kdf_fcache *fc)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i < fc->nkeys; i++)
+		Py_DECREF(fc->keys[i]);
+	fc->nkeys = -1;
+}
+
 static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t sid)
 {
 	struct kdf_fcache *fc = &p->fc;
+	int mode = p->nslots ? KDF_FC_SLOTS : KDF_FC_DICT;
 	Py_ssize_t i;
 
-	if (p->nslots || f->dict_n != f->n || f->n > KDF_FC_KEYS || sid == KDF_FAULT)
-		return; /* slots, non-str keys or many keys: the full walk each time */
-	for (i = 0; i < fc->nkeys; i++)
-		Py_DECREF(fc->keys[i]);
-	for (i = 0; i < f->n; i++)
+	if (f->n > KDF_FC_KEYS || sid == KDF_FAULT)
+		return; /* many fields: the full walk each time */
+	if (mode == KDF_FC_DICT && (p->nslots || f->dict_n != f->n))
+		return; /* slots and a dict, non-str keys */
+	if (mode == KDF_FC_SLOTS) {
+		/*
+		 * Every slot stored, in plan order (no name repeated, none of another
+		 * class), each an object member read in place: then where the values are
+		 * depends on the class alone.
+		 */
+		if (p->dict_descr || f->n != p->nslots)
+			return;
+		for (i = 0; i < p->nslots; i++)
+			if (((PyMemberDescrObject *)p->slots[i].descr)->d_member->type != KDF_T_OBJECT_EX ||
+			    f->v[i].name != p->slots[i].name)
+				return;
+	}
+	kdf_fcache_clear(fc);
+	fc->mode = mode;
+	for (i = 0; i < f->n; i++) {
 		fc->keys[i] = Py_NewRef(f->v[i].name);
+		if (mode == KDF_FC_SLOTS)
+			fc->off[i] = ((PyMemberDescrObject *)p->slots[i].descr)->d_member->offset;
+	}
 	fc->nkeys = f->n;
 	for (i = 0; i < f->nnames; i++) {
 		fc->src[i] = f->src[i];
@@ -1764,6 +1841,29 @@ static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t s
 	fc->total = f->total;
 	fc->sid = sid;
 	fc->registered = 0; /* checked once against the seen ids at the next record */
+}
+
+/* The same for a namedtuple's n items (all of them, all recorded). */
+static void kdf_fcache_fill_tuple(struct kdf_plan *p, PyObject *const *names, Py_ssize_t n,
+				  uint64_t sid)
+{
+	struct kdf_fcache *fc = &p->fc;
+	Py_ssize_t i;
+
+	if (n > KDF_FC_KEYS || n > KDF_MAX_FIELDS || sid == KDF_FAULT)
+		return;
+	kdf_fcache_clear(fc);
+	fc->mode = KDF_FC_TUPLE;
+	for (i = 0; i < n; i++) {
+		fc->keys[i] = Py_NewRef(names[i]);
+		fc->src[i] = (signed char)i;
+		fc->names[i] = fc->keys[i];
+	}
+	fc->nkeys = fc->nout = (int)n;
+	fc->direct = 1;
+	fc->total = PyTuple_GET_SIZE(p->nt_fields);
+	fc->sid = sid;
+	fc->registered = 0;
 }
 
 /* Shape id of te with these recorded field names, through te's one-shape cache. */
@@ -1877,6 +1977,8 @@ static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObjec
 			names[i] = PyTuple_GET_ITEM(p->nt_fields, i);
 		}
 		sid = kdf_shape(e, te, names, (int)n);
+		if (n == PyTuple_GET_SIZE(obj))
+			kdf_fcache_fill_tuple(p, names, n, sid);
 		kdf_finish(e, te, sid, PyTuple_GET_SIZE(p->nt_fields), KDF_FORM_OBJECT, out);
 		return;
 	}
@@ -1893,7 +1995,7 @@ static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObjec
 	if (gc)
 		PyGC_Enable();
 	sid = kdf_shape(e, te, f.names, f.nnames);
-	if (!p->nslots && p->dict_descr)
+	if (p->dict_descr || p->nslots)
 		kdf_fcache_fill(p, &f, sid);
 	kdf_finish(e, te, sid, f.total, KDF_FORM_OBJECT, out);
 	for (i = 0; i < f.n; i++)
@@ -1911,11 +2013,16 @@ static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 
 	if (!(p && p->fc.nkeys >= 0 && kdf_object_cached(e, obj, te, p, out)))
 		kdf_object_walk(e, obj, te, p, out);
-	/* the next instance may skip the checks above (kdf_encode) */
-	if (p && p->fc.nkeys >= 0 && p->dict_peek && !p->nslots && !p->nt_fields && te->is_object &&
+	/*
+	 * The next instance may skip the checks above (kdf_encode): the form is OBJECT
+	 * while the tag holds, or a namedtuple's (a tuple subclass whose plan found
+	 * _fields, kdf_encode_type); dicts read in place only.
+	 */
+	if (p && p->fc.nkeys >= 0 &&
+	    (p->fc.mode != KDF_FC_DICT || (p->dict_peek && !p->nslots && !p->nt_fields)) &&
 	    PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (tag = kdf_tag(tp)) && tag == te->plan_tag &&
-	    tag == te->object_tag && tag == te->name_tag &&
-	    te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname)
+	    (te->is_object ? tag == te->object_tag : p->fc.mode == KDF_FC_TUPLE) &&
+	    tag == te->name_tag && te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname)
 		te->fast_tag = tag;
 }
 
@@ -2120,32 +2227,79 @@ static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObjec
 #endif
 
 /*
+ * kdf_object_split for a slots or namedtuple layout: its values at the plan's
+ * places, each a builtin kdf_kw_builtin takes (or an empty slot), the fields as
+ * they are, the table line already emitted. 1 if done, 0 to ask kdf_object_cached.
+ */
+static __attribute__((noinline)) int kdf_object_fixed(PyObject *obj, struct kdf_plan *p, int emit,
+						      struct kdf_value *out)
+{
+	struct kdf_fcache *fc = &p->fc;
+	Py_ssize_t i, nk = fc->nkeys;
+	uint64_t kacc = 0;
+
+	if (!fc->direct || !nk || (emit && !fc->registered) ||
+	    (fc->mode == KDF_FC_TUPLE && PyTuple_GET_SIZE(obj) != nk))
+		return 0;
+	for (i = 0; i < nk; i++) {
+		PyObject *v = kdf_fixed_value(obj, fc, i);
+		int kind;
+
+		if (!v) {
+			out->w[2 + i] = 0;
+			kind = KDF_KIND_UNSET;
+		} else if ((kind = kdf_kw_builtin(v, &out->w[2 + i])) < 0) {
+			return 0;
+		}
+		kacc |= (uint64_t)kind << (4 * i);
+	}
+	out->w[0] = fc->sid;
+	out->w[1] = (uint64_t)(fc->total < KDF_TOTAL_CAP ? fc->total : KDF_TOTAL_CAP) << 56 |
+		    (uint64_t)KDF_FORM_OBJECT << 52 | kacc;
+	out->n = 2 + (int)nk;
+	return 1;
+}
+
+/*
  * An instance of a class kdf_object found served by its layout cache (fast_tag),
  * while the class keeps that tag and qualname: straight to the cache. 1 if done.
  */
-static inline int kdf_encode_fast(PyObject *obj, int emit, struct kdf_value *out)
+static inline int kdf_encode_cached(PyObject *obj, struct kdf_type *te, int emit,
+						       struct kdf_value *out)
 {
-	PyTypeObject *tp = Py_TYPE(obj);
-	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)], *outer;
+	struct kdf_type *outer = kdf_pinned;
 	struct kdf_enc e;
 	int done;
 
-	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_tag(tp) ||
-	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
-	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
-		return 0;
-#ifdef KDF_LAYOUT
-	if (kdf_object_split(obj, tp, te->plan, emit, out))
-		return 1;
-#endif
 	kdf_enc_init(&e, emit, out);
-	outer = kdf_pinned;
 	kdf_pinned = te;
 	done = kdf_object_cached(&e, obj, te, te->plan, out);
 	kdf_pinned = outer;
 	if (!done && e.pend)
 		kdf_pend_free(&e); /* the general encoder meets those classes again */
 	return done;
+}
+
+/* The checks inline; the readers that call nothing, then the cache with the encoder's state. */
+static inline __attribute__((always_inline)) int kdf_encode_fast(PyObject *obj, int emit,
+								 struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)];
+
+	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_tag(tp) ||
+	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
+	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
+		return 0;
+	if (te->plan->fc.mode != KDF_FC_DICT) {
+		if (kdf_object_fixed(obj, te->plan, emit, out))
+			return 1;
+	}
+#ifdef KDF_LAYOUT
+	else if (kdf_object_split(obj, tp, te->plan, emit, out))
+		return 1;
+#endif
+	return kdf_encode_cached(obj, te, emit, out);
 }
 
 /* The general encoder. */
