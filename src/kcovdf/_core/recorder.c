@@ -1766,6 +1766,20 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 				goto miss;
 			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
 		}
+	} else if (a.ent) {
+		/* a combined table: the i-th entry with a value must hold the i-th cached key */
+		PyObject *const *ent = a.ent;
+		Py_ssize_t pos = 0, nent = a.nent, stride = a.stride;
+
+		for (i = 0; i < nk; i++, pos++) {
+			while (pos < nent && !ent[pos * stride + 1])
+				pos++;
+			if (pos == nent || ent[pos * stride] != keys[i])
+				goto miss;
+			v = ent[pos * stride + 1];
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		}
+		/* used == nk: no value after these */
 	} else
 #endif
 	{
