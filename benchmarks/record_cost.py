@@ -10,6 +10,7 @@ the same arguments; at least 5x faster than the pure-Python writer.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import mmap
 import os
@@ -37,7 +38,17 @@ class Point5:
     flag: bool
 
 
-SUBJECTS = {"int": 123456, "str": "hello, world", "dataclass(5)": Point5(1, 2, "p", 0.5, True)}
+class Slots5:
+    __slots__ = ("x", "y", "name", "weight", "flag")
+
+    def __init__(self, x: int, y: int, name: str, weight: float, flag: bool) -> None:
+        self.x, self.y, self.name, self.weight, self.flag = x, y, name, weight, flag
+
+
+NT5 = collections.namedtuple("NT5", "x y name weight flag")
+
+SUBJECTS = {"int": 123456, "str": "hello, world", "dataclass(5)": Point5(1, 2, "p", 0.5, True),
+            "slots(5)": Slots5(1, 2, "p", 0.5, True), "namedtuple(5)": NT5(1, 2, "p", 0.5, True)}
 
 
 def new_mapping() -> mmap.mmap:

@@ -8,6 +8,7 @@ import gc
 import math
 import re
 import sys
+import sysconfig
 from pathlib import Path
 from typing import ClassVar
 
@@ -501,3 +502,185 @@ def test_attributes_set_and_deleted_in_any_order_match_reference(steps: list) ->
         else:
             setattr(obj, name, value)
     first_then_reference(obj, marker)
+
+
+# --- dicts read by key index (split tables) or by entry (combined ones) -----------------
+
+def test_attributes_are_read_in_place_on_the_known_versions() -> None:
+    """The layouts kdf_layout_check() tried at import held (else every dict is read
+    through the C API, and the tests below would not reach the in-place readers)."""
+    known = (3, 10) <= sys.version_info < (3, 14) and not sysconfig.get_config_var("Py_GIL_DISABLED")
+    assert _recorder._layout() == known
+
+
+def test_split_tables_are_read_by_key_index() -> None:
+    """3.10 keeps an instance dict split over the class's shared keys while its
+    attributes are set in key order; other orders and deletions make it combined.
+    Each state is read twice (the second from the layout cache the first filled)."""
+    class Shared:
+        pass
+
+    def build(*steps: tuple[str, object]) -> Shared:
+        obj = Shared()
+        for name, value in steps:
+            if value is _UNSET:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+        return obj
+
+    scenarios = [
+        (("x", 1), ("y", "why"), ("z", 0.5)),  # split: the shared keys, in order
+        (("x", 1), ("y", "why")),  # split, fewer values than the shared keys
+        (("x", 2), ("z", 0.5)),  # a key out of order: combined (3.10)
+        (("y", "why"), ("x", 1), ("z", 0.5)),  # another order: combined (3.10)
+        (("x", 1), ("y", 2), ("z", 3), ("y", _UNSET), ("y", 4)),  # deleted, re-added last
+        (("x", 1), ("y", 2), ("z", 3), ("z", _UNSET), ("z", 4)),  # the same order after all
+        (("x", [1]), ("y", 2**70), ("z", Plain())),  # values the builtin loop leaves
+        (("x", 1), ("y", None), ("z", (1, "t"))),  # the last one only
+        (("x", -1), ("y", True), ("z", "é"), ("w", b"b")),  # a new shared key
+        (),
+    ]
+    for _ in range(2):
+        for steps in scenarios + scenarios[::-1]:
+            obj = build(*steps)
+            check(obj)
+            check(obj)
+
+
+def test_split_tables_changed_after_caching_are_seen() -> None:
+    @dataclasses.dataclass
+    class DC:
+        a: int
+        b: str
+        c: float
+
+    obj = DC(1, "b", 0.5)
+    check(obj)
+    check(obj)
+    obj.a = [1]  # a value the builtin loop does not take
+    check(obj)
+    obj.a = 2
+    del obj.b  # a declared field gone: UNSET
+    check(obj)
+    obj.b = "b"  # back, now last
+    check(obj)
+    other = DC(1, "b", 0.5)
+    other.d = 4  # an extra key on the shared keys
+    check(other)
+    check(DC(1, "b", 0.5))
+
+
+def test_combined_dicts_are_read_by_entry() -> None:
+    cases: list[dict] = [
+        {"x": 1, "y": "why", "z": 0.5},
+        {"y": None, "x": [1, 2]},
+        {f"k{i}": i for i in range(40)},  # resized tables, wider indices
+        {"x": 1, 2: "a non-str key (general entries on 3.11+)", "z": 3},
+        {},
+    ]
+    holes = {f"k{i}": i for i in range(12)}
+    for i in range(0, 12, 3):
+        del holes[f"k{i}"]  # deleted entries stay as holes until the next resize
+    holes["k0"] = "back, last"
+    cases.append(holes)
+    for _ in range(2):
+        for attrs in cases:
+            obj = Plain()
+            obj.__dict__ = dict(attrs)
+            check(obj)
+            check(obj)
+            if attrs:
+                key = next(iter(attrs))
+                del obj.__dict__[key]  # a hole where the cached layout had its first key
+                check(obj)
+                obj.__dict__[key] = attrs[key]
+                check(obj)
+
+
+# --- slots and namedtuple layouts, cached by class ------------------------------------
+
+def test_slots_layouts_are_cached_and_follow_changes() -> None:
+    class S5:
+        __slots__ = ("x", "y", "name", "weight", "flag")
+
+    def make(*values: object) -> S5:
+        obj = S5()
+        for name, value in zip(S5.__slots__, values, strict=True):
+            if value is not _UNSET:
+                setattr(obj, name, value)
+        return obj
+
+    for _ in range(2):
+        check(make(1, 2, "p", 0.5, True))
+        check(make(1, 2, "p", 0.5, True))  # the fixed-place reader
+        check(make(-1, 2**70, "é" * 9, [1], Plain()))  # values the builtin loop leaves
+        check(make(1, _UNSET, "p", _UNSET, None))  # never set
+    obj = make(1, 2, "p", 0.5, True)
+    check(obj)
+    del obj.y  # unset after caching
+    check(obj)
+    obj.y = "back"
+    check(obj)
+    S5.extra = 3  # a class attribute: the tag changes, the plan and its cache are rebuilt
+    check(obj)
+    S5.x = "shadows the slot"  # the member descriptor is gone: x is no field any more
+    check(make(_UNSET, 2, "p", 0.5, True))
+    del S5.x, S5.extra
+    check(make(_UNSET, 2, "p", 0.5, True))
+
+    class Sub(S5):  # its own slot, then the base's
+        __slots__ = ("z",)
+
+    class SubDict(S5):  # slots and a dict: not cached
+        pass
+
+    for _ in range(2):
+        sub = Sub()
+        sub.z, sub.y = "z", 1  # (x has no slot any more)
+        check(sub)
+        check(sub)
+        sd = SubDict()
+        sd.y, sd.free = 1, "f"
+        check(sd)
+        check(sd)
+
+
+def test_slots_layouts_with_declared_fields() -> None:
+    @dataclasses.dataclass
+    class DS:  # slots are sorted by CPython; fields keep their declared order
+        __slots__ = ("b", "a")
+        b: int
+        a: str
+
+    for _ in range(3):
+        check(DS(1, "a"))
+    obj = DS(2, "b")
+    del obj.a  # a declared field unset
+    check(obj)
+
+
+def test_namedtuple_layouts_are_cached_and_follow_changes() -> None:
+    NT = collections.namedtuple("NT", "x y name weight flag")
+    for _ in range(3):
+        check(NT(1, 2, "p", 0.5, True))
+        check(NT([1], 2**70, "é" * 9, -0.0, Plain()))
+        check(tuple.__new__(NT, (1, 2)))  # another length: a miss, then cached again
+        check(tuple.__new__(NT, (1, 2, 3, 4, 5, 6, 7)))  # more items than fields
+    check(NT(1, 2, "p", 0.5, True))
+
+    class Sub(NT):
+        __slots__ = ()
+        _fields = ("a", "b", "c", "d", "e")  # its own names
+
+    for _ in range(2):
+        check(Sub(1, 2, "p", 0.5, True))
+    NT._fields = ("p", "q", "r", "s", "t")  # renamed after caching: the tag changes
+    check(NT(1, 2, "p", 0.5, True))
+    check(Sub(1, 2, "p", 0.5, True))
+    Wide = collections.namedtuple("Wide", [f"f{i}" for i in range(20)])  # past the field cap
+    for _ in range(2):
+        check(Wide(*range(20)))
+    Empty = collections.namedtuple("Empty", "")
+    for _ in range(2):
+        check(Empty())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import gc
@@ -129,6 +130,36 @@ def test_type_lines_exact_bytes_once_per_process(dev: Device) -> None:
         table = f.read()[abi.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
     for line in expected.values():
         assert table.count(line) == 1, line
+
+
+def test_cached_layouts_record_their_type_lines_once(dev: Device) -> None:
+    """Fresh classes of each cached layout (dict, slots, namedtuple), recorded again and
+    again: the full walk, the cache with the encoder state, the readers that call nothing."""
+    class FreshDict:
+        def __init__(self) -> None:
+            self.a, self.b = 1, "b"
+
+    class FreshSlots:
+        __slots__ = ("a", "b")
+
+        def __init__(self) -> None:
+            self.a, self.b = 1, "b"
+
+    FreshNT = collections.namedtuple("FreshNT", "a b")
+    values = [FreshDict(), FreshSlots(), FreshNT(1, "b"), FreshSlots(), FreshNT([1], "b")]
+    dev.enable()
+    for _ in range(3):
+        core.entry(PC, *values)
+    dev.disable()
+    recs = device_records(dev)
+    assert [r.values for r in recs] == [encode_value(v).words for v in values] * 3
+    with open(f"/proc/self/fd/{dev.fd}", "rb") as f:
+        table = f.read()[abi.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
+    for value in values:
+        for e in encode_value(value).types:
+            line = json.dumps({"t": "type", "id": f"0x{e.id:016x}", "class": e.cls,
+                               "fields": list(e.fields)}, separators=(",", ":"), ensure_ascii=False)
+            assert table.count(line.encode()) == 1, line
 
 
 def test_add_table_replays_remembered_lines(recorder: core.Recorder) -> None:

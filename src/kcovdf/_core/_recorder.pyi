@@ -73,6 +73,9 @@ def _set_record_hook(hook: Callable[[], object] | None) -> None:
     dropped. If it disables the thread, the call stops without writing more.
     """
 
+def _layout() -> bool:
+    """Test seam: whether instance attributes are read where CPython keeps them (3.10-3.13)."""
+
 def _noop(*args: object) -> None:
     """An empty C call with the writers' calling convention: the benchmarks' baseline."""
 

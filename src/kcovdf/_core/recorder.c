@@ -30,7 +30,7 @@
  * Decomposition never runs code of the traced program: types are read through
  * Py_TYPE and their C slots, values through their C storage (PyLong digits, the
  * PyUnicode data, tp_members offsets, an instance's inline values or dict where
- * CPython keeps them, PyDict_Next), with automatic garbage collection paused around
+ * CPython keeps them, dict entries), with automatic garbage collection paused around
  * the few allocations, so no finalizer runs in the middle of a record. Recording
  * does not make an instance dict that was not there (kdf_attrs_of).
  *
@@ -473,20 +473,26 @@ struct kdf_slot {
 };
 
 /*
- * The field layout last seen for instances of a class without __slots__: their dict's
- * keys, pointer for pointer in order (strong references, so no other str can take an
+ * The field layout last seen for instances of a class: the keys of their dict,
+ * pointer for pointer in order (strong references, so no other str can take an
  * address), and what was derived from them. An instance whose dict holds exactly
- * these keys is encoded from its values alone. Everything else the layout depends on
- * (the declared fields, whether a missing one is FAULT) belongs to the plan, and the
- * cache lives and dies with it.
+ * these keys is encoded from its values alone. Instances of a class with only
+ * __slots__ (object members) or a namedtuple have one layout, the plan's: their
+ * slots at fixed offsets, their items (for one tuple length). Everything else the
+ * layout depends on (the declared fields, whether a missing one is FAULT) belongs
+ * to the plan, and the cache lives and dies with it.
  */
 #define KDF_FC_KEYS 16
 #define KDF_SRC_FAULT (-1) /* a declared field in no storage, behind a descriptor */
 #define KDF_SRC_UNSET (-2) /* a declared field in no storage */
 
+enum { KDF_FC_DICT, KDF_FC_SLOTS, KDF_FC_TUPLE };
+
 struct kdf_fcache {
-	Py_ssize_t nkeys; /* -1: empty */
-	PyObject *keys[KDF_FC_KEYS];
+	Py_ssize_t nkeys; /* -1: empty; KDF_FC_TUPLE: the tuple length */
+	int mode;	  /* where the values are: KDF_FC_* */
+	PyObject *keys[KDF_FC_KEYS]; /* KDF_FC_SLOTS: the slot names; KDF_FC_TUPLE: _fields */
+	Py_ssize_t off[KDF_FC_KEYS]; /* KDF_FC_SLOTS: the slots' offsets in the instance */
 	int nout;
 	signed char src[KDF_MAX_FIELDS];   /* per recorded field: index into keys, or KDF_SRC_* */
 	PyObject *names[KDF_MAX_FIELDS];   /* borrowed from keys or the plan's declared names */
@@ -797,13 +803,45 @@ static int kdf_dict_in_place(PyTypeObject *tp, PyObject *descr)
  * Since 3.11 an instance of a plain class keeps its values inline, keyed by the
  * class's shared keys (ht_cached_keys), until someone asks for __dict__; asking
  * (PyObject_GenericGetDict) allocates a dict and changes what later code sees, so
- * the recorder reads the values in place. The layouts mirror Include/internal of
- * each version (pycore_dict.h, pycore_object.h); kdf_layout_check() tries them on
- * a probe instance at import and turns them off if they do not hold.
+ * the recorder reads the values in place. On 3.10 the dict always exists, most
+ * often a split table over the shared keys. Dicts, split or combined, are read
+ * by key index or entry rather than through PyDict_Next (a call per attribute).
+ * The layouts mirror each version's internals (3.10 Objects/dict-common.h,
+ * 3.11+ pycore_dict.h, pycore_object.h); kdf_layout_check() tries them on probe
+ * instances and dicts at import and turns them off if they do not hold.
  */
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 #define KDF_LAYOUT 1
 
+#if PY_VERSION_HEX < 0x030B0000
+/* struct _dictkeysobject (3.10): indices of 1 to 8 bytes by size, then the entries */
+struct kdf_dk {
+	Py_ssize_t dk_refcnt;
+	Py_ssize_t dk_size;
+	void *dk_lookup;
+	Py_ssize_t dk_usable;
+	Py_ssize_t dk_nentries;
+	char dk_indices[];
+};
+
+struct kdf_uentry { /* PyDictKeyEntry: a split table's values are in ma_values */
+	Py_hash_t me_hash;
+	PyObject *me_key, *me_value;
+};
+
+static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
+{
+	size_t n = (size_t)dk->dk_size;
+	size_t ix = n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffff ? 4 : 8;
+
+	return (const struct kdf_uentry *)(dk->dk_indices + ix * n);
+}
+
+/* any entry table: key and value are its last two words */
+#define KDF_ENTRY_WORDS(dk) 3
+/* a split table keeps key order, deletion makes it combined: attribute i is at key index i */
+#define KDF_IX(order, i) ((void)(order), (size_t)(i))
+#else
 /* struct _dictkeysobject (3.11-3.13, default build) */
 struct kdf_dk {
 	Py_ssize_t dk_refcnt;
@@ -820,6 +858,14 @@ struct kdf_uentry { /* PyDictUnicodeEntry */
 	PyObject *me_key, *me_value;
 };
 
+static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
+{
+	return (const struct kdf_uentry *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+}
+
+/* PyDictKeyEntry (hash, key, value) for general keys, PyDictUnicodeEntry otherwise */
+#define KDF_ENTRY_WORDS(dk) ((dk)->dk_kind == 0 ? 3 : 2)
+
 #if PY_VERSION_HEX >= 0x030D0000
 /* struct _dictvalues: the insertion order follows values[capacity] */
 struct kdf_dv {
@@ -835,29 +881,31 @@ struct kdf_dv {
 #define KDF_DV_ORDER(dv) ((const uint8_t *)(dv) - 3)
 #define KDF_ORD(i) (-(i))
 #endif
-
-static inline const struct kdf_uentry *kdf_uentries(const struct kdf_dk *dk)
-{
-	return (const struct kdf_uentry *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
-}
+/* key index of the i-th attribute of a split table */
+#define KDF_IX(order, i) ((size_t)(order)[KDF_ORD(i)])
+#endif
 
 static int kdf_layout_ok; /* set by kdf_layout_check() */
 #endif
 
 /*
  * Where an instance's attributes are. A split table (values != NULL) holds the
- * value of key index ix at values[ix] and the insertion order in order[]; any
- * other dict is read through PyDict_Next.
+ * value of key index ix at values[ix], the i-th attribute at KDF_IX(order, i); a
+ * combined one (ent != NULL) holds key and value in its entries, in order, with
+ * holes; any other dict is read through PyDict_Next.
  */
 struct kdf_attrs {
-	PyObject *dict; /* read with PyDict_Next (unless values), or NULL */
+	PyObject *dict; /* read with PyDict_Next (unless values or ent), or NULL */
 	PyObject *owned; /* a dict the descriptor returned: dropped by kdf_attrs_done */
 	Py_ssize_t used; /* number of attributes */
 	Py_ssize_t pos;
 #ifdef KDF_LAYOUT
 	const struct kdf_dk *keys;
 	PyObject **values;
-	const uint8_t *order; /* key index of the i-th attribute: order[KDF_ORD(i)] */
+	const uint8_t *order; /* 3.11+ */
+	PyObject *const *ent; /* the first entry's key; the value follows it */
+	Py_ssize_t nent;
+	int stride; /* words per entry */
 #endif
 };
 
@@ -866,12 +914,19 @@ static inline int kdf_attrs_split(struct kdf_attrs *a, const void *keys, void *d
 {
 	const struct kdf_dk *dk = keys;
 
+#if PY_VERSION_HEX >= 0x030B0000
 	if (!dk || dk->dk_kind == 0)
 		return -1;
-	a->used = used;
-	a->keys = dk;
 	a->values = KDF_DV_VALUES(dv);
 	a->order = KDF_DV_ORDER(dv);
+#else
+	if (!dk)
+		return -1;
+	a->values = dv;
+	a->order = NULL;
+#endif
+	a->used = used;
+	a->keys = dk;
 	a->pos = 0;
 	return 1;
 }
@@ -884,10 +939,21 @@ static inline int kdf_attrs_dict(struct kdf_attrs *a, PyObject *d)
 	a->pos = 0;
 #ifdef KDF_LAYOUT
 	a->values = NULL;
-	/* a split table is read by key index; if its keys are not as expected, PyDict_Next */
-	if (kdf_layout_ok && ((PyDictObject *)d)->ma_values)
+	a->ent = NULL;
+	if (!kdf_layout_ok)
+		return 1;
+	if (((PyDictObject *)d)->ma_values) {
+		/* a split table is read by key index; if its keys are not as expected, PyDict_Next */
 		kdf_attrs_split(a, ((PyDictObject *)d)->ma_keys, ((PyDictObject *)d)->ma_values,
 				a->used);
+	} else {
+		const struct kdf_dk *dk = (const struct kdf_dk *)((PyDictObject *)d)->ma_keys;
+		int words = KDF_ENTRY_WORDS(dk);
+
+		a->stride = words;
+		a->nent = dk->dk_nentries;
+		a->ent = (PyObject *const *)kdf_uentries(dk) + (words - 2);
+	}
 #endif
 	return 1;
 }
@@ -908,10 +974,13 @@ static inline int kdf_attrs_of(PyObject *obj, PyTypeObject *tp, struct kdf_attrs
 	a->used = a->pos = 0;
 #ifdef KDF_LAYOUT
 	a->values = NULL;
-	if (!kdf_layout_ok)
-		return -1;
+	a->ent = NULL;
 #endif
 #if PY_VERSION_HEX >= 0x030B0000
+#ifdef KDF_LAYOUT
+	if (!kdf_layout_ok)
+		return -1; /* where the values are depends on the layout */
+#endif
 	if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
 		char *pre = (char *)obj - 3 * (Py_ssize_t)sizeof(PyObject *);
 #if defined(KDF_LAYOUT) && PY_VERSION_HEX >= 0x030D0000
@@ -965,16 +1034,37 @@ static inline int kdf_attrs_next(struct kdf_attrs *a, PyObject **k, PyObject **v
 {
 #ifdef KDF_LAYOUT
 	if (a->values) {
+		const struct kdf_uentry *ents = kdf_uentries(a->keys);
+		Py_ssize_t nent = a->keys->dk_nentries;
+
+#if PY_VERSION_HEX >= 0x030B0000
 		while (a->pos < a->used) {
-			unsigned ix = a->order[KDF_ORD(a->pos)];
+			size_t ix = KDF_IX(a->order, a->pos);
 
 			a->pos++;
-			if (ix >= (unsigned)a->keys->dk_nentries)
+			if (ix >= (size_t)nent)
 				return 0;
-			*k = kdf_uentries(a->keys)[ix].me_key;
+#else
+		/* as PyDict_Next: every key index, skipping those without a value */
+		while (a->pos < nent) {
+			size_t ix = (size_t)a->pos++;
+#endif
+			*k = ents[ix].me_key;
 			*v = a->values[ix];
 			if (*k && *v)
 				return 1;
+		}
+		return 0;
+	}
+	if (a->ent) {
+		while (a->pos < a->nent) {
+			PyObject *const *e = a->ent + a->pos++ * a->stride;
+
+			if (e[1]) {
+				*k = e[0];
+				*v = e[1];
+				return 1;
+			}
 		}
 		return 0;
 	}
@@ -1563,75 +1653,22 @@ static void kdf_object_fields(struct kdf_enc *e, PyObject *obj, PyTypeObject *tp
 			kdf_field(e, f, f->v[i].name, f->v[i].kind, f->v[i].word, i);
 }
 
-/*
- * An instance of a class without __slots__ whose dict keys are the cached ones:
- * its values are encoded in dict order (as the full walk does, so OBJ classes are
- * met in the same order) and placed as the cache says. 1 if done, 0 to take the
- * full walk (nothing was put).
- */
-static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
-			     struct kdf_plan *p, struct kdf_value *out)
+/* The i-th cached value of an instance of a KDF_FC_SLOTS or KDF_FC_TUPLE layout, borrowed. */
+static inline PyObject *kdf_fixed_value(PyObject *obj, const struct kdf_fcache *fc, Py_ssize_t i)
 {
-	struct kdf_fcache *fc = &p->fc;
-	PyObject *const *keys = fc->keys;
-	Py_ssize_t i = 0, nk = fc->nkeys;
-	uint64_t words[KDF_FC_KEYS], kacc = 0; /* kinds: 4 bits each, as in the layout word */
-	/* fields in key order: encoded straight into the output */
-	uint64_t *dst = fc->direct ? e->words : words;
-	struct kdf_attrs a;
-	PyObject *k, *v;
+	return fc->mode == KDF_FC_TUPLE ? PyTuple_GET_ITEM(obj, i)
+					: *(PyObject **)((char *)obj + fc->off[i]);
+}
+
+/* The cached layout's fields from their values in key order (kinds in kacc), then the table line. */
+static inline void kdf_cached_place(struct kdf_enc *e, struct kdf_type *te, struct kdf_fcache *fc,
+				    uint64_t kacc, const uint64_t *words, struct kdf_value *out)
+{
 	int j;
 
-	if (kdf_instance_attrs(obj, Py_TYPE(obj), p, &a) < 0)
-		return 0;
-	if (a.used != nk)
-		goto miss;
-#ifdef KDF_LAYOUT
-	if (a.values) {
-		/* a split table: each cached key must sit at the index its order names */
-		const struct kdf_uentry *ents = kdf_uentries(a.keys);
-		size_t nent = (size_t)a.keys->dk_nentries;
-		PyObject **vals = a.values;
-		const uint8_t *order = a.order;
-
-		/* builtin values first, in a loop that calls nothing (no register spills) */
-		for (i = 0; i < nk; i++) {
-			size_t ix = order[KDF_ORD(i)];
-			int kind;
-
-			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
-				goto miss;
-			kind = kdf_kw_builtin(v, &dst[i]);
-			if (kind < 0)
-				break;
-			kacc |= (uint64_t)kind << (4 * i);
-		}
-		for (; i < nk; i++) {
-			size_t ix = order[KDF_ORD(i)];
-
-			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
-				goto miss;
-			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
-		}
-	} else
-#endif
-	{
-		while (kdf_attrs_next(&a, &k, &v)) {
-			unsigned kind;
-
-			if (i == nk || k != keys[i])
-				goto miss;
-			kind = kdf_kw_fast(e, v, &dst[i]);
-			kacc |= (uint64_t)kind << (4 * i);
-			i++;
-		}
-		if (i != nk)
-			goto miss;
-	}
-	kdf_attrs_done(&a);
 	if (fc->direct) {
 		e->kinds = kacc;
-		e->n = (int)nk;
+		e->n = (int)fc->nkeys;
 	} else {
 		for (j = 0; j < fc->nout; j++) {
 			int src = fc->src[j];
@@ -1650,6 +1687,116 @@ static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *
 		fc->registered = 1;
 	}
 	kdf_finish(e, te, fc->sid, fc->total, KDF_FORM_OBJECT, out);
+}
+
+/* kdf_object_cached for a slots or namedtuple layout; apart, so the dict reader keeps its registers. */
+static __attribute__((noinline)) int kdf_object_cached_fixed(struct kdf_enc *e, PyObject *obj,
+							     struct kdf_type *te, struct kdf_fcache *fc,
+							     struct kdf_value *out)
+{
+	Py_ssize_t i, nk = fc->nkeys;
+	uint64_t words[KDF_FC_KEYS], kacc = 0;
+	uint64_t *dst = fc->direct ? e->words : words;
+
+	/* the plan's places: only a tuple's length can differ between instances */
+	if (fc->mode == KDF_FC_TUPLE && PyTuple_GET_SIZE(obj) != nk)
+		return 0;
+	for (i = 0; i < nk; i++) {
+		PyObject *v = kdf_fixed_value(obj, fc, i);
+
+		if (v) {
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		} else { /* an empty slot */
+			dst[i] = 0;
+			kacc |= (uint64_t)KDF_KIND_UNSET << (4 * i);
+		}
+	}
+	kdf_cached_place(e, te, fc, kacc, words, out);
+	return 1;
+}
+
+/*
+ * An instance whose dict keys are the cached ones (or of a slots or namedtuple
+ * layout): its values are encoded in dict (slot, item) order, as the full walk
+ * does, so OBJ classes are met in the same order, and placed as the cache says.
+ * 1 if done, 0 to take the full walk (nothing was put).
+ */
+static int kdf_object_cached(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
+			     struct kdf_plan *p, struct kdf_value *out)
+{
+	struct kdf_fcache *fc = &p->fc;
+	PyObject *const *keys = fc->keys;
+	Py_ssize_t i = 0, nk = fc->nkeys;
+	uint64_t words[KDF_FC_KEYS], kacc = 0; /* kinds: 4 bits each, as in the layout word */
+	/* fields in key order: encoded straight into the output */
+	uint64_t *dst = fc->direct ? e->words : words;
+	struct kdf_attrs a;
+	PyObject *k, *v;
+
+	if (fc->mode != KDF_FC_DICT)
+		return kdf_object_cached_fixed(e, obj, te, fc, out);
+	if (kdf_instance_attrs(obj, Py_TYPE(obj), p, &a) < 0)
+		return 0;
+	if (a.used != nk)
+		goto miss;
+#ifdef KDF_LAYOUT
+	if (a.values) {
+		/* a split table: each cached key must sit at the index its order names */
+		const struct kdf_uentry *ents = kdf_uentries(a.keys);
+		size_t nent = (size_t)a.keys->dk_nentries;
+		PyObject **vals = a.values;
+		const uint8_t *order = a.order;
+
+		/* builtin values first, in a loop that calls nothing (no register spills) */
+		for (i = 0; i < nk; i++) {
+			size_t ix = KDF_IX(order, i);
+			int kind;
+
+			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
+				goto miss;
+			kind = kdf_kw_builtin(v, &dst[i]);
+			if (kind < 0)
+				break;
+			kacc |= (uint64_t)kind << (4 * i);
+		}
+		for (; i < nk; i++) {
+			size_t ix = KDF_IX(order, i);
+
+			if (ix >= nent || ents[ix].me_key != keys[i] || !(v = vals[ix]))
+				goto miss;
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		}
+	} else if (a.ent) {
+		/* a combined table: the i-th entry with a value must hold the i-th cached key */
+		PyObject *const *ent = a.ent;
+		Py_ssize_t pos = 0, nent = a.nent, stride = a.stride;
+
+		for (i = 0; i < nk; i++, pos++) {
+			while (pos < nent && !ent[pos * stride + 1])
+				pos++;
+			if (pos == nent || ent[pos * stride] != keys[i])
+				goto miss;
+			v = ent[pos * stride + 1];
+			kacc |= (uint64_t)kdf_kw_fast(e, v, &dst[i]) << (4 * i);
+		}
+		/* used == nk: no value after these */
+	} else
+#endif
+	{
+		while (kdf_attrs_next(&a, &k, &v)) {
+			unsigned kind;
+
+			if (i == nk || k != keys[i])
+				goto miss;
+			kind = kdf_kw_fast(e, v, &dst[i]);
+			kacc |= (uint64_t)kind << (4 * i);
+			i++;
+		}
+		if (i != nk)
+			goto miss;
+	}
+	kdf_attrs_done(&a);
+	kdf_cached_place(e, te, fc, kacc, words, out);
 	return 1;
 miss:
 	kdf_attrs_done(&a);
@@ -1657,17 +1804,45 @@ miss:
 }
 
 /* Remember the layout the full walk found, when the cache can serve it next time. */
+static void kdf_fcache_clear(struct kdf_fcache *fc)
+{
+	Py_ssize_t i;
+
+	for (i = 0; i < fc->nkeys; i++)
+		Py_DECREF(fc->keys[i]);
+	fc->nkeys = -1;
+}
+
 static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t sid)
 {
 	struct kdf_fcache *fc = &p->fc;
+	int mode = p->nslots ? KDF_FC_SLOTS : KDF_FC_DICT;
 	Py_ssize_t i;
 
-	if (p->nslots || f->dict_n != f->n || f->n > KDF_FC_KEYS || sid == KDF_FAULT)
-		return; /* slots, non-str keys or many keys: the full walk each time */
-	for (i = 0; i < fc->nkeys; i++)
-		Py_DECREF(fc->keys[i]);
-	for (i = 0; i < f->n; i++)
+	if (f->n > KDF_FC_KEYS || sid == KDF_FAULT)
+		return; /* many fields: the full walk each time */
+	if (mode == KDF_FC_DICT && (p->nslots || f->dict_n != f->n))
+		return; /* slots and a dict, non-str keys */
+	if (mode == KDF_FC_SLOTS) {
+		/*
+		 * Every slot stored, in plan order (no name repeated, none of another
+		 * class), each an object member read in place: then where the values are
+		 * depends on the class alone.
+		 */
+		if (p->dict_descr || f->n != p->nslots)
+			return;
+		for (i = 0; i < p->nslots; i++)
+			if (((PyMemberDescrObject *)p->slots[i].descr)->d_member->type != KDF_T_OBJECT_EX ||
+			    f->v[i].name != p->slots[i].name)
+				return;
+	}
+	kdf_fcache_clear(fc);
+	fc->mode = mode;
+	for (i = 0; i < f->n; i++) {
 		fc->keys[i] = Py_NewRef(f->v[i].name);
+		if (mode == KDF_FC_SLOTS)
+			fc->off[i] = ((PyMemberDescrObject *)p->slots[i].descr)->d_member->offset;
+	}
 	fc->nkeys = f->n;
 	for (i = 0; i < f->nnames; i++) {
 		fc->src[i] = f->src[i];
@@ -1680,6 +1855,29 @@ static void kdf_fcache_fill(struct kdf_plan *p, struct kdf_fields *f, uint64_t s
 	fc->total = f->total;
 	fc->sid = sid;
 	fc->registered = 0; /* checked once against the seen ids at the next record */
+}
+
+/* The same for a namedtuple's n items (all of them, all recorded). */
+static void kdf_fcache_fill_tuple(struct kdf_plan *p, PyObject *const *names, Py_ssize_t n,
+				  uint64_t sid)
+{
+	struct kdf_fcache *fc = &p->fc;
+	Py_ssize_t i;
+
+	if (n > KDF_FC_KEYS || n > KDF_MAX_FIELDS || sid == KDF_FAULT)
+		return;
+	kdf_fcache_clear(fc);
+	fc->mode = KDF_FC_TUPLE;
+	for (i = 0; i < n; i++) {
+		fc->keys[i] = Py_NewRef(names[i]);
+		fc->src[i] = (signed char)i;
+		fc->names[i] = fc->keys[i];
+	}
+	fc->nkeys = fc->nout = (int)n;
+	fc->direct = 1;
+	fc->total = PyTuple_GET_SIZE(p->nt_fields);
+	fc->sid = sid;
+	fc->registered = 0;
 }
 
 /* Shape id of te with these recorded field names, through te's one-shape cache. */
@@ -1793,6 +1991,8 @@ static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObjec
 			names[i] = PyTuple_GET_ITEM(p->nt_fields, i);
 		}
 		sid = kdf_shape(e, te, names, (int)n);
+		if (n == PyTuple_GET_SIZE(obj))
+			kdf_fcache_fill_tuple(p, names, n, sid);
 		kdf_finish(e, te, sid, PyTuple_GET_SIZE(p->nt_fields), KDF_FORM_OBJECT, out);
 		return;
 	}
@@ -1809,7 +2009,7 @@ static __attribute__((noinline)) void kdf_object_walk(struct kdf_enc *e, PyObjec
 	if (gc)
 		PyGC_Enable();
 	sid = kdf_shape(e, te, f.names, f.nnames);
-	if (!p->nslots && p->dict_descr)
+	if (p->dict_descr || p->nslots)
 		kdf_fcache_fill(p, &f, sid);
 	kdf_finish(e, te, sid, f.total, KDF_FORM_OBJECT, out);
 	for (i = 0; i < f.n; i++)
@@ -1827,11 +2027,16 @@ static void kdf_object(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 
 	if (!(p && p->fc.nkeys >= 0 && kdf_object_cached(e, obj, te, p, out)))
 		kdf_object_walk(e, obj, te, p, out);
-	/* the next instance may skip the checks above (kdf_encode) */
-	if (p && p->fc.nkeys >= 0 && p->dict_peek && !p->nslots && !p->nt_fields && te->is_object &&
+	/*
+	 * The next instance may skip the checks above (kdf_encode): the form is OBJECT
+	 * while the tag holds, or a namedtuple's (a tuple subclass whose plan found
+	 * _fields, kdf_encode_type); dicts read in place only.
+	 */
+	if (p && p->fc.nkeys >= 0 &&
+	    (p->fc.mode != KDF_FC_DICT || (p->dict_peek && !p->nslots && !p->nt_fields)) &&
 	    PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (tag = kdf_tag(tp)) && tag == te->plan_tag &&
-	    tag == te->object_tag && tag == te->name_tag &&
-	    te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname)
+	    (te->is_object ? tag == te->object_tag : p->fc.mode == KDF_FC_TUPLE) &&
+	    tag == te->name_tag && te->qualname == ((PyHeapTypeObject *)tp)->ht_qualname)
 		te->fast_tag = tag;
 }
 
@@ -2016,7 +2221,7 @@ static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObjec
 	ents = kdf_uentries(a.keys);
 	nent = (size_t)a.keys->dk_nentries;
 	for (i = 0; i < nk; i++) {
-		size_t ix = a.order[KDF_ORD(i)];
+		size_t ix = KDF_IX(a.order, i);
 		PyObject *v;
 		int kind;
 
@@ -2036,32 +2241,79 @@ static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObjec
 #endif
 
 /*
+ * kdf_object_split for a slots or namedtuple layout: its values at the plan's
+ * places, each a builtin kdf_kw_builtin takes (or an empty slot), the fields as
+ * they are, the table line already emitted. 1 if done, 0 to ask kdf_object_cached.
+ */
+static __attribute__((noinline)) int kdf_object_fixed(PyObject *obj, struct kdf_plan *p, int emit,
+						      struct kdf_value *out)
+{
+	struct kdf_fcache *fc = &p->fc;
+	Py_ssize_t i, nk = fc->nkeys;
+	uint64_t kacc = 0;
+
+	if (!fc->direct || !nk || (emit && !fc->registered) ||
+	    (fc->mode == KDF_FC_TUPLE && PyTuple_GET_SIZE(obj) != nk))
+		return 0;
+	for (i = 0; i < nk; i++) {
+		PyObject *v = kdf_fixed_value(obj, fc, i);
+		int kind;
+
+		if (!v) {
+			out->w[2 + i] = 0;
+			kind = KDF_KIND_UNSET;
+		} else if ((kind = kdf_kw_builtin(v, &out->w[2 + i])) < 0) {
+			return 0;
+		}
+		kacc |= (uint64_t)kind << (4 * i);
+	}
+	out->w[0] = fc->sid;
+	out->w[1] = (uint64_t)(fc->total < KDF_TOTAL_CAP ? fc->total : KDF_TOTAL_CAP) << 56 |
+		    (uint64_t)KDF_FORM_OBJECT << 52 | kacc;
+	out->n = 2 + (int)nk;
+	return 1;
+}
+
+/*
  * An instance of a class kdf_object found served by its layout cache (fast_tag),
  * while the class keeps that tag and qualname: straight to the cache. 1 if done.
  */
-static inline int kdf_encode_fast(PyObject *obj, int emit, struct kdf_value *out)
+static inline int kdf_encode_cached(PyObject *obj, struct kdf_type *te, int emit,
+						       struct kdf_value *out)
 {
-	PyTypeObject *tp = Py_TYPE(obj);
-	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)], *outer;
+	struct kdf_type *outer = kdf_pinned;
 	struct kdf_enc e;
 	int done;
 
-	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_tag(tp) ||
-	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
-	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
-		return 0;
-#ifdef KDF_LAYOUT
-	if (kdf_object_split(obj, tp, te->plan, emit, out))
-		return 1;
-#endif
 	kdf_enc_init(&e, emit, out);
-	outer = kdf_pinned;
 	kdf_pinned = te;
 	done = kdf_object_cached(&e, obj, te, te->plan, out);
 	kdf_pinned = outer;
 	if (!done && e.pend)
 		kdf_pend_free(&e); /* the general encoder meets those classes again */
 	return done;
+}
+
+/* The checks inline; the readers that call nothing, then the cache with the encoder's state. */
+static inline __attribute__((always_inline)) int kdf_encode_fast(PyObject *obj, int emit,
+								 struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_type *te = &kdf_types[kdf_type_hash(tp)];
+
+	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_tag(tp) ||
+	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
+	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
+		return 0;
+	if (te->plan->fc.mode != KDF_FC_DICT) {
+		if (kdf_object_fixed(obj, te->plan, emit, out))
+			return 1;
+	}
+#ifdef KDF_LAYOUT
+	else if (kdf_object_split(obj, tp, te->plan, emit, out))
+		return 1;
+#endif
+	return kdf_encode_cached(obj, te, emit, out);
 }
 
 /* The general encoder. */
@@ -2738,6 +2990,16 @@ static PyObject *kdf_set_exit_hook(PyObject *mod, PyObject *hook)
 	Py_RETURN_NONE;
 }
 
+/* Test seam: whether instance attributes and dicts are read in place (kdf_layout_check). */
+static PyObject *kdf_layout_py(PyObject *mod, PyObject *unused)
+{
+#ifdef KDF_LAYOUT
+	return PyBool_FromLong(kdf_layout_ok);
+#else
+	Py_RETURN_FALSE;
+#endif
+}
+
 static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
 {
 	if (hook != Py_None && !PyCallable_Check(hook)) {
@@ -2801,6 +3063,9 @@ static PyMethodDef kdf_methods[] = {
 	{"_set_record_hook", kdf_set_record_hook, METH_O,
 	 "_set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
 	 "with the re-entrancy guard held (None: stop)."},
+	{"_layout", kdf_layout_py, METH_NOARGS,
+	 "_layout()\n--\n\nTest seam: whether instance attributes are read where CPython keeps "
+	 "them, by key index or entry (else through the C API)."},
 	{"_noop", (PyCFunction)(void (*)(void))kdf_noop, METH_FASTCALL,
 	 "_noop(*args)\n--\n\nAn empty C call: the benchmarks' baseline."},
 	{NULL, NULL, 0, NULL},
@@ -2821,14 +3086,14 @@ static int kdf_intern(PyObject **slot, const char *s)
 }
 
 #ifdef KDF_LAYOUT
-/* Whether kdf_attrs_of reads obj's attributes as names/vals, in order, from a split table. */
+/* Whether kdf_attrs_of reads obj's attributes as names/vals, in order, in place. */
 static int kdf_layout_reads(PyObject *obj, PyObject *const *names, PyObject *const *vals, int n)
 {
 	struct kdf_attrs a;
 	PyObject *k, *v;
 	int i;
 
-	if (kdf_attrs_of(obj, Py_TYPE(obj), &a) != 1 || !a.values || a.used != n)
+	if (kdf_attrs_of(obj, Py_TYPE(obj), &a) != 1 || !(a.values || a.ent) || a.used != n)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!kdf_attrs_next(&a, &k, &v) || k != names[i] || v != vals[i])
@@ -2836,15 +3101,33 @@ static int kdf_layout_reads(PyObject *obj, PyObject *const *names, PyObject *con
 	return !kdf_attrs_next(&a, &k, &v);
 }
 
+/* Whether kdf_attrs_dict reads d in place, as PyDict_Next does. */
+static int kdf_layout_dict_reads(PyObject *d)
+{
+	struct kdf_attrs a;
+	Py_ssize_t pos = 0;
+	PyObject *k, *v, *ka, *va;
+
+	kdf_attrs_dict(&a, d);
+	if (!(a.values || a.ent))
+		return 0;
+	while (PyDict_Next(d, &pos, &k, &v))
+		if (!kdf_attrs_next(&a, &ka, &va) || ka != k || va != v)
+			return 0;
+	return !kdf_attrs_next(&a, &ka, &va);
+}
+
 /*
- * Try the mirrored layouts on an instance of a fresh class: attributes b, a, c set,
- * a deleted and set again (order b, c, a), read in place before and after its dict
- * is made. Any mismatch leaves kdf_layout_ok 0: every dict is then asked for.
+ * Try the mirrored layouts on an instance of a fresh class: attributes b, a, c set
+ * (3.10: a split table), a deleted and set again (order b, c, a; 3.10: combined),
+ * read in place before and after its dict is made; then on plain dicts with holes,
+ * str keys only and not. Any mismatch leaves kdf_layout_ok 0: every dict is then
+ * read through PyDict_Next, on 3.11+ asked for.
  */
 static int kdf_layout_check(PyObject *cls)
 {
 	static const char *const names[3] = {"b", "a", "c"};
-	PyObject *obj, *k[3] = {NULL}, *v[3] = {NULL}, *d = NULL;
+	PyObject *obj, *k[3] = {NULL}, *v[3] = {NULL}, *d = NULL, *plain = NULL;
 	PyObject *order_k[3], *order_v[3];
 	int i, ok = 0, rc = -1;
 
@@ -2854,19 +3137,34 @@ static int kdf_layout_check(PyObject *cls)
 		if (!(k[i] = PyUnicode_InternFromString(names[i])) || !(v[i] = PyLong_FromLong(1000 + i)) ||
 		    PyObject_SetAttr(obj, k[i], v[i]) < 0)
 			goto done;
+	kdf_layout_ok = 1;
+	ok = kdf_layout_reads(obj, k, v, 3);
 	if (PyObject_DelAttr(obj, k[1]) < 0 || PyObject_SetAttr(obj, k[1], v[1]) < 0)
 		goto done;
 	order_k[0] = k[0], order_k[1] = k[2], order_k[2] = k[1];
 	order_v[0] = v[0], order_v[1] = v[2], order_v[2] = v[1];
-	kdf_layout_ok = 1;
-	ok = kdf_layout_reads(obj, order_k, order_v, 3);
+	ok = ok && kdf_layout_reads(obj, order_k, order_v, 3);
 	if (!(d = PyObject_GenericGetDict(obj, NULL)))
 		goto done;
-	ok = ok && PyDict_GET_SIZE(d) == 3 && kdf_layout_reads(obj, order_k, order_v, 3);
+	ok = ok && PyDict_GET_SIZE(d) == 3 && kdf_layout_reads(obj, order_k, order_v, 3) &&
+	     kdf_layout_dict_reads(d);
+	/* a combined table of str keys, then one with another key (3.11+: general entries) */
+	if (!(plain = PyDict_New()))
+		goto done;
+	for (i = 0; i < 3; i++)
+		if (PyDict_SetItem(plain, k[i], v[i]) < 0)
+			goto done;
+	if (PyDict_DelItem(plain, k[1]) < 0)
+		goto done;
+	ok = ok && kdf_layout_dict_reads(plain);
+	if (PyDict_SetItem(plain, v[0], v[1]) < 0 || PyDict_DelItem(plain, k[0]) < 0)
+		goto done;
+	ok = ok && kdf_layout_dict_reads(plain);
 	rc = 0;
 done:
 	kdf_layout_ok = ok && rc == 0;
 	Py_XDECREF(d);
+	Py_XDECREF(plain);
 	for (i = 0; i < 3; i++) {
 		Py_XDECREF(k[i]);
 		Py_XDECREF(v[i]);
