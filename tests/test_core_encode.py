@@ -646,6 +646,21 @@ def test_slots_layouts_are_cached_and_follow_changes() -> None:
         check(sd)
 
 
+def test_another_classes_slot_held_as_class_attribute_is_no_field() -> None:
+    class A:
+        __slots__ = ("x",)
+
+    class B:
+        __slots__ = ("y",)
+        stolen = A.x  # a member descriptor that does not apply to B's instances
+
+    obj = B()
+    obj.y = 1
+    for _ in range(2):  # the full walk, then the cached layout
+        check(obj)
+    assert list(encode_value(obj).types[-1].fields) == ["y"]
+
+
 def test_slots_layouts_with_declared_fields() -> None:
     @dataclasses.dataclass
     class DS:  # slots are sorted by CPython; fields keep their declared order

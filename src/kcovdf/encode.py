@@ -115,7 +115,8 @@ def _slot_fields(obj: object, cls: type) -> list[tuple[str, tuple[int, int] | No
         if "__slots__" not in own or not (_type_flags(klass) & _HEAPTYPE):
             continue
         for name, desc in own.items():
-            if type(desc) is types.MemberDescriptorType:
+            # another class's slot held as a class attribute does not apply to obj: skipped
+            if type(desc) is types.MemberDescriptorType and issubclass(cls, desc.__objclass__):
                 try:
                     out.append((name, ("value", desc.__get__(obj))))  # type: ignore[arg-type]
                 except AttributeError:
