@@ -24,7 +24,7 @@ from kcovdf._core import _recorder
 from kcovdf.encode import encode_value
 
 BATCH = 20_000
-REPEATS = 7
+REPEATS = 15
 WORDS = 1 << 20
 PC = 0x1234_5678_9ABC_DEF0
 
@@ -77,32 +77,32 @@ def python_writer(m: mmap.mmap) -> Callable[[int, object], None]:
     return entry
 
 
-def best_ns(call: Callable[[int, object], object], value: object, m: mmap.mmap, batch: int) -> float:
-    """Best time per call over REPEATS batches, in ns; buf[0] is reset before each batch."""
-    best = float("inf")
+def batch_ns(call: Callable[[int, object], object], value: object, m: mmap.mmap, batch: int) -> float:
+    """Time per call over one batch, in ns; buf[0] is reset first, so the buffer never fills."""
+    struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 0)
     loop = range(batch)
-    for _ in range(REPEATS):
-        struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 0)
-        start = time.perf_counter_ns()
-        for _ in loop:
-            call(PC, value)
-        best = min(best, (time.perf_counter_ns() - start) / batch)
-    return best
+    start = time.perf_counter_ns()
+    for _ in loop:
+        call(PC, value)
+    return (time.perf_counter_ns() - start) / batch
 
 
 def main() -> None:
     m_c, m_py = new_mapping(), new_mapping()
     writer = python_writer(m_py)
-    print(f"kcovdf record cost, Python {sys.version.split()[0]}, batch {BATCH}, best of {REPEATS}")
+    print(f"kcovdf record cost, Python {sys.version.split()[0]}, batch {BATCH}, best of {REPEATS} "
+          "(the empty call and the C core interleaved)")
     print(f"{'value':<14}{'empty C call':>14}{'C core':>10}{'Python':>10}{'C/empty':>10}{'Py/C':>8}")
     for label, value in SUBJECTS.items():
-        noop = best_ns(_recorder._noop, value, m_c, BATCH)
-        _recorder.enable(m_c, -1)
+        noop = core = float("inf")
+        _recorder.enable(m_c, -1)  # _noop ignores it: both run in the same state, turn by turn
         try:
-            core = best_ns(_recorder.entry, value, m_c, BATCH)
+            for _ in range(REPEATS):
+                noop = min(noop, batch_ns(_recorder._noop, value, m_c, BATCH))
+                core = min(core, batch_ns(_recorder.entry, value, m_c, BATCH))
         finally:
             _recorder.disable(m_c)
-        py = best_ns(writer, value, m_py, BATCH // 10)
+        py = min(batch_ns(writer, value, m_py, BATCH // 10) for _ in range(3))
         print(f"{label:<14}{noop:>11.1f} ns{core:>7.1f} ns{py:>7.0f} ns"
               f"{core / noop:>9.2f}x{py / core:>7.1f}x")
     print("targets: C/empty <= 2x, Py/C >= 5x")
