@@ -608,3 +608,24 @@ def test_a_namespace_holding_a_raising_proxy_still_gets_patched(rec, tmp_path, m
     write_module(tmp_path, "kcovdf_t_proxy", PROXY)
     m = load("kcovdf_t_proxy")
     assert instrument.switch().patched(m.f)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="call sites specialize from 3.11 on")
+def test_call_sites_specialize_for_patched_functions_as_for_plain_ones(rec):
+    import dis
+    import types
+
+    plain, m = load(NAME, False), load(NAME)
+    assert instrument.switch().patched(m.fact)
+
+    def calls(func):
+        def site(n):
+            for _ in range(200):
+                func(n)
+        site = types.FunctionType(site.__code__.replace(), {}, "site", None, site.__closure__)
+        site(3)
+        site(3)
+        return [i.opname for i in dis.get_instructions(site, adaptive=True) if "CALL" in i.opname]
+    assert calls(m.fact) == calls(plain.fact)  # e.g. CALL_PY_EXACT_ARGS, not a generic CALL
+    rec.set_active(True)  # swapped to the recorded code: its call sites specialize again
+    assert calls(m.fact) == calls(plain.fact)

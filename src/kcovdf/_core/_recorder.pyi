@@ -64,6 +64,10 @@ def set_exit_hook(hook: Callable[[], object] | None) -> None:
     reported as unraisable.
     """
 
+def _set_code(func: Callable[..., object], code: object) -> None:
+    """``func.__code__ = code`` through the setter; on 3.13 it also gives the function the
+    version a new function of that code gets, so its call sites can specialize again."""
+
 def _set_record_hook(hook: Callable[[], object] | None) -> None:
     """Test seam: call ``hook()`` in the middle of every record (None: stop).
 

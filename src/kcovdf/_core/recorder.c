@@ -2990,6 +2990,33 @@ static PyObject *kdf_set_exit_hook(PyObject *mod, PyObject *hook)
 	Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+/* exported by libpython 3.13 (internal/pycore_function.h); what PyFunction_New calls */
+extern void _PyFunction_SetVersion(PyFunctionObject *func, uint32_t version);
+#endif
+
+/*
+ * func.__code__ = code, for the Switch's patching (kcovdf/instrument.py). Through the
+ * setter, so audit hooks and function watchers see it. 3.13's setter leaves the
+ * function without a version, and a call site can only specialize for a function with
+ * one: give it the version a new function of that code gets (3.11 and 3.12 assign one
+ * lazily themselves).
+ */
+static PyObject *kdf_set_code(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	if (nargs != 2 || !PyFunction_Check(args[0]) || !PyCode_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_set_code() takes a function and a code object");
+		return NULL;
+	}
+	if (PyObject_SetAttrString(args[0], "__code__", args[1]) < 0)
+		return NULL;
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+	if (((PyFunctionObject *)args[0])->func_code == args[1])
+		_PyFunction_SetVersion((PyFunctionObject *)args[0], ((PyCodeObject *)args[1])->co_version);
+#endif
+	Py_RETURN_NONE;
+}
+
 /* Test seam: whether instance attributes and dicts are read in place (kdf_layout_check). */
 static PyObject *kdf_layout_py(PyObject *mod, PyObject *unused)
 {
@@ -3063,6 +3090,9 @@ static PyMethodDef kdf_methods[] = {
 	{"_set_record_hook", kdf_set_record_hook, METH_O,
 	 "_set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
 	 "with the re-entrancy guard held (None: stop)."},
+	{"_set_code", (PyCFunction)(void (*)(void))kdf_set_code, METH_FASTCALL,
+	 "_set_code(func, code)\n--\n\nfunc.__code__ = code, keeping the function's call sites "
+	 "specializable (3.13)."},
 	{"_layout", kdf_layout_py, METH_NOARGS,
 	 "_layout()\n--\n\nTest seam: whether instance attributes are read where CPython keeps "
 	 "them, by key index or entry (else through the C API)."},
