@@ -29,6 +29,8 @@ from kcovdf.config import Config
 from kcovdf.errors import InstrumentWarning
 from kcovdf.symtab import Symbol
 
+log = logging.getLogger("kcovdf")
+
 
 class Compiled(NamedTuple):
     """A rewritten module: the code to run, the single-copy code of its static functions, its symbols."""
@@ -37,7 +39,6 @@ class Compiled(NamedTuple):
     variants: instrument.Variants
     symbols: list[Symbol]
 
-log = logging.getLogger("kcovdf")
 
 # Attributes under which loader wrappers commonly keep the loader they wrap.
 _WRAPPED_LOADER_ATTRS = ("loader", "_loader", "__wrapped__", "wrapped")
@@ -202,12 +203,7 @@ def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
 
 def swap_code(functions: Iterator[types.FunctionType], module_code: types.CodeType) -> int:
     """Give each function the instrumented code of the same name and first line; returns how many."""
-    table: dict[tuple[str, int], types.CodeType | None] = {}
-    for code in _code_objects(module_code):
-        key = (code.co_name, code.co_firstlineno)
-        # The pass compiles a nested function once per copy of its outer body: equal code.
-        # Different code under one key is ambiguous and left alone.
-        table[key] = code if table.get(key, code) == code else None
+    table = instrument.code_table(_code_objects(module_code))  # ambiguous keys are left alone
     count = 0
     for func in functions:
         old = func.__code__

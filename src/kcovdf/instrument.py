@@ -43,7 +43,7 @@ import logging
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 from kcovdf.config import Config
@@ -297,6 +297,7 @@ def functions_of(namespace: MutableMapping[str, Any], globals_: MutableMapping[s
 
 
 def _declared(body: list[ast.stmt]) -> dict[type, set[str]]:
+    """Names declared ``global`` and ``nonlocal`` directly in ``body`` (nested scopes have their own)."""
     found: dict[type, set[str]] = {ast.Global: set(), ast.Nonlocal: set()}
     for node in _own_nodes(body):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
@@ -304,20 +305,29 @@ def _declared(body: list[ast.stmt]) -> dict[type, set[str]]:
     return found
 
 
-def _static_code(module: types.CodeType) -> dict[tuple[str, int], types.CodeType | None]:
-    """Function code objects of a module at module level and in classes, by (name, first line)."""
+def code_table(codes: Iterable[types.CodeType]) -> dict[tuple[str, int], types.CodeType | None]:
+    """Function code objects by (name, first line); None where two different ones share a key.
+
+    The pass compiles a nested function once per copy of its outer body: equal code
+    under one key is one function. Different code under one key is ambiguous.
+    """
     table: dict[tuple[str, int], types.CodeType | None] = {}
-    stack = [module]
-    while stack:
-        for const in stack.pop().co_consts:
-            if not isinstance(const, types.CodeType):
-                continue
-            if const.co_flags & _CO_NEWLOCALS:  # a function: its nested ones are not static
-                key = (const.co_name, const.co_firstlineno)
-                table[key] = const if table.get(key, const) == const else None  # None: ambiguous
-            else:
-                stack.append(const)  # a class body
+    for code in codes:
+        key = (code.co_name, code.co_firstlineno)
+        table[key] = code if table.get(key, code) == code else None
     return table
+
+
+def _static_code(module: types.CodeType) -> dict[tuple[str, int], types.CodeType | None]:
+    """Function code objects of a module at module level and in classes (see code_table)."""
+    def static(code: types.CodeType) -> Iterator[types.CodeType]:
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                if const.co_flags & _CO_NEWLOCALS:  # a function: its nested ones are not static
+                    yield const
+                else:
+                    yield from static(const)  # a class body
+    return code_table(static(module))
 
 
 def parameters(args: ast.arguments) -> list[tuple[str, str]]:
@@ -334,11 +344,7 @@ def parameters(args: ast.arguments) -> list[tuple[str, str]]:
 
 def _scope_globals(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """Names declared ``global`` directly in the scope of ``node``."""
-    names: set[str] = set()
-    for child in _own_nodes(node.body):
-        if isinstance(child, ast.Global):
-            names.update(child.names)
-    return frozenset(names)
+    return frozenset(_declared(node.body)[ast.Global])
 
 
 def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
