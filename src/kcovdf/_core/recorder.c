@@ -1239,12 +1239,27 @@ static inline int kdf_long(PyObject *v, long long *x)
 	return overflow;
 }
 
+/* A length or field total in a word's top byte, capped as docs/abi.md says. */
+static inline uint64_t kdf_total_bits(Py_ssize_t n)
+{
+	return (uint64_t)(n < KDF_TOTAL_CAP ? n : KDF_TOTAL_CAP) << 56;
+}
+
+/* The shape and layout words of a value whose nf field words are in place after them. */
+static inline void kdf_value_head(struct kdf_value *out, uint64_t sid, Py_ssize_t total,
+				  unsigned form, uint64_t kinds, int nf)
+{
+	out->w[0] = sid;
+	out->w[1] = kdf_total_bits(total) | (uint64_t)form << 52 | kinds;
+	out->n = 2 + nf;
+}
+
 static uint64_t kdf_prefix7(const unsigned char *head, Py_ssize_t nhead, Py_ssize_t length)
 {
 	uint64_t w = 0;
 
 	memcpy(&w, head, (size_t)(nhead < 7 ? nhead : 7));
-	return (uint64_t)(length < KDF_TOTAL_CAP ? length : KDF_TOTAL_CAP) << 56 | w;
+	return kdf_total_bits(length) | w;
 }
 
 static uint64_t kdf_float_bits(PyObject *o)
@@ -1364,8 +1379,7 @@ static inline int kdf_kw_builtin(PyObject *v, uint64_t *w)
 	} else if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(v)) {
 		Py_ssize_t len = PyUnicode_GET_LENGTH(v);
 
-		*w = (uint64_t)(len < KDF_TOTAL_CAP ? len : KDF_TOTAL_CAP) << 56 |
-		     kdf_load_le(PyUnicode_DATA(v), (size_t)(len < 7 ? len : 7));
+		*w = kdf_total_bits(len) | kdf_load_le(PyUnicode_DATA(v), (size_t)(len < 7 ? len : 7));
 		return KDF_KIND_STR7;
 	} else if (tp == &PyFloat_Type) {
 		*w = kdf_float_bits(v);
@@ -1954,10 +1968,7 @@ static inline void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t s
 {
 	if (e->pend || (e->emit && te && sid == te->cid && !te->registered))
 		kdf_finish_table(e, te, sid);
-	out->w[0] = sid;
-	out->w[1] = (uint64_t)(total < KDF_TOTAL_CAP ? total : KDF_TOTAL_CAP) << 56 |
-		    (uint64_t)form << 52 | e->kinds;
-	out->n = 2 + e->n;
+	kdf_value_head(out, sid, total, form, e->kinds, e->n);
 }
 
 static uint64_t kdf_redacted_cid;
@@ -2232,10 +2243,7 @@ static __attribute__((noinline)) int kdf_object_split(PyObject *obj, PyTypeObjec
 			return 0;
 		kacc |= (uint64_t)kind << (4 * i);
 	}
-	out->w[0] = fc->sid;
-	out->w[1] = (uint64_t)(fc->total < KDF_TOTAL_CAP ? fc->total : KDF_TOTAL_CAP) << 56 |
-		    (uint64_t)KDF_FORM_OBJECT << 52 | kacc;
-	out->n = 2 + (int)nk;
+	kdf_value_head(out, fc->sid, fc->total, KDF_FORM_OBJECT, kacc, (int)nk);
 	return 1;
 }
 #endif
@@ -2267,10 +2275,7 @@ static __attribute__((noinline)) int kdf_object_fixed(PyObject *obj, struct kdf_
 		}
 		kacc |= (uint64_t)kind << (4 * i);
 	}
-	out->w[0] = fc->sid;
-	out->w[1] = (uint64_t)(fc->total < KDF_TOTAL_CAP ? fc->total : KDF_TOTAL_CAP) << 56 |
-		    (uint64_t)KDF_FORM_OBJECT << 52 | kacc;
-	out->n = 2 + (int)nk;
+	kdf_value_head(out, fc->sid, fc->total, KDF_FORM_OBJECT, kacc, (int)nk);
 	return 1;
 }
 
