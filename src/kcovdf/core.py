@@ -93,7 +93,7 @@ def _bind(which: str, module: Recorder) -> None:
     g = globals()
     for attr in API:
         g[attr] = getattr(module, attr)
-    if globals().get("implementation") not in (None, module):
+    if g.get("implementation") not in (None, module):
         implementation.set_exit_hook(None)
     # a thread that ends while enabled stops counting as active: the listeners must hear it
     module.set_exit_hook(activity_changed)
