@@ -1,4 +1,4 @@
-"""Decoding throughput: kcovdf.decode against the kernel documentation's C parsing loop.
+"""Decoding throughput: kcovdf.read.decode against the kernel documentation's C parsing loop.
 
 Builds one buffer of valid records (a realistic mix of kcovdf values), writes it to
 a file as a raw buffer dump, compiles the parsing loop of kcov-dataflow.rst with
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from kcovdf import abi, decode
-from kcovdf.encode import encode_value
+from kcovdf import abi
+from kcovdf.read import decode
+from kcovdf.runtime.encode import encode_value
 
 # The loop of Documentation/dev-tools/kcov-dataflow.rst, verbatim but for the printf,
 # which became a counter (and a checksum so the compiler keeps the loads).

@@ -305,8 +305,9 @@ def main() -> int:
     calls = 20_000 if args.quick else 200_000
     tables = 60 if args.quick else 150
 
-    from kcovdf import core, hook
-    from kcovdf.config import Config
+    from kcovdf.instrument import hook
+    from kcovdf.instrument.config import Config
+    from kcovdf.runtime import core
 
     tmp = tempfile.mkdtemp(prefix="kcovdf-bench-")
     sys.path.insert(0, tmp)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from kcovdf import abi
 from kcovdf._core import _recorder
-from kcovdf.encode import encode_value
+from kcovdf.runtime.encode import encode_value
 
 BATCH = 20_000
 REPEATS = 15

@@ -101,7 +101,7 @@ def run_suite(lib: Library, root: str, helper_dirs: list[str], trace: str | None
 
 def library_symbols(trace: str, module: str) -> int:
     """How many functions of ``module`` the trace names (0: nothing was instrumented)."""
-    from kcovdf import decode
+    from kcovdf.read import decode
 
     t = decode.load(trace)
     return sum(1 for s in t.symbols.values() if s.module == module or s.module.startswith(module + "."))

@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 import pytest
 
-from kcovdf import abi, core
+from kcovdf import abi
+from kcovdf.runtime import core
 
 
 @pytest.fixture(params=["c", "py"])

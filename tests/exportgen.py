@@ -1,6 +1,6 @@
 """Write .kdf trace files and trace directories for the export, SQL and report tests.
 
-Traces are built from the reference encoder (kcovdf.encode) and the ABI word packing
+Traces are built from the reference encoder (kcovdf.runtime.encode) and the ABI word packing
 (kcovdf.abi), exactly as docs/abi.md §1-3 and docs/core.md §3-4 describe them, so the
 readers are tested against the documented format rather than against the recorder.
 """
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from kcovdf import abi
-from kcovdf.encode import TypeEntry, encode_value
+from kcovdf.runtime.encode import TypeEntry, encode_value
 from tracegen import pc_of, record, sym_line, trace_dir, type_line, write_kdf
 
 #: Passed as an argument value: recorded as the REDACTED form (pointer 0).

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kcovdf import abi
-from kcovdf.encode import TypeEntry, encode_value
+from kcovdf.runtime.encode import TypeEntry, encode_value
 from kcovdf.symtab import pc_of
 
 __all__ = ["pc_of", "record", "sym_line", "type_line", "TraceBuilder", "write_kdf", "trace_dir",

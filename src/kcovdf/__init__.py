@@ -15,10 +15,10 @@ __version__ = "0.1.0"
 # Public names and the module that defines each. Loaded on first use so that
 # `import kcovdf` stays cheap inside an instrumented program.
 _EXPORTS = {
-    "Device": "kcovdf.device",
-    "instrument_imports": "kcovdf.api",
-    "instrument_func": "kcovdf.api",
-    "instrument_all": "kcovdf.api",
+    "Device": "kcovdf.runtime.device",
+    "instrument_imports": "kcovdf.instrument.api",
+    "instrument_func": "kcovdf.instrument.api",
+    "instrument_all": "kcovdf.instrument.api",
     "KcovdfError": "kcovdf.errors",
     "ConfigError": "kcovdf.errors",
     "CorruptBufferError": "kcovdf.errors",

@@ -9,12 +9,12 @@ import sys
 # subcommand -> (module, one-line help). Each module defines
 # add_arguments(parser) and main(args) -> int.
 COMMANDS = {
-    "run": ("kcovdf.run", "run a script or module with instrumentation, recording into a trace"),
-    "view": ("kcovdf.view", "print a trace as per-task call trees (trigger-view)"),
-    "export": ("kcovdf.export", "export a trace as JSON Lines, Parquet or Daikon .decls/.dtrace"),
-    "sql": ("kcovdf.sql", "run SQL (DuckDB) over the records of a trace"),
-    "report": ("kcovdf.report", "write a self-contained HTML report of a trace"),
-    "selftest": ("kcovdf.selftest", "run the kernel series' selftests against this runtime (TAP)"),
+    "run": ("kcovdf.run.command", "run a script or module with instrumentation, recording into a trace"),
+    "view": ("kcovdf.tools.view", "print a trace as per-task call trees (trigger-view)"),
+    "export": ("kcovdf.tools.export", "export a trace as JSON Lines, Parquet or Daikon .decls/.dtrace"),
+    "sql": ("kcovdf.tools.sql", "run SQL (DuckDB) over the records of a trace"),
+    "report": ("kcovdf.tools.report", "write a self-contained HTML report of a trace"),
+    "selftest": ("kcovdf.tools.selftest", "run the kernel series' selftests against this runtime (TAP)"),
 }
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from kcovdf import table
+from kcovdf import tracefile
 from kcovdf.abi import fnv1a64
 
 
@@ -71,7 +71,7 @@ class Table:
                     refused.append(sym)
                     continue
                 self._by_pc[sym.pc] = sym
-                self._emit(table.line(sym.to_json()), remember=True)
+                self._emit(tracefile.line(sym.to_json()), remember=True)
         return refused
 
     def get(self, pc: int) -> Symbol | None:

@@ -1,4 +1,4 @@
-"""A recorder with kcovdf.core's API (docs/core.md section 1) that keeps records in a list.
+"""A recorder with kcovdf.runtime.core's API (docs/core.md section 1) that keeps records in a list.
 
 Records are tuples ``(kind, pc, arg_idx, value)`` with kind "entry", "ret", "exc" or "yld";
 with ``keep_values=False`` the value is replaced by its type name, so the recorder holds

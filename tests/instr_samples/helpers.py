@@ -7,8 +7,8 @@ import sys
 import types
 from collections.abc import Iterator
 
-from kcovdf import hook, instrument
-from kcovdf.config import Config
+from kcovdf.instrument import hook, rewrite, switch
+from kcovdf.instrument.config import Config
 
 from .fake_recorder import FakeRecorder
 
@@ -34,7 +34,7 @@ def load(name: str, config: Config | None = None) -> types.ModuleType:
 def recording(monkeypatch, tmp_path, keep_values: bool = True) -> Iterator[FakeRecorder]:
     """Body of the tests' ``rec`` fixture: a FakeRecorder bound to a fresh Switch; caches go to tmp_path."""
     fake = FakeRecorder(keep_values)
-    monkeypatch.setattr(instrument, "_switch", instrument.Switch(fake))
+    monkeypatch.setattr(switch, "_switch", switch.Switch(fake))
     monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "pycache"))
     meta_path = list(sys.meta_path)
     before = set(sys.modules)
@@ -56,4 +56,4 @@ def write_module(directory, name: str, source: str) -> str:
 
 def instrumented(func) -> bool:
     """Whether the pass rewrote this function: its code names the reserved global, or it is patched."""
-    return instrument.RESERVED in func.__code__.co_names or instrument.switch().patched(func)
+    return rewrite.RESERVED in func.__code__.co_names or switch.get().patched(func)

@@ -1,0 +1,156 @@
+"""The three selection verbs of the Python API (in the style of Atheris).
+
+- ``instrument_imports(include=, exclude=)``: modules and packages imported from now on
+  (and those already imported, rewritten in place); a context manager too. Cannot reach
+  code without Python source (C extensions, frozen modules) or lambdas.
+- ``@instrument_func``: one function, from its module's source file. Cannot reach
+  functions defined by exec() or at the interactive prompt.
+- ``instrument_all()``: everything importable except kcovdf and the safety list
+  (selection.SAFETY). Cannot reach what ``instrument_imports`` cannot.
+
+API calls read no config file and no environment: their arguments are the whole config.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import linecache
+import logging
+import sys
+import types
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from kcovdf.errors import ConfigError
+from kcovdf.instrument import rewrite, selection, switch
+from kcovdf.instrument.config import DEFAULT_REDACT, Config, check_module_name
+from kcovdf.instrument.hook import Hook, install, report, swap_code
+
+log = logging.getLogger("kcovdf")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Already rewritten function code -> its instrumented code, so that a decorated nested
+# function is parsed once, not at every call of its enclosing function.
+_done: dict[types.CodeType, types.CodeType] = {}
+
+
+def _names(value: Iterable[str], call: str, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"{call}: {what} must be a list of module names, not {value!r}")
+    return tuple(check_module_name(name, f"{call}: {what}") for name in value)
+
+
+def _patterns(value: Iterable[str], call: str, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable) or \
+            not all(isinstance(p, str) for p in value):
+        raise ConfigError(f"{call}: {what} must be a list of patterns, not {value!r}")
+    return tuple(value)
+
+
+def _config(call: str, include: Iterable[str], exclude: Iterable[str], every: bool, args: bool,
+            ret: bool, yields: bool, redact: Iterable[str] | None, redact_extra: Iterable[str],
+            cache: bool) -> Config:
+    for key, flag in (("args", args), ("ret", ret), ("yields", yields), ("cache", cache)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{call}: {key} must be True or False, not {flag!r}")
+    patterns = DEFAULT_REDACT if redact is None else _patterns(redact, call, "redact")
+    patterns += _patterns(redact_extra, call, "redact_extra")
+    return Config(include=_names(include, call, "include"), exclude=_names(exclude, call, "exclude"),
+                  instrument_all=every, args=args, ret=ret, yields=yields,
+                  redact=tuple(dict.fromkeys(patterns)), cache=cache)
+
+
+def _warn_unmatched(config: Config, call: str) -> None:
+    """Warn, naming the call, about include entries that cannot select anything."""
+    for name in config.include:
+        verdict = selection.by_name(name, config)
+        if not verdict.instrument:
+            report(f"kcovdf: {call}: include {name!r} stays uninstrumented ({verdict.rule})")
+            continue
+        if name in sys.modules:
+            continue
+        parent = name.rpartition(".")[0]
+        if parent and parent not in sys.modules:
+            name = name.partition(".")[0]  # only the top level can be looked up without importing
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            report(f"kcovdf: {call}: include {name!r} matches no importable module")
+
+
+def instrument_imports(include: Iterable[str] = (), exclude: Iterable[str] = (), *, args: bool = True,
+                       ret: bool = True, yields: bool = False, redact: Iterable[str] | None = None,
+                       redact_extra: Iterable[str] = (), cache: bool = True) -> Hook:
+    """Instrument the modules and packages in ``include`` minus ``exclude`` (submodules included).
+
+    ``redact`` replaces the default parameter-name patterns, ``redact_extra`` adds to them.
+    Returns the installed Hook; ``with instrument_imports(...):`` removes it at the end of
+    the block (code instrumented meanwhile stays instrumented).
+    """
+    call = "instrument_imports()"
+    config = _config(call, include, exclude, False, args, ret, yields, redact, redact_extra, cache)
+    if not config.include:
+        raise ConfigError(f"{call}: include is empty; name at least one module or package")
+    _warn_unmatched(config, call)
+    return install(config, call)
+
+
+def instrument_all(exclude: Iterable[str] = (), *, args: bool = True, ret: bool = True,
+                   yields: bool = False, redact: Iterable[str] | None = None,
+                   redact_extra: Iterable[str] = (), cache: bool = True) -> Hook:
+    """Instrument every module with Python source except ``exclude``, kcovdf and the safety list."""
+    config = _config("instrument_all()", (), exclude, True, args, ret, yields, redact, redact_extra, cache)
+    return install(config, "instrument_all()")
+
+
+def instrument_func(func: F) -> F:
+    """Decorator: instrument one function (and the functions nested in it) in place; returns it."""
+    target: Any = func
+    for _ in range(16):  # reach the function under functools.wraps-style wrappers
+        if isinstance(target, types.FunctionType) or not hasattr(target, "__wrapped__"):
+            break
+        target = target.__wrapped__
+    if not isinstance(target, types.FunctionType):
+        raise ConfigError(f"instrument_func(): expected a function, got {type(func).__qualname__}")
+    old = target.__code__
+    if old in _done:
+        switch.get().plant(target.__globals__)
+        target.__code__ = _done[old]
+        return func
+    if rewrite.RESERVED in old.co_names or switch.get().patched(target):
+        return func  # already instrumented (by the hook or an earlier decorator)
+    name = target.__module__ or "__main__"
+    verdict = selection.by_name(name, Config(include=(name,)))
+    if not verdict.instrument:
+        report(f"kcovdf: instrument_func(): {name}.{target.__qualname__} stays uninstrumented "
+               f"({verdict.rule})")
+        return func
+    filename = old.co_filename
+    source = "".join(linecache.getlines(filename, target.__globals__))
+    if not source:
+        report(f"kcovdf: instrument_func(): no source for {name}.{target.__qualname__} ({filename}); "
+               "left uninstrumented")
+        return func
+    flags = switch.get()
+    try:
+        tree = ast.parse(source, filename)
+        result = rewrite.rewrite(tree, source, name, filename, Config(), flags.symbols.collides)
+        codes = rewrite.compile_rewritten(result, filename)
+    except Exception as exc:  # noqa: BLE001 - the program goes on with the plain function
+        report(f"kcovdf: instrument_func(): cannot rewrite {name}.{target.__qualname__}: "
+               f"{type(exc).__name__}: {exc}; left uninstrumented")
+        return func
+    if not swap_code(iter([target]), codes[0]):
+        report(f"kcovdf: instrument_func(): {name}.{target.__qualname__} does not match its source "
+               f"in {filename}; left uninstrumented")
+        return func
+    _done[old] = target.__code__
+    flags.plant(target.__globals__, switch.variants(codes))
+    mine = target.__qualname__
+    flags.symbols.register(s for s in result.symbols
+                           if s.qualname == mine or s.qualname.startswith(mine + ".<locals>."))
+    log.info("kcovdf: instrumented function %s.%s", name, mine)
+    return func

@@ -1,0 +1,259 @@
+"""The instrumentation config: which modules, which records, which parameters stay secret.
+
+Every option is one row of OPTIONS; each source (``[tool.kcovdf]`` in pyproject.toml,
+the ``KCOV_DATAFLOW`` environment variable, ``kcovdf run`` flags, API arguments) is
+parsed into a dict of raw values keyed by option name and merged by ``merge()``.
+
+Precedence, lowest first: defaults < pyproject < KCOV_DATAFLOW < command-line flags.
+A later source replaces each key it sets, except ``redact_extra``, whose patterns from
+every source are added to the final ``redact`` list. API calls (kcovdf.instrument.api) read no
+file and no environment: their arguments over the defaults are the whole config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kcovdf.errors import ConfigError
+
+ENV_VAR = "KCOV_DATAFLOW"
+
+#: Parameter-name patterns (fnmatch, case-insensitive) redacted by default. Over-matching
+#: ("tokens", "author_auth") only loses a value; under-matching leaks a secret.
+DEFAULT_REDACT = (
+    "*password*", "*passwd*", "*passphrase*", "*secret*", "*token*", "*api_key*", "*apikey*",
+    "*credential*", "*private_key*", "*privkey*", "auth", "*_auth", "auth_*", "*authorization*",
+    "*cookie*", "*session_key*", "*sessionid*", "*session_id*", "*csrf*", "*signing_key*",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One row of the option table: its key, value kind, default, flag and help."""
+
+    key: str
+    kind: str          # "bool", "names" (dotted module names) or "patterns"
+    default: Any
+    flag: str
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("include", "names", (), "--include",
+           "instrument this module or package (and its submodules); repeatable, comma-separated"),
+    Option("exclude", "names", (), "--exclude",
+           "never instrument this module or package (and its submodules); wins over include"),
+    Option("instrument_all", "bool", False, "--instrument-all",
+           "instrument every importable module except kcovdf and the safety list"),
+    Option("args", "bool", True, "--args", "record arguments at function entry"),
+    Option("ret", "bool", True, "--ret", "record return values and raised exceptions"),
+    Option("yields", "bool", False, "--yields", "record values yielded by generators and coroutines"),
+    Option("redact", "patterns", DEFAULT_REDACT, "--redact",
+           "parameter-name pattern to redact, replacing the default list; repeatable"),
+    Option("redact_extra", "patterns", (), "--redact-extra",
+           "parameter-name pattern to redact on top of the list; repeatable"),
+    Option("cache", "bool", True, "--cache", "cache rewritten code beside the bytecode cache"),
+)
+_BY_KEY = {o.key: o for o in OPTIONS}
+
+_TRUE = {"y", "yes", "true", "1", "on"}
+_FALSE = {"n", "no", "false", "0", "off"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A complete selection and instrumentation config (immutable)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    instrument_all: bool = False
+    args: bool = True
+    ret: bool = True
+    yields: bool = False
+    redact: tuple[str, ...] = DEFAULT_REDACT
+    cache: bool = True
+
+    # --- construction from each source -------------------------------------------------
+    @classmethod
+    def from_values(cls, *layers: Mapping[str, Any]) -> Config:
+        """Merge already-checked layers of raw values, lowest precedence first."""
+        values = {o.key: o.default for o in OPTIONS}
+        extra: list[str] = []
+        for layer in layers:
+            for key, value in layer.items():
+                if key == "redact_extra":
+                    extra.extend(value)
+                else:
+                    values[key] = value
+        values["redact"] = tuple(dict.fromkeys((*values["redact"], *extra)))
+        del values["redact_extra"]
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config | None:
+        """The config in ``KCOV_DATAFLOW``, or None when the variable is unset or empty."""
+        text = (os.environ if environ is None else environ).get(ENV_VAR, "")
+        if not text.strip():
+            return None
+        return cls.from_values(parse_env(text))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
+        """Defaults < pyproject (``--config`` or ./pyproject.toml) < KCOV_DATAFLOW < flags."""
+        path = getattr(args, "kcovdf_config", None)
+        layers = [read_pyproject(path or "pyproject.toml", required=path is not None)]
+        text = (os.environ if environ is None else environ).get(ENV_VAR, "")
+        if text.strip():
+            layers.append(parse_env(text))
+        layers.append(parse_args(args))
+        return cls.from_values(*layers)
+
+    # --- output ----------------------------------------------------------------------
+    def to_env(self) -> str:
+        """The ``KCOV_DATAFLOW`` value that rebuilds this config in a child process."""
+        parts = []
+        for option in OPTIONS:
+            if option.key == "redact_extra":
+                continue
+            value = getattr(self, option.key)
+            if value == option.default:
+                continue
+            if option.kind == "bool":
+                parts.append(f"{option.key}={'y' if value else 'n'}")
+            else:
+                parts.append(f"{option.key}={','.join(value)}")
+        return ";".join(parts)
+
+    def rewrite_key(self) -> str:
+        """Hash of the options that change rewritten code (selection does not); part of the cache key."""
+        text = f"args={self.args};ret={self.ret};yields={self.yields};redact={','.join(self.redact)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- parsing and checking ------------------------------------------------------------
+def check(key: str, value: Any, source: str) -> Any:
+    """The value of option ``key`` from ``source`` in its canonical form, or ConfigError naming both."""
+    option = _BY_KEY.get(key)
+    if option is None:
+        hint = difflib.get_close_matches(key, _BY_KEY, n=1)
+        tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"unknown option {key!r} in {source}{tip}; known: {', '.join(_BY_KEY)}")
+    if option.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"option {key!r} in {source} must be a boolean (y/n), not {value!r}")
+    if isinstance(value, str):
+        value = [v for v in value.split(",")]
+    if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"option {key!r} in {source} must be a list of strings, not {value!r}")
+    items = tuple(v.strip() for v in value if v.strip())
+    if option.kind == "names":
+        for name in items:
+            check_module_name(name, f"option {key!r} in {source}")
+    return items
+
+
+def check_module_name(name: object, where: str) -> str:
+    """``name`` if it is a dotted module name, else ConfigError naming ``where``."""
+    if not isinstance(name, str) or not name or not all(p.isidentifier() for p in name.split(".")):
+        raise ConfigError(f"{where}: {name!r} is not a dotted module name")
+    return name
+
+
+def parse_env(text: str) -> dict[str, Any]:
+    """``key=value;key=value`` (lists comma-separated, booleans y/n) as checked raw values."""
+    source = f"the {ENV_VAR} environment variable"
+    values: dict[str, Any] = {}
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{source}: expected key=value, got {item.strip()!r}")
+        values[key.strip()] = check(key.strip(), value, source)
+    return values
+
+
+def read_pyproject(path: str | os.PathLike[str], required: bool = False) -> dict[str, Any]:
+    """Checked raw values of ``[tool.kcovdf]`` in ``path``; {} when the file or table is absent.
+
+    A missing file is an error only when ``required`` (it was named explicitly).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return {}
+    if b"tool.kcovdf" not in data:
+        return {}
+    toml = _toml_module(path)
+    try:
+        doc = toml.loads(data.decode("utf-8"))
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    table = doc.get("tool", {}).get("kcovdf")
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.kcovdf] must be a table")
+    source = f"[tool.kcovdf] of {path}"
+    return {key: check(key, value, source) for key, value in table.items()}
+
+
+def _toml_module(path: str) -> Any:
+    """tomllib (3.11+), else tomli; the error names the file that needed it."""
+    try:
+        import tomllib
+        return tomllib
+    except ModuleNotFoundError:
+        pass
+    try:
+        import tomli
+        return tomli
+    except ModuleNotFoundError:
+        raise ConfigError(f"{path} has a [tool.kcovdf] table, but reading TOML on Python < 3.11 "
+                          "needs the 'tomli' package (pip install tomli)") from None
+
+
+# --- command line --------------------------------------------------------------------
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per option (plus ``--config``) to ``parser``; read them with Config.from_args."""
+    group = parser.add_argument_group("instrumentation (override [tool.kcovdf] and KCOV_DATAFLOW)")
+    group.add_argument("--config", dest="kcovdf_config", metavar="PYPROJECT",
+                       help="read [tool.kcovdf] from this file instead of ./pyproject.toml")
+    for option in OPTIONS:
+        dest = f"kcovdf_{option.key}"
+        if option.key == "instrument_all":
+            group.add_argument(option.flag, dest=dest, action="store_true", default=None,
+                               help=option.help)
+        elif option.kind == "bool":
+            group.add_argument(option.flag, dest=dest, action=argparse.BooleanOptionalAction,
+                               default=None, help=option.help)
+        else:
+            metavar = "MODULE" if option.kind == "names" else "PATTERN"
+            group.add_argument(option.flag, dest=dest, action="append", default=None,
+                               metavar=metavar, help=option.help)
+
+
+def parse_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Checked raw values of the flags that were given (flags not given are absent)."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = getattr(args, f"kcovdf_{option.key}", None)
+        if value is None:
+            continue
+        if option.kind != "bool":
+            value = [part for item in value for part in item.split(",")]
+        values[option.key] = check(option.key, value, f"command-line flag {option.flag}")
+    return values

@@ -1,0 +1,125 @@
+"""Symbol-resolved records: the one table that every export, the SQL views and the report read.
+
+Each record of a decoded trace gets its task's pid/tid, its function's name, its parameter's
+name and its value rendered as text and as a structured (JSON-able) value. Values are read by
+``kcovdf.read.values``; this module only joins them with the trace's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from kcovdf.read import values
+from kcovdf.read.decode import Trace
+
+#: Columns added to the decoder's records table, in this order.
+SCHEMA = pa.schema([
+    ("task", pa.int32()), ("pid", pa.int64()), ("tid", pa.int64()), ("thread", pa.string()),
+    ("seq", pa.uint32()), ("kind", pa.string()), ("pc", pa.uint64()),
+    ("module", pa.string()), ("function", pa.string()),
+    ("arg_idx", pa.uint8()), ("param", pa.string()),
+    ("size", pa.uint8()), ("ptr", pa.uint64()), ("values", pa.list_(pa.uint64())),
+    ("class", pa.string()), ("number", pa.float64()), ("rendered", pa.string()), ("value", pa.string()),
+])
+
+
+def function_name(trace: Trace, pc: int) -> str:
+    """``module.qualname`` of a pc, or the pc in hex when the trace has no symbol for it."""
+    sym = trace.symbols.get(pc)
+    return sym.display if sym else f"{pc:#x}"
+
+
+def param_name(trace: Trace, pc: int, kind: str, arg_idx: int) -> str | None:
+    """The parameter an entry record holds; ``None`` for return-side records."""
+    if kind != "entry":
+        return None
+    sym = trace.symbols.get(pc)
+    name = sym.param(arg_idx) if sym else None
+    return name or f"arg{arg_idx}"
+
+
+def class_name(value: dict[str, Any]) -> str | None:
+    """The class named by a structured value (``kcovdf.read.values.structured``)."""
+    return value.get("class")
+
+
+def number(value: dict[str, Any]) -> float | None:
+    """The numeric value of an int, float or bool scalar, else ``None`` (for histograms and SQL)."""
+    if value.get("form") != "scalar":
+        return None
+    v = value.get("value")
+    if isinstance(v, dict) and "float" in v:
+        return float(v["float"])  # nan and infinities, which JSON cannot hold as numbers
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def resolve(trace: Trace) -> pa.Table:
+    """The records of ``trace`` with names and values resolved (columns: ``SCHEMA``)."""
+    rec = trace.records
+    tasks = trace.tasks
+    cols: dict[str, list] = {name: [] for name in SCHEMA.names}
+    names = {pc: function_name(trace, pc) for pc in set(rec.column("pc").to_pylist())}
+    for row in rec.to_pylist():
+        task = tasks[row["task"]]
+        pc, kind, words = row["pc"], row["kind"], row["values"]
+        value = values.structured(words, trace.types, task.encoding)
+        sym = trace.symbols.get(pc)
+        for key, val in (("task", row["task"]), ("pid", task.pid), ("tid", task.tid),
+                         ("thread", task.name), ("seq", row["seq"]), ("kind", kind), ("pc", pc),
+                         ("module", sym.module if sym else None), ("function", names[pc]),
+                         ("arg_idx", row["arg_idx"]),
+                         ("param", param_name(trace, pc, kind, row["arg_idx"])),
+                         ("size", row["size"]), ("ptr", row["ptr"]), ("values", words),
+                         ("class", class_name(value)), ("number", number(value)),
+                         ("rendered", values.text(value)), ("value", json.dumps(value))):
+            cols[key].append(val)
+    return pa.table(cols, schema=SCHEMA)
+
+
+def tasks_table(trace: Trace) -> pa.Table:
+    """One row per task: its index (the ``task`` column of records), pid, tid, name, source."""
+    return pa.table({
+        "task": pa.array([t.index for t in trace.tasks], pa.int32()),
+        "pid": pa.array([t.pid for t in trace.tasks], pa.int64()),
+        "tid": pa.array([t.tid for t in trace.tasks], pa.int64()),
+        "name": pa.array([t.name for t in trace.tasks], pa.string()),
+        "source": pa.array([str(t.source) for t in trace.tasks], pa.string()),
+        "encoding": pa.array([t.encoding for t in trace.tasks], pa.string()),
+        "words": pa.array([t.words for t in trace.tasks], pa.int64()),
+        "drops": pa.array([t.drops for t in trace.tasks], pa.int64()),
+    })
+
+
+def types_table(trace: Trace) -> pa.Table:
+    """The type table: shape or class id, class name, recorded field names."""
+    entries = list(trace.types.values())
+    return pa.table({
+        "id": pa.array([e.id for e in entries], pa.uint64()),
+        "class": pa.array([e.cls for e in entries], pa.string()),
+        "fields": pa.array([list(e.fields) for e in entries], pa.list_(pa.string())),
+    })
+
+
+def symbols_table(trace: Trace) -> pa.Table:
+    """The symbol table: pc, module, qualname, function (module.qualname), file, line, parameters."""
+    items = list(trace.symbols.items())
+    return pa.table({
+        "pc": pa.array([pc for pc, _ in items], pa.uint64()),
+        "module": pa.array([s.module for _, s in items], pa.string()),
+        "qualname": pa.array([s.name for _, s in items], pa.string()),
+        "function": pa.array([s.display for _, s in items], pa.string()),
+        "file": pa.array([s.file for _, s in items], pa.string()),
+        "line": pa.array([s.line for _, s in items], pa.int32()),
+        "params": pa.array([[p[0] for p in s.params] for _, s in items], pa.list_(pa.string())),
+        "param_kinds": pa.array([[p[1] for p in s.params] for _, s in items], pa.list_(pa.string())),
+    })
+
+
+def stats(trace: Trace) -> dict[str, Any]:
+    """Trace-wide counters and messages: words, drops, skipped words, what is missing, notes."""
+    return {"words": trace.words, "drops": trace.drops,
+            "skipped_words": sum(s.count for s in trace.skipped),
+            "missing": list(trace.missing), "notes": list(trace.notes)}

@@ -1,0 +1,170 @@
+"""Trace inputs: find and read .kdf files, trace directories, raw buffer dumps and table lines.
+
+Every reader returns ``Source`` objects (one buffer each, with what came with it);
+``kcovdf.read.decode`` turns them into records. Nothing here interprets record words.
+Problems that lose data but leave the rest readable (a truncated file, a bad
+table line) become notes; input that is not a trace at all raises
+``CorruptBufferError`` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcovdf import abi
+from kcovdf import tracefile as table_lines
+from kcovdf.errors import CorruptBufferError
+
+#: Buffer words as read from disk or memory: little-endian u64 (docs/abi.md §1).
+WORD = np.dtype("<u8")
+
+_TASK_FILE = re.compile(r"^task-(\d+)-(\d+)\.kdf$")
+
+EXPECTED = ("a kcovdf trace: a .kdf file (magic KCOVDF\\0\\1), a trace directory "
+            "(run.json + task-<pid>-<tid>.kdf) or a raw buffer dump (little-endian u64 words, "
+            "buf[0] = number of words written)")
+
+
+@dataclass
+class Source:
+    """One buffer and what came with it: header fields, table lines, problems met reading it."""
+
+    name: str
+    kind: str                       # "kdf", "raw" (bare dump file) or "buffer" (memory)
+    words: np.ndarray               # the buffer as u64 words, buf[0] first
+    header: dict[str, Any] | None   # .kdf header fields; None without a header
+    table: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    pid: int = 0
+    tid: int = 0
+
+
+def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
+                name: str = "<buffer>", drops: int | None = None) -> Source:
+    """A live buffer (``Device.mmap()``, bytes, a numpy array): no copy is made.
+
+    ``drops`` is the device's drop counter when known.
+    """
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise CorruptBufferError(f"{name}: expected a buffer of u64 words, got {type(buf).__name__}") \
+            from None
+    nbytes = view.nbytes
+    if not view.c_contiguous:
+        raise CorruptBufferError(f"{name}: expected a contiguous buffer of u64 words")
+    flat = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    words = np.frombuffer(flat, dtype=WORD, count=nbytes // 8)
+    notes = []
+    if nbytes % 8:
+        notes.append(f"{name}: {nbytes % 8} trailing bytes are not a whole word (ignored)")
+    header = None if drops is None else {"drops": drops}
+    return Source(name, "buffer", words, header, list(table_lines or []), notes)
+
+
+def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
+    # A copy, not a mapping: a file truncated under a mapping would kill us with SIGBUS.
+    out = np.empty(count, dtype=WORD)
+    f.seek(offset)
+    got = f.readinto(memoryview(out).cast("B"))
+    return out[: got // 8]
+
+
+def read_kdf(path: str | os.PathLike[str]) -> Source:
+    """A ``.kdf`` trace file: header page, buffer, table (docs/abi.md §3)."""
+    name = os.fspath(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        page = f.read(abi.FILE_HEADER_SIZE)
+        if len(page) < 64 or page[:8] != abi.FILE_MAGIC:
+            raise CorruptBufferError(f"{name}: not a .kdf trace file: expected magic "
+                                     f"{abi.FILE_MAGIC!r} at offset 0")
+        head = abi.unpack_file_header(page.ljust(64, b"\0"))
+        if head["version"] != abi.FORMAT_VERSION:
+            raise CorruptBufferError(f"{name}: format version {head['version']} is not supported "
+                                     f"(this kcovdf reads version {abi.FORMAT_VERSION})")
+        if head["header_size"] != abi.FILE_HEADER_SIZE:
+            raise CorruptBufferError(f"{name}: header size {head['header_size']}, expected "
+                                     f"{abi.FILE_HEADER_SIZE}")
+        nwords = int(head["words"])
+        avail = max(0, (size - abi.FILE_HEADER_SIZE) // 8)
+        notes = []
+        if nwords > avail:
+            notes.append(f"{name}: file truncated: header says {nwords} buffer words, "
+                         f"the file holds {avail}")
+            nwords = avail
+        words = _read_words(f, abi.FILE_HEADER_SIZE, nwords)
+        f.seek(abi.FILE_HEADER_SIZE + 8 * nwords)
+        table, table_notes = table_lines.parse(f.read(), name)
+    src = Source(name, "kdf", words, head, table, notes + table_notes, pid=int(head["pid"]))
+    match = _TASK_FILE.match(Path(name).name)
+    if match:
+        src.pid, src.tid = int(match[1]), int(match[2])
+    return src
+
+
+def read_raw(path: str | os.PathLike[str]) -> Source:
+    """A raw dump of a kernel buffer: bare little-endian u64 words, ``buf[0]`` first."""
+    name = os.fspath(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        words = _read_words(f, 0, size // 8)
+    if size < 8 or not _looks_like_buffer(words):
+        raise CorruptBufferError(f"{name}: not a trace: expected {EXPECTED}")
+    notes = [f"{name}: {size % 8} trailing bytes are not a whole word (ignored)"] if size % 8 else []
+    return Source(name, "raw", words, None, [], notes)
+
+
+def _looks_like_buffer(words: np.ndarray) -> bool:
+    # buf[0] counts the words after it; a corrupt counter is still accepted when the
+    # first word after it is a record header, as a real kernel buffer would have.
+    if int(words[0]) <= len(words) - 1:
+        return True
+    return len(words) > 1 and abi.split_type_seq(int(words[1])) is not None
+
+
+def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
+    """A trace directory written by ``kcovdf run``: its task buffers, and notes on the directory."""
+    root = Path(path)
+    files = sorted((p for p in root.iterdir() if _TASK_FILE.match(p.name)),
+                   key=lambda p: tuple(int(x) for x in _TASK_FILE.match(p.name).groups()))  # type: ignore[union-attr]
+    run = root / "run.json"
+    notes = []
+    if run.exists():
+        try:
+            meta = json.loads(run.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptBufferError(f"{run}: not valid JSON ({exc})") from None
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        if fmt != abi.FORMAT_VERSION:
+            raise CorruptBufferError(f"{run}: format version {fmt!r} is not supported "
+                                     f"(this kcovdf reads version {abi.FORMAT_VERSION})")
+    elif files:
+        notes.append(f"{root}: run.json missing")
+    else:
+        raise CorruptBufferError(f"{root}: not a trace directory: expected run.json and "
+                                 "task-<pid>-<tid>.kdf files")
+    if not files:
+        notes.append(f"{root}: no task-<pid>-<tid>.kdf files (no task was traced)")
+    return [read_kdf(p) for p in files], notes
+
+
+def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
+    """Every buffer of a trace directory, a .kdf file or a raw kernel buffer dump, and notes."""
+    p = Path(path)
+    if not p.exists():
+        raise CorruptBufferError(f"{p}: no such file or directory (expected {EXPECTED})")
+    if p.is_dir():
+        return read_directory(p)
+    with open(p, "rb") as f:
+        magic = f.read(len(abi.FILE_MAGIC))
+    if magic[:6] == abi.FILE_MAGIC[:6]:
+        return [read_kdf(p)], []  # a wrong magic version byte gets its message there
+    return [read_raw(p)], []

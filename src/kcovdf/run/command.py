@@ -1,0 +1,231 @@
+"""``kcovdf run``: run a script or module as ``python`` would, recording into a trace directory.
+
+Like ``coverage run``: the program gets its own ``__main__``, ``sys.argv``,
+``sys.path[0]``, exit status, exceptions and standard streams. Every thread,
+forked child and Python subprocess records into its own file in the trace
+directory (kcovdf.runtime.tasks, docs/run.md). One summary line goes to stderr at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.machinery
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import types
+
+from kcovdf import __version__, abi
+from kcovdf.errors import ConfigError
+from kcovdf.instrument import config, selection
+from kcovdf.run import bootstrap
+from kcovdf.runtime import tasks
+
+DEFAULT_OUTPUT = "kcovdf-trace"
+
+# Set when the program ended by an uncaught KeyboardInterrupt; _finish then ends by SIGINT.
+_die_by_sigint = False
+
+
+class RunError(Exception):
+    """The program cannot be started (no such script or module); nothing was run."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``kcovdf run [options] (script.py | -m module) [args...]``."""
+    parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                        help=f"trace directory to write (default: {DEFAULT_OUTPUT})")
+    parser.add_argument("-b", "--buffer", type=_words, default=tasks.DEFAULT_WORDS, metavar="WORDS",
+                        help=f"buffer size per task in u64 words (default: {tasks.DEFAULT_WORDS})")
+    parser.add_argument("--no-threads", dest="threads", action="store_false",
+                        help="record only the main thread, not threads it starts")
+    parser.add_argument("--no-fork", dest="fork", action="store_false",
+                        help="do not record in children made by os.fork()")
+    parser.add_argument("--no-subprocess", dest="subprocess", action="store_false",
+                        help="do not record in Python subprocesses")
+    parser.add_argument("-m", dest="module", action="store_true",
+                        help="the target is a module name, run as with python -m")
+    config.add_selection_arguments(parser)
+    parser.add_argument("target", nargs="?", metavar="script.py | module",
+                        help="the program to run")
+    parser.add_argument("program_args", nargs=argparse.REMAINDER, metavar="args",
+                        help="arguments for the program")
+
+
+def _words(text: str) -> int:
+    try:
+        words = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--buffer: not a number of words: {text!r}") from None
+    if not abi.MIN_WORDS <= words <= abi.MAX_WORDS:
+        raise argparse.ArgumentTypeError(
+            f"--buffer: {words} words is outside {abi.MIN_WORDS}..{abi.MAX_WORDS}")
+    return words
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the program; its exit status is ours. Errors before it starts return 1."""
+    if not args.target:
+        print("kcovdf run: nothing to run: give a script or -m MODULE", file=sys.stderr)
+        return 2
+    try:
+        cfg = config.Config.from_args(args)
+        program = Program.find(args.target, args.module, args.program_args)
+        trace_dir = prepare_trace_dir(args.output)
+    except (ConfigError, RunError, OSError) as exc:
+        print(f"kcovdf run: {exc}", file=sys.stderr)
+        return 1
+    plan = bootstrap.Plan(trace_dir=trace_dir, words=args.buffer, threads=args.threads,
+                       forks=args.fork, subprocesses=args.subprocess)
+    write_run_info(trace_dir, [args.target, *args.program_args], cfg)
+    recording = bootstrap.start(cfg, plan)
+    atexit.register(_finish, recording, trace_dir)
+    return program.run(recording)
+
+
+# --- the trace directory -------------------------------------------------------------
+def prepare_trace_dir(path: str) -> str:
+    """Create (0700) or empty the trace directory; refuse a directory that is not a trace."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        names = os.listdir(path)
+        ours = [n for n in names if n == "run.json" or (n.startswith("task-") and n.endswith(".kdf"))]
+        if names and "run.json" not in names:
+            raise RunError(f"{path} exists and is not a kcovdf trace directory (no run.json); "
+                           "give another -o/--output")
+        for name in ours:
+            os.unlink(os.path.join(path, name))
+        os.chmod(path, 0o700)
+    elif os.path.exists(path):
+        raise RunError(f"{path} exists and is not a directory; give another -o/--output")
+    else:
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)  # makedirs honours the umask; traces may hold secrets
+    return path
+
+
+def write_run_info(trace_dir: str, argv: list[str], cfg: config.Config) -> None:
+    """run.json (docs/core.md §3), 0600."""
+    info = {"format": abi.FORMAT_VERSION, "kcovdf": __version__, "argv": argv,
+            "started_ns": time.time_ns(), "pid": os.getpid(), "config": cfg.to_env(),
+            "python": sys.version.split()[0]}
+    fd = os.open(os.path.join(trace_dir, "run.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+        f.write("\n")
+
+
+def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
+    """At exit, after the program's own atexit handlers and joined threads: stop, summarise."""
+    if os.getpid() != recording.pid:
+        return  # a forked child that exited normally: only the parent reports
+    recording.stop()
+    s = tasks.summarize(trace_dir)
+    rel = os.path.relpath(trace_dir)
+    shown = trace_dir if rel.startswith("..") else rel
+    sys.stderr.write(f"kcovdf: {s.records} records, {s.drops} drops, {s.tasks} tasks -> "
+                     f"{shown}{os.sep}\n")
+    sys.stderr.flush()
+    if _die_by_sigint:
+        # Python ends by SIGINT after an uncaught KeyboardInterrupt (status -2, 130 in a shell).
+        sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+# --- the program -----------------------------------------------------------------------
+class Program:
+    """A script or a module to run as ``__main__``, found before anything is recorded."""
+
+    def __init__(self, name: str, argv0: str, path0: str, spec: importlib.machinery.ModuleSpec | None,
+                 filename: str, args: list[str]) -> None:
+        self.name, self.argv0, self.path0, self.spec = name, argv0, path0, spec
+        self.filename, self.args = filename, args
+
+    @classmethod
+    def find(cls, target: str, is_module: bool, args: list[str]) -> Program:
+        """The script at ``target`` or the module named ``target``; RunError if there is none."""
+        if not is_module:
+            if not os.path.isfile(target):
+                why = "is a directory" if os.path.isdir(target) else "no such file"
+                raise RunError(f"can't run {target!r}: {why}")
+            return cls(target, target, os.path.dirname(os.path.abspath(target)), None,
+                       os.path.abspath(target), args)
+        # python -m searches the current directory first; so do we, before importing anything.
+        sys.path[0] = os.getcwd()
+        try:
+            spec = importlib.util.find_spec(target)
+            if spec is not None and spec.submodule_search_locations is not None:
+                spec = importlib.util.find_spec(target + ".__main__")
+        except (ImportError, ValueError) as exc:
+            raise RunError(f"can't run module {target!r}: {exc}") from None
+        if spec is None or spec.loader is None:
+            raise RunError(f"no module named {target!r}")
+        origin = spec.origin or target
+        return cls(target, origin, os.getcwd(), spec, origin, args)
+
+    def run(self, recording: bootstrap.Recording) -> int:
+        """Execute as ``__main__``; the exit status Python itself would give."""
+        main = types.ModuleType("__main__")
+        try:
+            code = self._code(recording, main)
+        except (OSError, SyntaxError, ImportError) as exc:
+            print(f"kcovdf run: can't run {self.name!r}: {exc}", file=sys.stderr)
+            return 1
+        main.__dict__.update(__file__=self.filename, __builtins__=sys.modules["builtins"],
+                             __cached__=None)
+        if self.spec is not None:
+            main.__spec__ = self.spec
+            main.__loader__ = self.spec.loader
+            main.__package__ = self.spec.parent
+        else:
+            main.__loader__ = importlib.machinery.SourceFileLoader("__main__", self.filename)
+        sys.modules["__main__"] = main
+        sys.argv = [self.argv0, *self.args]
+        sys.path[0] = self.path0
+        try:
+            exec(code, main.__dict__)
+        except SystemExit:
+            raise  # the interpreter turns it into the exit status and message as usual
+        except BaseException as exc:
+            return _uncaught(exc)
+        return 0
+
+    def _code(self, recording: bootstrap.Recording, main: types.ModuleType) -> types.CodeType:
+        """The main module's code: instrumented unless excluded, like the script coverage measures."""
+        if self.spec is not None and not (self.spec.has_location and self.filename.endswith(".py")):
+            code = self.spec.loader.get_code(self.spec.name)  # type: ignore[union-attr]
+            if code is None:
+                raise ImportError(f"no code object for {self.spec.name!r}")
+            return code
+        with open(self.filename, "rb") as f:
+            source = f.read()
+        if self._selected(recording.hook.config):
+            compiled = recording.hook.compile("__main__", self.filename, source)
+            if compiled is not None:
+                recording.hook.switch.plant(main.__dict__, compiled.variants)
+                return compiled.code
+        return compile(source, self.filename, "exec", dont_inherit=True)
+
+    def _selected(self, cfg: config.Config) -> bool:
+        """The program's own main module is instrumented unless excluded or never instrumentable."""
+        name = self.spec.name if self.spec is not None else "__main__"
+        verdict = selection.by_name(name, cfg)
+        return verdict.instrument or verdict.rule == "not selected"
+
+
+def _uncaught(exc: BaseException) -> int:
+    """Report an uncaught exception as Python does, without kcovdf's frames; the exit status."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    sys.excepthook(type(exc), exc, tb)
+    if isinstance(exc, KeyboardInterrupt):
+        global _die_by_sigint
+        _die_by_sigint = True
+    return 1

@@ -1,0 +1,356 @@
+"""Python twin of the C recorder: per-thread state and the record writers (docs/core.md §1).
+
+Same API, same records, same errors as ``kcovdf._core._recorder``; slower, and
+only atomic against other twin writers (a ``threading.Lock`` inside the
+process, ``fcntl.lockf`` on the table file across processes sharing it after
+fork), where the C core uses a compare-and-swap on ``buf[0]``.
+
+Ownership: ``_lock`` (plus the lockf) protects the header words ``owner`` and
+``drops`` and ``buf[0]``; ``_table_lock`` protects ``_tables``,
+``_remembered`` and ``_types_seen``; everything else is per thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import fcntl
+import os
+import struct
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from kcovdf import abi, tracefile
+from kcovdf.runtime.encode import TypeEntry, encode_value
+
+T = TypeVar("T")
+
+_U64 = struct.Struct("<Q")
+_COUNT = abi.FILE_HEADER_SIZE  # byte offset of buf[0] in the mapping
+_MASK64 = (1 << 64) - 1
+
+
+class _Redacted:
+    """The sentinel passed in place of a withheld value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "kcovdf.runtime.twin.REDACTED"
+
+
+REDACTED = _Redacted()
+
+
+class _Task:
+    """One enabled thread: where it writes and its sequence counter.
+
+    Dropped when the thread disables, or when the thread ends while enabled:
+    then, as the kernel does at task exit, the device's owner word is cleared
+    so that another task can enable it.
+    """
+
+    __slots__ = ("view", "mapping", "lock_fd", "words", "tid", "pid", "seq", "live", "__weakref__")
+
+    def __init__(self, mapping: Any, view: memoryview, lock_fd: int, words: int) -> None:
+        self.mapping = mapping
+        self.view = view
+        self.lock_fd = lock_fd
+        self.words = words
+        self.tid = threading.get_native_id()
+        self.pid = os.getpid()
+        self.seq = 0
+        self.live = True
+
+    def release(self, clear_owner: bool) -> None:
+        """Stop writing; clear the owner word if it still names this task."""
+        if not self.live:
+            return
+        self.live = False
+        if clear_owner:
+            with _locked(self.lock_fd):
+                if _U64.unpack_from(self.view, abi.HDR_OWNER)[0] == self.tid:
+                    _U64.pack_into(self.view, abi.HDR_OWNER, 0)
+        self.view.release()
+        os.close(self.lock_fd)
+
+    def __del__(self) -> None:
+        # The thread ended while enabled (its threading.local was cleared).
+        # A task inherited through fork belongs to the parent: leave its owner word alone.
+        if self.live and self.pid == os.getpid():
+            self.release(clear_owner=True)
+            if _exit_hook is not None:
+                _exit_hook()  # what it raises is reported as unraisable, as for any finalizer
+
+
+class _Local(threading.local):
+    task: _Task | None = None   # set while this thread is enabled
+    busy: bool = False          # re-entrancy guard: a record is being made on this thread
+
+
+_tls = _Local()
+_tasks: weakref.WeakSet[_Task] = weakref.WeakSet()
+_lock = threading.Lock()
+_table_lock = threading.Lock()
+_tables: list[int] = []
+_remembered: list[bytes] = []
+_types_seen: set[int] = set()
+
+
+@contextmanager
+def _locked(lock_fd: int) -> Iterator[None]:
+    # The thread lock first: lockf locks belong to the process, so they
+    # exclude other processes only.
+    with _lock:
+        fcntl.lockf(lock_fd, fcntl.LOCK_EX, 1, 0, os.SEEK_SET)
+        try:
+            yield
+        finally:
+            fcntl.lockf(lock_fd, fcntl.LOCK_UN, 1, 0, os.SEEK_SET)
+
+
+# --- the hot path -------------------------------------------------------------
+
+_hook: Callable[[], object] | None = None  # test seam: see _set_record_hook
+_exit_hook: Callable[[], object] | None = None  # see set_exit_hook
+
+
+def set_exit_hook(hook: Callable[[], object] | None) -> None:
+    """Call ``hook()`` after a thread that ended while enabled is released (None: stop).
+
+    The twin calls it from the ending thread's finalizer, as the task is released.
+    """
+    global _exit_hook
+    if hook is not None and not callable(hook):
+        raise TypeError(f"set_exit_hook(): expected a callable or None, not {type(hook).__name__}")
+    _exit_hook = hook
+
+
+def _set_record_hook(hook: Callable[[], object] | None) -> None:
+    """Test seam: call ``hook()`` in the middle of every record, with the guard held (None: stop).
+
+    It stands for the kernel's interrupt arriving mid-record: writers it calls on this
+    thread record nothing, and what it raises is dropped (it cannot fail the record).
+    The twin calls it once the value is encoded, before the record is reserved and
+    written (its lock is not re-entrant); the C core, after reserving the words.
+    """
+    global _hook
+    if hook is not None and not callable(hook):
+        raise TypeError(f"_set_record_hook(): expected a callable or None, not {type(hook).__name__}")
+    _hook = hook
+
+
+def _call_hook(hook: Callable[[], object]) -> None:
+    try:
+        hook()
+    except BaseException:  # an interrupt cannot fail the record it interrupts
+        pass
+
+
+def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> None:
+    redacted = value is REDACTED
+    enc = encode_value(value, redacted=redacted)
+    _register_types(enc.types)
+    vals = enc.words
+    task.seq = (task.seq + 1) & abi.SEQ_MASK
+    hook = _hook
+    if hook is not None:
+        _call_hook(hook)
+        if not task.live:  # the hook disabled this thread: its buffer is gone
+            return
+    ptr = 0 if redacted else id(value)
+    record = (abi.type_seq(rtype, len(vals), task.seq), pc & _MASK64,
+              abi.meta(arg_idx, abi.PY_VALUE_SIZE, ptr), *vals)
+    need = len(record)
+    with _locked(task.lock_fd):
+        count = _U64.unpack_from(task.view, _COUNT)[0]
+        if count + need > task.words - 1:
+            drops = _U64.unpack_from(task.view, abi.HDR_DROPS)[0]
+            _U64.pack_into(task.view, abi.HDR_DROPS, (drops + 1) & _MASK64)
+            return
+        # Words first, count last: a reader (or a crash) never sees a counted half record.
+        struct.pack_into(f"<{need}Q", task.view, _COUNT + 8 * (1 + count), *record)
+        _U64.pack_into(task.view, _COUNT, count + need)
+
+
+def _record(rtype: int, pc: int, values: Iterable[tuple[int, object]]) -> None:
+    """Write one record per (arg_idx, value), unless disabled or already inside a record."""
+    tls = _tls
+    task = tls.task
+    if task is None or tls.busy:
+        return
+    tls.busy = True
+    try:
+        for arg_idx, value in values:
+            if tls.task is not task:  # a record hook disabled this thread
+                break
+            _write(task, rtype, pc, arg_idx, value)
+    finally:
+        tls.busy = False
+
+
+def entry(pc: int, *args: object) -> None:
+    """One entry record per argument, arg_idx = its 0-based position."""
+    _record(abi.TYPE_ENTRY, pc, enumerate(args[:abi.ARG_MAX_PARAM + 1]))
+
+
+def ret(pc: int, value: T) -> T:
+    """One return record (arg_idx 0); returns ``value``."""
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_RETURN, value),))
+    return value
+
+
+_HANDLED = object()
+
+
+def exc(pc: int, exc: object = _HANDLED) -> None:
+    """One return record (arg_idx 0xFF) for ``exc``, by default the exception being handled."""
+    if exc is _HANDLED:
+        exc = sys.exc_info()[1]
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_EXCEPTION, exc),))
+
+
+def yld(pc: int, value: T) -> T:
+    """One return record (arg_idx 0xFE) for a yielded value; returns ``value``."""
+    _record(abi.TYPE_RETURN, pc, ((abi.ARG_YIELD, value),))
+    return value
+
+
+# --- start / stop ---------------------------------------------------------------
+
+def enable(mapping: Any, table_fd: int) -> None:
+    """Bind the calling thread to the buffer of ``mapping`` (a .kdf layout); EBUSY if taken."""
+    if _tls.task is not None:
+        raise OSError(errno.EBUSY, "enable(): this thread is already enabled on a device")
+    view = memoryview(mapping).cast("B")
+    try:
+        words = _check_mapping(view)
+        lock_fd = os.dup(table_fd)
+    except BaseException:
+        view.release()
+        raise
+    task = _Task(mapping, view, lock_fd, words)
+    with _locked(lock_fd):
+        owner = _U64.unpack_from(view, abi.HDR_OWNER)[0]
+        if owner == 0:
+            _U64.pack_into(view, abi.HDR_OWNER, task.tid)
+    if owner != 0:
+        task.release(clear_owner=False)
+        raise OSError(errno.EBUSY, f"enable(): device already enabled by task {owner}")
+    _tasks.add(task)
+    _tls.task = task
+
+
+def _check_mapping(view: memoryview) -> int:
+    if view.readonly:
+        raise TypeError("enable(): mapping must be writable")
+    if view.nbytes < abi.FILE_HEADER_SIZE or bytes(view[:8]) != abi.FILE_MAGIC:
+        raise ValueError("enable(): mapping does not start with a kcovdf header page")
+    words = _U64.unpack_from(view, abi.HDR_WORDS)[0]
+    if words < abi.MIN_WORDS or abi.FILE_HEADER_SIZE + 8 * words > view.nbytes:
+        raise ValueError(f"enable(): header says {words} words, mapping holds "
+                         f"{(view.nbytes - abi.FILE_HEADER_SIZE) // 8}")
+    return words
+
+
+def disable(mapping: Any) -> None:
+    """Unbind the calling thread from ``mapping``; EINVAL unless it is the enabled owner."""
+    task = _tls.task
+    if task is None or task.mapping is not mapping:
+        raise OSError(errno.EINVAL, "disable(): this thread is not enabled on this device")
+    owner = _U64.unpack_from(task.view, abi.HDR_OWNER)[0]
+    if owner != task.tid:
+        raise OSError(errno.EINVAL, f"disable(): device owned by task {owner}, not {task.tid}")
+    _tls.task = None
+    task.release(clear_owner=True)
+
+
+@atexit.register
+def _forget_tasks() -> None:
+    # Module globals are torn down before the thread states that hold the tasks,
+    # so a task released that late would fail; the end of the process releases all.
+    for task in list(_tasks):
+        task.live = False
+
+
+def active() -> int:
+    """Number of threads of this process currently enabled."""
+    pid = os.getpid()
+    return sum(1 for t in list(_tasks) if t.live and t.pid == pid)
+
+
+def after_fork_child() -> None:
+    """In a fork child: start disabled, with fresh locks (another thread may have held them)."""
+    global _lock, _table_lock
+    _lock = threading.Lock()
+    _table_lock = threading.Lock()
+    # The inherited task belongs to the parent: let go of it, leaving the owner word alone.
+    task, _tls.task = _tls.task, None
+    if task is not None:
+        task.release(clear_owner=False)
+    _tls.busy = False
+
+
+# --- values and the table ---------------------------------------------------------
+
+def encode(obj: object, redacted: bool = False) -> list[int]:
+    """The value words of ``obj`` (shape, layout, fields)."""
+    return encode_value(obj, redacted=redacted).words
+
+
+def _type_line(entry: TypeEntry) -> bytes:
+    return tracefile.line({"t": "type", "id": f"0x{entry.id:016x}", "class": entry.cls,
+                       "fields": list(entry.fields)})
+
+
+def _register_types(entries: list[TypeEntry]) -> None:
+    with _table_lock:
+        new = [e for e in entries if e.id not in _types_seen]
+        _types_seen.update(e.id for e in new)
+    for e in new:
+        try:
+            emit(_type_line(e))
+        except OSError:
+            # A table that cannot be written (disk full) must not change what
+            # the traced program does; the record itself still lands.
+            pass
+
+
+def add_table(fd: int) -> None:
+    """Register a table fd (O_WRONLY|O_APPEND) and replay every remembered line into it."""
+    with _table_lock:
+        if fd in _tables:
+            return
+        for line in _remembered:
+            os.write(fd, line + b"\n")
+        _tables.append(fd)
+
+
+def remove_table(fd: int) -> None:
+    """Forget a table fd (no error if it was not registered)."""
+    with _table_lock:
+        if fd in _tables:
+            _tables.remove(fd)
+
+
+def emit(line: bytes, remember: bool = True) -> None:
+    """Append ``line`` plus a newline to every table fd in one write each; keep it for replay."""
+    data = bytes(line)
+    if b"\n" in data:
+        raise ValueError("emit(): a table line must not contain a newline")
+    data += b"\n"
+    failed: OSError | None = None
+    with _table_lock:
+        if remember:
+            _remembered.append(data[:-1])
+        for fd in _tables:
+            try:
+                os.write(fd, data)
+            except OSError as e:
+                failed = failed or e
+    if failed is not None:
+        raise failed

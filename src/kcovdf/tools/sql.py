@@ -1,0 +1,121 @@
+"""``kcovdf sql``: SQL (DuckDB) over a trace's views records, calls, tasks, symbols and types.
+
+The views are Arrow tables registered in an in-memory DuckDB connection; nothing is copied
+to disk. docs/exports.md lists their columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from typing import Any, TextIO
+
+import duckdb
+import pyarrow as pa
+
+from kcovdf.errors import CorruptBufferError
+from kcovdf.read import calls
+from kcovdf.read.decode import Trace
+from kcovdf.read.resolve import function_name, resolve, symbols_table, tasks_table, types_table
+
+#: one call per row: the pairing of kcovdf.read.calls, with arguments and result resolved
+_CALLS_VIEW = """
+CREATE VIEW calls AS
+WITH args AS (
+    SELECT call, list(param ORDER BY arg_idx) AS params, list(rendered ORDER BY arg_idx) AS args,
+           list(value ORDER BY arg_idx) AS arg_values
+    FROM records WHERE kind = 'entry' GROUP BY call),
+result AS (
+    SELECT call, rendered AS result, class AS result_class, number AS result_number,
+           value AS result_value
+    FROM records WHERE kind IN ('return', 'exception'))
+SELECT c.call, c.task, t.pid, t.tid, c.pc, c.function, c.parent, c.depth, c.entry_seq,
+       c.exit_seq, c.exit, c.nargs, c.yields, a.params, a.args, a.arg_values,
+       r.result, r.result_class, r.result_number, r.result_value
+FROM _calls c
+JOIN tasks t ON t.task = c.task
+LEFT JOIN args a ON a.call = c.call
+LEFT JOIN result r ON r.call = c.call
+"""
+
+
+def connect(trace: Trace) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views records, calls, tasks, symbols, types."""
+    records = resolve(trace)
+    ids, call_table = calls.pair(records)
+    records = records.append_column("call", ids)
+    names = [function_name(trace, pc) for pc in call_table.column("pc").to_pylist()]
+    call_table = call_table.add_column(3, "function", pa.array(names, pa.string()))
+    con = duckdb.connect(":memory:")
+    for name, table in (("records", records), ("_calls", call_table), ("tasks", tasks_table(trace)),
+                        ("symbols", symbols_table(trace)), ("types", types_table(trace))):
+        con.register(name, table)
+    con.execute(_CALLS_VIEW)
+    return con
+
+
+def query(trace: Trace, sql: str) -> pa.Table:
+    """The result of one SQL statement over ``trace``'s views; duckdb.Error when it is wrong."""
+    return connect(trace).sql(sql).to_arrow_table()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def print_table(table: pa.Table, out: TextIO, *, as_json: bool = False, pretty: bool | None = None) -> None:
+    """Print a result: JSON (an array of row objects), a rich table, or CSV with a header.
+
+    ``pretty`` defaults to whether ``out`` is a terminal, so piped output stays machine-readable.
+    """
+    rows = table.to_pylist()
+    if as_json:
+        json.dump(rows, out, default=str, ensure_ascii=False)
+        out.write("\n")
+        return
+    if pretty is None:
+        pretty = out.isatty()
+    if pretty:
+        from rich.console import Console
+        from rich.table import Table
+
+        view = Table(*table.column_names, caption=f"{table.num_rows} rows")
+        for row in rows:
+            view.add_row(*(_cell(v) for v in row.values()))
+        Console(file=out).print(view)
+        return
+    writer = csv.writer(out)
+    writer.writerow(table.column_names)
+    writer.writerows([_cell(v) for v in row.values()] for row in rows)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``kcovdf sql``."""
+    parser.add_argument("trace", help="trace directory, .kdf file or raw kernel buffer dump")
+    parser.add_argument("query", help="one SQL statement over the views records, calls, tasks, "
+                                      "symbols, types (docs/exports.md)")
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``kcovdf sql``; 1 with DuckDB's message for a bad query, or when the trace is unreadable."""
+    from kcovdf.read import decode
+
+    try:
+        trace = decode.load(args.trace)
+    except (CorruptBufferError, OSError) as exc:
+        print(f"kcovdf sql: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = query(trace, args.query)
+    except duckdb.Error as exc:
+        print(f"kcovdf sql: {exc}", file=sys.stderr)
+        return 1
+    print_table(result, sys.stdout, as_json=args.json)
+    return 0

@@ -1,0 +1,315 @@
+"""``kcovdf run``: the program behaves as under plain python, and its trace says what ran where."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kcovdf.read import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY = re.compile(r"^kcovdf: (\d+) records, (\d+) drops, (\d+) tasks -> (.+)/$")
+
+
+def run_kcovdf(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kcovdf", "run", *args], cwd=cwd, input=input,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_python(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, input=input, capture_output=True, text=True,
+                          timeout=120)
+
+
+def split_summary(stderr: str) -> tuple[str, re.Match[str]]:
+    """The program's own stderr and the parsed summary line (which must be the last line)."""
+    lines = stderr.splitlines(keepends=True)
+    assert lines, "no summary line on stderr"
+    match = SUMMARY.match(lines[-1].rstrip("\n"))
+    assert match, f"last stderr line is not the summary: {lines[-1]!r}"
+    return "".join(lines[:-1]), match
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def calls(trace: Path) -> list[tuple[str, str, str, list[int]]]:
+    """(task name, kind, qualname, value words) of every record, in order, over all tasks."""
+    t = decode.load(str(trace))
+    out = []
+    for row in t.records.to_pylist():
+        sym = t.symbols.get(row["pc"])
+        out.append((t.tasks[row["task"]].name, row["kind"], sym.name if sym else hex(row["pc"]),
+                    row["values"]))
+    return out
+
+
+# --- the program sees what it would see under python ---------------------------------------
+def test_eight_args_example_end_to_end(tmp_path):
+    plain = run_python(tmp_path, str(ROOT / "examples" / "eight_args.py"))
+    traced = run_kcovdf(tmp_path, str(ROOT / "examples" / "eight_args.py"))
+    assert traced.returncode == plain.returncode == 0
+    assert traced.stdout == plain.stdout
+    rest, summary = split_summary(traced.stderr)
+    assert rest == plain.stderr
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    assert int(summary.group(1)) == len(t) and summary.group(3) == "1"
+    entries: dict[str, list[int]] = {}
+    for _task, kind, qualname, _values in calls(tmp_path / "kcovdf-trace"):
+        if kind == "entry":
+            entries[qualname] = entries.get(qualname, 0) + 1
+    for n in range(1, 9):
+        assert entries[f"df_func{n}"] == n   # one entry record per argument
+    assert entries["df_func_struct"] == entries["df_func_slots"] == 1
+    kinds = {(q, k) for _, k, q, _ in calls(tmp_path / "kcovdf-trace")}
+    assert ("df_func_raise", "exception") in kinds and ("df_call_raise", "return") in kinds
+
+
+def test_argv_main_and_path_are_those_of_python(tmp_path):
+    (tmp_path / "sub").mkdir()
+    script = write(tmp_path / "sub" / "show.py", """
+        import os, sys
+        print(sys.argv)
+        print(sys.path[0] == os.path.dirname(os.path.abspath(__file__)), __name__, __spec__)
+        print(__file__, type(__loader__).__name__, sys.modules["__main__"].__dict__ is globals())
+    """)
+    plain = run_python(tmp_path, "sub/show.py", "-o", "x", "--flag")
+    traced = run_kcovdf(tmp_path, "sub/show.py", "-o", "x", "--flag")
+    assert traced.stdout == plain.stdout
+    assert "['sub/show.py', '-o', 'x', '--flag']" in traced.stdout
+    assert not (tmp_path / "x").exists()    # -o after the script belongs to the script
+    assert script.exists()
+
+
+def test_module_runs_like_python_dash_m(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "")
+    write(pkg / "__main__.py", """
+        import sys
+        from . import tool
+        print(__name__, __package__, __spec__.name, sys.argv[1:], tool.double(4))
+    """)
+    write(pkg / "tool.py", """
+        import os, sys
+        def double(x):
+            return 2 * x
+        if __name__ == "__main__":
+            print(__name__, __spec__.name, sys.argv[0] == __file__, sys.path[0] == os.getcwd(),
+                  double(3))
+    """)
+    for target in ("pkg", "pkg.tool"):
+        plain = run_python(tmp_path, "-m", target, "a")
+        traced = run_kcovdf(tmp_path, "--include", "pkg", "-m", target, "a")
+        assert traced.returncode == plain.returncode == 0
+        assert traced.stdout == plain.stdout
+    # the module run as __main__ was instrumented and recorded
+    assert [(k, q) for _, k, q, _ in calls(tmp_path / "kcovdf-trace") if q == "double"] == [
+        ("entry", "double"), ("return", "double")]
+
+
+@pytest.mark.parametrize("body, status", [
+    ("sys.exit(3)", 3),
+    ("sys.exit('fatal: message')", 1),
+    ("sys.exit()", 0),
+    ("raise ValueError('boom')", 1),
+    ("import os; print('unflushed', end=''); sys.stdout.flush(); os._exit(5)", 5),
+])
+def test_exit_status_and_stderr_match_python(tmp_path, body, status):
+    write(tmp_path / "prog.py", f"""
+        import sys
+        def fail():
+            {body}
+        print("start")
+        fail()
+    """)
+    plain = run_python(tmp_path, "prog.py")
+    traced = run_kcovdf(tmp_path, "prog.py")
+    assert plain.returncode == traced.returncode == status
+    assert traced.stdout == plain.stdout
+    if "os._exit" in body:
+        assert traced.stderr == plain.stderr == ""   # no atexit, so no summary either
+    else:
+        assert split_summary(traced.stderr)[0] == plain.stderr
+
+
+def test_keyboard_interrupt_ends_by_sigint_like_python(tmp_path):
+    write(tmp_path / "kb.py", "print('x')\nraise KeyboardInterrupt\n")
+    plain = run_python(tmp_path, "kb.py")
+    traced = run_kcovdf(tmp_path, "kb.py")
+    assert plain.returncode == traced.returncode == -signal.SIGINT
+    assert split_summary(traced.stderr)[0] == plain.stderr
+
+
+def test_stdin_passes_through(tmp_path):
+    write(tmp_path / "echo.py", "import sys\nprint(sys.stdin.read().upper(), end='')\n")
+    traced = run_kcovdf(tmp_path, "echo.py", input="hello\nworld\n")
+    assert traced.stdout == "HELLO\nWORLD\n"
+
+
+# --- bad input ----------------------------------------------------------------------------
+def test_missing_script_is_a_clear_error(tmp_path):
+    r = run_kcovdf(tmp_path, "nope.py")
+    assert r.returncode == 1
+    assert r.stderr == "kcovdf run: can't run 'nope.py': no such file\n"
+    assert not (tmp_path / "kcovdf-trace").exists()
+
+
+def test_missing_module_is_a_clear_error(tmp_path):
+    r = run_kcovdf(tmp_path, "-m", "no_such_module_kcovdf")
+    assert r.returncode == 1
+    assert "no module named 'no_such_module_kcovdf'" in r.stderr
+
+
+def test_unknown_option_names_itself(tmp_path):
+    write(tmp_path / "p.py", "print(1)\n")
+    r = run_kcovdf(tmp_path, "--bogus-flag", "p.py")
+    assert r.returncode == 2
+    assert "--bogus-flag" in r.stderr
+
+
+def test_bad_buffer_size_names_the_option(tmp_path):
+    write(tmp_path / "p.py", "print(1)\n")
+    r = run_kcovdf(tmp_path, "--buffer", "1", "p.py")
+    assert r.returncode == 2 and "--buffer" in r.stderr
+
+
+def test_nothing_to_run(tmp_path):
+    r = run_kcovdf(tmp_path)
+    assert r.returncode == 2 and "nothing to run" in r.stderr
+
+
+def test_refuses_to_write_into_a_directory_that_is_not_a_trace(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.txt").write_text("keep")
+    write(tmp_path / "p.py", "print(1)\n")
+    r = run_kcovdf(tmp_path, "-o", "data", "p.py")
+    assert r.returncode == 1 and "not a kcovdf trace directory" in r.stderr
+    assert (tmp_path / "data" / "precious.txt").read_text() == "keep"
+
+
+# --- the trace ------------------------------------------------------------------------------
+def test_trace_directory_layout_and_modes(tmp_path):
+    write(tmp_path / "p.py", "def f(x):\n    return x\nf(1)\n")
+    r = run_kcovdf(tmp_path, "-o", "out/trace", "p.py", "arg")
+    assert r.returncode == 0
+    trace = tmp_path / "out" / "trace"
+    assert stat.S_IMODE(trace.stat().st_mode) == 0o700
+    names = sorted(os.listdir(trace))
+    assert names[0] == "run.json" and len(names) == 2
+    assert re.fullmatch(r"task-(\d+)-(\d+)\.kdf", names[1])
+    for name in names:
+        assert stat.S_IMODE((trace / name).stat().st_mode) == 0o600
+    info = json.loads((trace / "run.json").read_text())
+    assert info["format"] == 1 and info["argv"] == ["p.py", "arg"]
+    assert split_summary(r.stderr)[1].group(4) == os.path.join("out", "trace")
+    # a second run replaces the first one's task files
+    r2 = run_kcovdf(tmp_path, "-o", "out/trace", "p.py")
+    assert r2.returncode == 0 and len(os.listdir(trace)) == 2
+
+
+def test_threads_forks_and_subprocesses_each_have_a_task(tmp_path):
+    write(tmp_path / "helper.py", "def twice(x):\n    return 2 * x\n")
+    write(tmp_path / "child.py", "import helper\nprint(helper.twice(21))\n")
+    write(tmp_path / "prog.py", """
+        import os, subprocess, sys, threading
+        import helper
+        t = threading.Thread(target=helper.twice, args=(3,), name="worker")
+        t.start(); t.join()
+        pid = os.fork()
+        if pid == 0:
+            helper.twice(5)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        out = subprocess.run([sys.executable, "child.py"], capture_output=True, text=True).stdout
+        print(out.strip(), helper.twice(1))
+    """)
+    r = run_kcovdf(tmp_path, "--include", "helper", "prog.py")
+    assert r.returncode == 0 and r.stdout == "42 2\n"
+    _, summary = split_summary(r.stderr)
+    assert summary.group(3) == "4"
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    args_by_task: dict[tuple[int, str], list[int]] = {}
+    for row in t.records.to_pylist():
+        if row["kind"] == "entry":
+            task = t.tasks[row["task"]]
+            args_by_task.setdefault((task.pid, task.name), []).append(row["values"][-1])
+    assert sorted(args_by_task.values()) == [[1], [3], [5], [21]]
+    pids = {pid for pid, _ in args_by_task}
+    assert len(pids) == 3      # the parent (main and worker thread), the fork child, the subprocess
+    assert any(name == "worker" for _, name in args_by_task)
+
+
+def test_no_follow_options(tmp_path):
+    write(tmp_path / "helper.py", "def twice(x):\n    return 2 * x\n")
+    write(tmp_path / "prog.py", """
+        import os, subprocess, sys, threading
+        import helper
+        t = threading.Thread(target=helper.twice, args=(3,)); t.start(); t.join()
+        pid = os.fork()
+        if pid == 0:
+            helper.twice(5); os._exit(0)
+        os.waitpid(pid, 0)
+        subprocess.run([sys.executable, "-c", "import helper; helper.twice(7)"], check=True)
+        print("KCOVDF_TRACE" in os.environ)
+    """)
+    r = run_kcovdf(tmp_path, "--include", "helper", "--no-threads", "--no-fork", "--no-subprocess",
+                   "prog.py")
+    assert r.returncode == 0 and r.stdout == "False\n"
+    assert split_summary(r.stderr)[1].group(3) == "1"
+    assert len(decode.load(str(tmp_path / "kcovdf-trace"))) == 0   # helper was only called elsewhere
+
+
+def test_records_survive_sigkill(tmp_path):
+    write(tmp_path / "prog.py", """
+        import os, signal
+        def step(n):
+            return n + 1
+        step(41)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    r = run_kcovdf(tmp_path, "prog.py")
+    assert r.returncode == -signal.SIGKILL
+    assert [(k, q) for _, k, q, _ in calls(tmp_path / "kcovdf-trace")] == [
+        ("entry", "step"), ("return", "step")]
+
+
+def test_full_buffer_is_counted_not_fatal(tmp_path):
+    write(tmp_path / "prog.py", """
+        def f(x):
+            return x
+        for i in range(1000):
+            f(i)
+        print("done")
+    """)
+    r = run_kcovdf(tmp_path, "--buffer", "256", "prog.py")
+    assert r.returncode == 0 and r.stdout == "done\n"
+    _, summary = split_summary(r.stderr)
+    records, drops = int(summary.group(1)), int(summary.group(2))
+    assert records > 0 and drops > 0 and records + drops == 2000
+
+
+@pytest.mark.parametrize("flag, kinds", [("--no-args", {"return"}), ("--no-ret", {"entry"})])
+def test_args_and_ret_switches(tmp_path, flag, kinds):
+    write(tmp_path / "prog.py", "def f(x):\n    return x\nf(1)\n")
+    r = run_kcovdf(tmp_path, flag, "prog.py")
+    assert r.returncode == 0
+    assert {k for _, k, _, _ in calls(tmp_path / "kcovdf-trace")} == kinds
+
+
+def test_exclude_main_leaves_the_script_uninstrumented(tmp_path):
+    write(tmp_path / "prog.py", "def f(x):\n    return x\nf(1)\n")
+    r = run_kcovdf(tmp_path, "--exclude", "__main__", "prog.py")
+    assert r.returncode == 0
+    assert split_summary(r.stderr)[1].group(1) == "0"

@@ -1,0 +1,238 @@
+"""``kcovdf view``: call trees, --raw, filters and context, --json, errors, kernel dumps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import tracegen as tg
+from kcovdf import abi, cli
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+Point.__module__ = "app"
+
+
+@pytest.fixture
+def trace_file(tmp_path):
+    b = tg.TraceBuilder()
+    f = b.func("app", "f", 3, ("a", "p"))
+    g = b.func("app.sub", "g", 9, ("s",))
+    h = b.func("app", "h", 20)
+    gen = b.func("app", "gen", 30, ("n",))
+    b.call(f, 1, Point(1, 2)).call(g, "héllo").ret(g, 3).ret(h, None).exc(f, ValueError("bad"))
+    b.call(gen, 2).yld(gen, [1, "x"]).ret(gen, None)
+    b.call(f, 5, {"k": 1}).ret(f, 6)
+    return tg.write_kdf(tmp_path / "t.kdf", b.buffer(200), b.table_lines((7, 8, "MainThread")), drops=2)
+
+
+def view(capsys, *args):
+    rc = cli.main(["view", *map(str, args)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def body(out: str) -> list[str]:
+    """The output without the header lines (task lines ``## task ...`` stay)."""
+    return [line for line in out.splitlines() if not line.startswith("# ")]
+
+
+def test_call_tree(capsys, trace_file):
+    rc, out, err = view(capsys, trace_file)
+    assert rc == 0 and err == ""
+    assert out.splitlines()[:3] == ["# Captured 80 words", "# 12 records",
+                                    "# Dropped 2 records (buffer full)"]
+    assert body(out) == [
+        f"## task 0: pid 7 tid 8 MainThread ({trace_file})",
+        "app.f(a=1, p=Point(x=1, y=2))",
+        "  app.sub.g(s='héllo')",
+        "  3 = app.sub.g()",
+        "  None = app.h()",
+        "app.f() raised ValueError('bad')",
+        "app.gen(n=2)",
+        "app.gen() yielded [1, 'x']",
+        "None = app.gen()",
+        "app.f(a=5, p={'k': 1})",
+        "6 = app.f()",
+    ]
+
+
+def test_raw_format(capsys, trace_file):
+    rc, out, _ = view(capsys, trace_file, "--raw")
+    lines = body(out)
+    assert lines[:3] == ["[ENTRY] seq=  1 app.f arg[0](8) = 1",
+                         "[ENTRY] seq=  2 app.f arg[1](8) = Point(x=1, y=2)",
+                         "[ENTRY] seq=  3 app.sub.g arg[0](8) = 'héllo'"]
+    assert "[RET] seq=  4 app.sub.g ret(8) = 3" in lines
+    assert "[EXC] seq=  6 app.f exc(8) = ValueError('bad')" in lines
+    assert "[YIELD] seq=  8 app.gen yield(8) = [1, 'x']" in lines
+
+
+def test_function_module_filters_and_context(capsys, trace_file):
+    _, out, _ = view(capsys, trace_file, "--function", "g")
+    assert body(out)[1:] == ["  app.sub.g(s='héllo')", "  3 = app.sub.g()"]
+    _, out, _ = view(capsys, trace_file, "--module", "app.sub", "-C", "1")
+    assert body(out)[1:] == ["app.f(a=1, p=Point(x=1, y=2))", "  app.sub.g(s='héllo')",
+                             "  3 = app.sub.g()", "  None = app.h()"]
+    _, out, _ = view(capsys, trace_file, "--function", "app.gen", "--function", "h", "-C", "0")
+    assert body(out)[1:] == ["  None = app.h()", "--", "app.gen(n=2)", "app.gen() yielded [1, 'x']",
+                             "None = app.gen()"]
+    _, out, _ = view(capsys, trace_file, "--function", "h", "-C", "1")
+    assert "--" not in body(out)
+    _, out, _ = view(capsys, trace_file, "--function", "g", "--function", "gen", "-C", "0", "--raw")
+    assert "--" in body(out)
+
+
+def test_value_filters(capsys, trace_file):
+    _, out, _ = view(capsys, trace_file, "--value", "a=5")
+    assert body(out)[1:] == ["app.f(a=5, p={'k': 1})"]
+    _, out, _ = view(capsys, trace_file, "--value", "0x3")
+    assert body(out)[1:] == ["  3 = app.sub.g()"]
+    _, out, _ = view(capsys, trace_file, "--value", "s=héllo")
+    assert body(out)[1:] == ["  app.sub.g(s='héllo')"]
+    _, out, _ = view(capsys, trace_file, "--value", "return=6")
+    assert body(out)[1:] == ["6 = app.f()"]
+
+
+def test_filter_matching_nothing_exits_1(capsys, trace_file):
+    rc, out, err = view(capsys, trace_file, "--function", "nope")
+    assert rc == 1 and "no record matches --function nope" in err
+    assert body(out) == []
+    rc, _, err = view(capsys, trace_file, "--task", "99")
+    assert rc == 1 and "no task matches --task 99" in err
+
+
+def test_task_filter_in_a_trace_directory(capsys, tmp_path):
+    a, b = tg.TraceBuilder(), tg.TraceBuilder()
+    pa_, pb = a.func("m", "fa", 1, ("x",)), b.func("m", "fb", 1, ("y",))
+    a.call(pa_, 1)
+    b.call(pb, 2)
+    d = tg.write_dir(tmp_path / "run", {(5, 5, "MainThread"): a, (5, 6, "worker"): b})
+    rc, out, _ = view(capsys, d)
+    assert "# 2 tasks" in out and "m.fa(x=1)" in out and "m.fb(y=2)" in out
+    _, out, _ = view(capsys, d, "--task", "worker")
+    assert body(out) == [f"## task 1: pid 5 tid 6 worker ({d / 'task-5-6.kdf'})", "m.fb(y=2)"]
+
+
+def test_json_output(capsys, trace_file):
+    rc, out, err = view(capsys, trace_file, "--json", "--function", "f")
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and err.startswith("# Captured")
+    assert [o["kind"] for o in objs] == ["entry", "entry", "exception", "entry", "entry", "return"]
+    first = objs[1]
+    assert first["param"] == "p" and first["text"] == "Point(x=1, y=2)" and first["function"] == "app.f"
+    assert first["value"]["fields"] == [["x", 1], ["y", 2]]
+    assert first["pc"] == hex(tg.pc_of("app", "f", 3)) and first["tid"] == 8
+
+
+def test_colour_only_when_asked_or_on_a_terminal(capsys, trace_file):
+    _, out, _ = view(capsys, trace_file)
+    assert "\x1b[" not in out
+    _, out, _ = view(capsys, trace_file, "--color", "always")
+    assert "\x1b[" in out and "app.f" in out
+
+
+def test_not_a_trace_exits_2_naming_the_file(capsys, tmp_path):
+    p = tmp_path / "readme.txt"
+    p.write_text("just some text that is not a trace\n")
+    rc, out, err = view(capsys, p)
+    assert rc == 2 and out == ""
+    assert err.startswith(f"kcovdf view: error: {p}: not a trace: expected") and "Traceback" not in err
+    rc, _, err = view(capsys, tmp_path / "absent")
+    assert rc == 2 and "no such file" in err
+
+
+def test_missing_tables_still_show_records(capsys, tmp_path):
+    b = tg.TraceBuilder()
+    pc = b.func("app", "f", 3, ("a",))
+    b.call(pc, 41).ret(pc, 42)
+    p = tg.write_kdf(tmp_path / "bare.kdf", b.buffer())
+    rc, out, _ = view(capsys, p)
+    assert rc == 0
+    assert "# Missing: " + str(p) + ": no type table (class and field names unknown)" in out
+    assert body(out)[1:] == [f"{pc:#x}(41)", f"42 = {pc:#x}()"]
+
+
+def test_corrupt_buffer_reports_what_was_skipped(capsys, tmp_path):
+    b = tg.TraceBuilder()
+    pc = b.func("app", "f", 3, ("a",))
+    b.call(pc, 1).call(pc, 2)
+    words = b.buffer()
+    words[1] = 0xDEAD << 32  # the first record's header
+    words[0] += 10           # and a counter past the end
+    rc, out, _ = view(capsys, tg.write_kdf(tmp_path / "c.kdf", words, b.table_lines()))
+    assert rc == 0 and body(out)[1:] == ["app.f(a=2)"]
+    assert "# Skipped task 0: words 1..6 (6 words): not a valid record header" in out
+    assert "counter says" in out
+
+
+def test_kernel_dump_with_kallsyms(capsys, tmp_path):
+    f1, f2 = 0xFFFFFFFFC0001000, 0xFFFFFFFFC0001040
+    words = (tg.record(abi.TYPE_ENTRY, 1, f2, 0, [0x11]) + tg.record(abi.TYPE_ENTRY, 2, f2, 1, [0x22])
+             + tg.record(abi.TYPE_ENTRY, 3, f1, 0, [abi.FAULT], size=8)
+             + tg.record(abi.TYPE_RETURN, 4, f1, 0, [0x1], size=4)
+             + tg.record(abi.TYPE_RETURN, 5, f2, 0, [0x33]))
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(tg.words_bytes([len(words)] + words + [0] * 16))
+    kall = tmp_path / "kallsyms"
+    kall.write_text(f"{f1:x} t df_func1\t[eight_args_c]\n{f2:x} t df_func2\t[eight_args_c]\n")
+    rc, out, _ = view(capsys, dump, "--kallsyms", kall)
+    assert rc == 0
+    assert "# Drops unknown for raw kernel buffers (no header)" in out
+    assert body(out)[1:] == ["df_func2 [eight_args_c](0x11, 0x22)", "  df_func1 [eight_args_c](FAULT)",
+                             "  0x1 = df_func1 [eight_args_c]()", "0x33 = df_func2 [eight_args_c]()"]
+    _, out, _ = view(capsys, dump, "--kallsyms", kall, "--raw", "--module", "eight_args_c")
+    assert body(out)[0] == "[ENTRY] seq=  1 df_func2 [eight_args_c] arg[0](8) = 0x11"
+    rc, _, err = view(capsys, dump, "--ko", tmp_path / "absent.ko")
+    assert rc == 2 and "absent.ko: cannot read" in err
+
+
+def test_end_to_end_device_and_recorder(capsys, tmp_path, recorder):
+    from kcovdf import Device
+    from kcovdf.runtime import core
+
+    pc = tg.pc_of("e2e", "area", 1)
+    core.emit(json.dumps({"t": "sym", "pc": hex(pc), "module": "e2e", "qualname": "area", "file": "e2e.py",
+                          "line": 1, "params": [["p", "POSITIONAL_OR_KEYWORD"]]}).encode())
+    path = tmp_path / "dev.kdf"
+    dev = Device(file=path)
+    dev.init_trace(4096)
+    dev.enable()
+    try:
+        core.entry(pc, Point(3, 4))
+        core.ret(pc, 12)
+    finally:
+        dev.disable()
+        dev.close()
+    rc, out, _ = view(capsys, path)
+    assert rc == 0 and body(out)[1:] == ["e2e.area(p=Point(x=3, y=4))", "12 = e2e.area()"]
+
+
+def test_end_to_end_kcovdf_run(tmp_path):
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        def add(a, b):
+            return a + b
+
+        def main():
+            add(1, 2)
+
+        main()
+    """))
+    run = subprocess.run([sys.executable, "-m", "kcovdf", "run", "-o", "tr", "--include", "__main__",
+                          "prog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    shown = subprocess.run([sys.executable, "-m", "kcovdf", "view", "tr"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert body(shown.stdout)[1:] == ["__main__.add(a=1, b=2)", "3 = __main__.add()",
+                                      "None = __main__.main()"]
