@@ -527,8 +527,8 @@ def test_functions_are_patched_once_their_module_has_run(rec, tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path))
     # while the module runs (it imports another one meanwhile) its functions keep the split code
     write_module(tmp_path, "kcovdf_t_dep", "def g():\n    return 1\n")
-    write_module(tmp_path, "kcovdf_t_run", "from kcovdf.instrument import switch\n\n\ndef f():\n    return 2\n\n\n"
-                 "import kcovdf_t_dep\nDURING = switch.get().patched(f)\n")
+    write_module(tmp_path, "kcovdf_t_run", "from kcovdf.instrument import switch\n\n\n"
+                 "def f():\n    return 2\n\n\nimport kcovdf_t_dep\nDURING = switch.get().patched(f)\n")
     h = hook.install(Config(include=("kcovdf_t_run", "kcovdf_t_dep")))
     try:
         m = importlib.import_module("kcovdf_t_run")
