@@ -11,7 +11,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.runtime.encode import TypeEntry, encode_value
 from tracegen import pc_of, record, sym_line, trace_dir, type_line, write_kdf
 
@@ -89,7 +89,7 @@ def write_dir(path: str | os.PathLike, tasks: list[TaskTrace]) -> Path:
     """A trace directory (docs/core.md §3): run.json and one .kdf per task."""
     path = trace_dir(path)
     for t in tasks:
-        t.write(path / f"task-{t.pid}-{t.tid}.kdf")
+        t.write(tracefile.free_task_path(str(path), t.pid, t.tid))
     return path
 
 

@@ -60,10 +60,10 @@ def test_class_named_with_a_lone_surrogate_exports_to_parquet(tmp_path) -> None:
 def test_every_writer_puts_a_lone_surrogate_in_a_readable_line() -> None:
     # sym lines used to be written with surrogatepass: bytes that are not UTF-8, so the
     # reader skipped the line and the function lost its name
-    from kcovdf.symtab import Symbol, Table, pc_of
+    from kcovdf.symbols import Symbol, SymbolTable, pc_of
 
     out: list[bytes] = []
-    syms = Table(lambda line, remember: out.append(line))
+    syms = SymbolTable(lambda line, remember: out.append(line))
     sym = Symbol(pc_of("m", "f\ud800", 1), "m", "f\ud800", "/m.py", 1, (("x", "POSITIONAL_OR_KEYWORD"),))
     syms.register([sym])
     assert out and out[0] == tracefile.line(sym.to_json())

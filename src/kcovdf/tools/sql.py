@@ -15,10 +15,11 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
-from kcovdf.errors import CorruptBufferError
+from kcovdf.errors import KcovdfError
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import function_name, resolve, symbols_table, tasks_table, types_table
+from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 
 #: one call per row: the pairing of kcovdf.read.calls, with arguments and result resolved
 _CALLS_VIEW = """
@@ -101,6 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", help="one SQL statement over the views records, calls, tasks, "
                                       "symbols, types (docs/exports.md)")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    add_symbol_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -108,8 +110,8 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace)
-    except (CorruptBufferError, OSError) as exc:
+        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
+    except (KcovdfError, OSError) as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1
     try:
