@@ -25,17 +25,19 @@ pyelftools is imported only when an ELF file is read.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kcovdf import tracefile
 from kcovdf.abi import fnv1a64
 from kcovdf.errors import ConfigError, CorruptBufferError
+
+if TYPE_CHECKING:
+    import argparse
 
 #: kallsyms types of code symbols (upper case global, lower case local; w/W weak).
 _CODE_TYPES = frozenset("tTwW")

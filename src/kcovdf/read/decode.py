@@ -356,7 +356,7 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
             hint = " (use --kallsyms/--ko)" if enc == "kernel" and kernel is None else ""
             out.missing.append(f"{src.name}: raw buffer: no header (drops unknown), no type or "
                                f"symbol table{hint}")
-        drops = int(src.header["drops"]) if src.header else None
+        drops = src.drops
         tl = task_line or {}
         out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
                               str(tl.get("name") or ""), src.name, enc, sc.count, drops))

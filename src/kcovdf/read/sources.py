@@ -36,11 +36,12 @@ class Source:
     name: str
     kind: str                       # "kdf", "raw" (bare dump file) or "buffer" (memory)
     words: np.ndarray               # the buffer as u64 words, buf[0] first
-    header: dict[str, Any] | None   # .kdf header fields; None without a header
+    header: tracefile.Header | None   # .kdf header fields; None without a header
     table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pid: int = 0
     tid: int = 0
+    drops: int | None = None        # records dropped on a full buffer; None when unknown
 
 
 def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
@@ -62,8 +63,7 @@ def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
     notes = []
     if nbytes % 8:
         notes.append(f"{name}: {nbytes % 8} trailing bytes are not a whole word (ignored)")
-    header = None if drops is None else {"drops": drops}
-    return Source(name, "buffer", words, header, list(table_lines or []), notes)
+    return Source(name, "buffer", words, None, list(table_lines or []), notes, drops=drops)
 
 
 def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
@@ -90,7 +90,7 @@ def read_kdf(path: str | os.PathLike[str]) -> Source:
         words = _read_words(f, tracefile.FILE_HEADER_SIZE, nwords)
         f.seek(tracefile.FILE_HEADER_SIZE + 8 * nwords)
         table, table_notes = tracefile.parse(f.read(), name)
-    src = Source(name, "kdf", words, head._asdict(), table, notes + table_notes, pid=head.pid)
+    src = Source(name, "kdf", words, head, table, notes + table_notes, pid=head.pid, drops=head.drops)
     task = tracefile.parse_task_name(Path(name).name)
     if task is not None:
         src.pid, src.tid = task.pid, task.tid
