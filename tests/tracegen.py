@@ -54,34 +54,37 @@ class TraceBuilder:
                                  f"/src/{module}.py")
         return pc
 
-    def _value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False) -> None:
+    def value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False,
+              ptr: int | None = None) -> TraceBuilder:
+        """One record of ``obj`` (the REDACTED form with pointer 0 when ``redacted``).
+
+        ``ptr`` defaults to the object's address, as the recorder writes it.
+        """
         enc = encode_value(obj, redacted=redacted)
         for t in enc.types:
             self.types.setdefault(t.id, t)
         self.seq += 1
-        ptr = 0 if redacted else id(obj)
+        ptr = 0 if redacted else id(obj) if ptr is None else ptr
         self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
+        return self
 
     def call(self, pc: int, *args: Any, redact: tuple[int, ...] = ()) -> TraceBuilder:
         """Entry records, one per argument."""
         for i, a in enumerate(args):
-            self._value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
+            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
         return self
 
     def ret(self, pc: int, value: Any) -> TraceBuilder:
         """A return record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
 
     def exc(self, pc: int, exc: BaseException) -> TraceBuilder:
         """An exception record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
 
     def yld(self, pc: int, value: Any) -> TraceBuilder:
         """A yield record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
 
     def buffer(self, size: int | None = None) -> list[int]:
         """The buffer words, buf[0] first, padded with zeros to ``size`` words."""
