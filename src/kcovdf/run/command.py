@@ -14,6 +14,7 @@ import dataclasses
 import importlib.machinery
 import importlib.util
 import json
+import linecache
 import os
 import signal
 import sys
@@ -227,6 +228,11 @@ class Program:
             main.__loader__ = importlib.machinery.SourceFileLoader("__main__", self.filename)
         if self.code is None:
             main.__dict__.update(__file__=self.filename, __cached__=None)
+        elif sys.version_info >= (3, 13):
+            # python -c keeps the code in linecache from 3.13 on, so that tracebacks show its lines
+            linecache.cache[self.filename] = (len(self.code), None,
+                                              [line + "\n" for line in self.code.splitlines()],
+                                              self.filename)
         sys.modules["__main__"] = main
         sys.argv = [self.argv0, *self.args]
         sys.path[0] = self.path0
