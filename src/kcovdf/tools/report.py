@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from kcovdf.cli import add_trace_argument
 from kcovdf.errors import CorruptBufferError
 from kcovdf.read.decode import Trace
 from kcovdf.tools.export.base import private_file
@@ -249,7 +250,7 @@ def write(trace: Trace, source: str, out: Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``kcovdf report``."""
-    parser.add_argument("trace", help="trace directory, .kdf file or raw kernel buffer dump")
+    add_trace_argument(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default: report.html)")
 
