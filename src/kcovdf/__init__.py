@@ -22,7 +22,7 @@ _EXPORTS = {
     "KcovdfError": "kcovdf.errors",
     "ConfigError": "kcovdf.errors",
     "CorruptBufferError": "kcovdf.errors",
-    "InstrumentError": "kcovdf.errors",
+    "InstrumentWarning": "kcovdf.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

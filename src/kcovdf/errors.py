@@ -1,4 +1,9 @@
-"""Exceptions of kcovdf. Device misuse raises OSError with the kernel's errno instead."""
+"""Exceptions of kcovdf. Device misuse raises OSError with the kernel's errno instead.
+
+Every error is a KcovdfError whose ``slug`` names its kind in a stable, machine-readable way.
+A module or function that cannot be instrumented is not an error: the program goes on with
+the plain code and an InstrumentWarning names it (the traced program behaves as without kcovdf).
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,17 @@ class CorruptBufferError(KcovdfError):
     slug = "corrupt-buffer"
 
 
-class InstrumentError(KcovdfError):
-    """A module or function that cannot be instrumented (it is then imported unchanged)."""
+class RunError(KcovdfError):
+    """``kcovdf run`` cannot start the program (no such script or module, a bad output path); nothing ran.
 
-    slug = "instrument"
+    ``status`` is the exit status python itself gives in the same case (2: a script it cannot open).
+    """
+
+    slug = "run"
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InstrumentWarning(UserWarning):

@@ -8,6 +8,8 @@ import importlib.machinery
 import importlib.util
 import logging
 import sys
+import traceback
+import warnings
 
 import pytest
 
@@ -72,9 +74,12 @@ def test_warning_as_error_still_never_breaks_the_import(rec, tmp_path, monkeypat
 
 def test_unparseable_module_fails_exactly_as_without_kcovdf(rec, tmp_path):
     write_module(tmp_path, "kcovdf_t_syntax", "def f(:\n")
-    with pytest.warns(InstrumentWarning, match="cannot parse module kcovdf_t_syntax"):
-        with pytest.raises(SyntaxError):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InstrumentWarning)  # the SyntaxError says it all
+        with pytest.raises(SyntaxError) as caught:
             load("kcovdf_t_syntax")
+    # no frame of kcovdf between the import and the error (tests/run: the whole traceback)
+    assert not [f for f in traceback.extract_tb(caught.value.__traceback__) if f.filename == hook.__file__]
 
 
 def test_already_imported_module_is_rewritten_in_place(rec):

@@ -159,10 +159,14 @@ def test_stdin_passes_through(tmp_path):
 
 
 # --- bad input ----------------------------------------------------------------------------
-def test_missing_script_is_a_clear_error(tmp_path):
+def test_missing_script_fails_as_python_does(tmp_path):
     r = run_kcovdf(tmp_path, "nope.py")
-    assert r.returncode == 1
-    assert r.stderr == "kcovdf run: can't run 'nope.py': no such file\n"
+    plain = run_python(tmp_path, "nope.py")
+    assert r.returncode == plain.returncode == 2
+    # python: "<its path>: can't open file '/abs/nope.py': [Errno 2] No such file or directory"
+    assert r.stderr == "kcovdf run: " + plain.stderr.split(": ", 1)[1]
+    assert r.stderr == (f"kcovdf run: can't open file '{tmp_path / 'nope.py'}': [Errno 2] "
+                        "No such file or directory\n")
     assert not (tmp_path / "kcovdf-trace").exists()
 
 
@@ -172,22 +176,82 @@ def test_missing_module_is_a_clear_error(tmp_path):
     assert "no module named 'no_such_module_kcovdf'" in r.stderr
 
 
-def test_unknown_option_names_itself(tmp_path):
+def test_unknown_option_names_itself_under_the_usage_of_run(tmp_path):
     write(tmp_path / "p.py", "print(1)\n")
     r = run_kcovdf(tmp_path, "--bogus-flag", "p.py")
-    assert r.returncode == 2
-    assert "--bogus-flag" in r.stderr
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("usage: kcovdf run [options] (script.py | -m module | -c code) [args ...]\n")
+    assert r.stderr.endswith("kcovdf run: error: unrecognized arguments: --bogus-flag\n")
+
+
+def test_an_abbreviation_is_not_taken_for_the_option_it_starts(tmp_path):
+    write(tmp_path / "p.py", "print(1)\n")
+    r = run_kcovdf(tmp_path, "--instrument", "mypkg", "p.py")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "unrecognized arguments: --instrument (did you mean --instrument-all?)" in r.stderr
+    assert not (tmp_path / "kcovdf-trace").exists()
 
 
 def test_bad_buffer_size_names_the_option(tmp_path):
     write(tmp_path / "p.py", "print(1)\n")
     r = run_kcovdf(tmp_path, "--buffer", "1", "p.py")
-    assert r.returncode == 2 and "--buffer" in r.stderr
+    assert r.returncode == 2
+    assert r.stderr.endswith("error: argument -b/--buffer: 1 = 1 words is outside 2 .. 16M words\n")
+
+
+def test_buffer_size_with_a_suffix(tmp_path):
+    write(tmp_path / "p.py", "def f(x):\n    return x\nf(1)\n")
+    r = run_kcovdf(tmp_path, "-b", "64K", "p.py")
+    assert r.returncode == 0, r.stderr
+    (task,) = (tmp_path / "kcovdf-trace").glob("task-*.kdf")
+    assert task.stat().st_size >= 64 * 1024 * 8 > 64 * 1000 * 8
 
 
 def test_nothing_to_run(tmp_path):
     r = run_kcovdf(tmp_path)
     assert r.returncode == 2 and "nothing to run" in r.stderr
+    r = run_kcovdf(tmp_path, "-c")
+    assert r.returncode == 2 and "nothing to run: -c needs the code" in r.stderr
+
+
+def test_code_runs_like_python_dash_c(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        def double(x):
+            return 2 * x
+        print(sys.argv, repr(sys.path[0]), __name__, __spec__, __loader__, "__file__" in globals())
+        print(double(21), sys.modules["__main__"].__dict__ is globals())
+        double(None)
+    """)
+    plain = run_python(tmp_path, "-c", code, "-o", "x")
+    traced = run_kcovdf(tmp_path, "-c", code, "-o", "x")
+    assert traced.returncode == plain.returncode == 1
+    assert traced.stdout == plain.stdout
+    assert "['-c', '-o', 'x'] ''" in traced.stdout
+    rest, _ = split_summary(traced.stderr)
+    assert rest == plain.stderr and 'File "<string>", line 4, in double' in rest
+    assert [(k, q) for _, k, q, _ in calls(tmp_path / "kcovdf-trace")] == [
+        ("entry", "double"), ("return", "double"), ("entry", "double"), ("exception", "double")]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "__pycache__").exists()
+    assert json.loads((tmp_path / "kcovdf-trace" / "run.json").read_text())["argv"] == ["-c", code, "-o", "x"]
+
+
+@pytest.mark.parametrize("where", ["script", "module"])
+def test_syntax_error_shows_the_traceback_of_python(tmp_path, where):
+    """The same lines as python: no frame of kcovdf, no warning, the same status."""
+    write(tmp_path / "broken.py", "def f(:\n    pass\n")
+    if where == "script":
+        args = ["broken.py"]
+    else:
+        write(tmp_path / "main.py", "print('before')\nimport broken\n")
+        args = ["main.py"]
+    plain = run_python(tmp_path, *args)
+    traced = run_kcovdf(tmp_path, "--include", "broken", *args)
+    assert traced.returncode == plain.returncode == 1
+    assert traced.stdout == plain.stdout
+    rest, _ = split_summary(traced.stderr)
+    assert rest == plain.stderr
+    assert "SyntaxError" in rest and "kcovdf" not in rest
 
 
 def test_refuses_to_write_into_a_directory_that_is_not_a_trace(tmp_path):
@@ -313,3 +377,66 @@ def test_exclude_main_leaves_the_script_uninstrumented(tmp_path):
     r = run_kcovdf(tmp_path, "--exclude", "__main__", "prog.py")
     assert r.returncode == 0
     assert split_summary(r.stderr)[1].group(1) == "0"
+
+
+# --- what kcovdf adds to the program: only the standard library, and its messages once ---------
+def test_traced_program_loads_only_the_standard_library_and_kcovdf(tmp_path):
+    write(tmp_path / "mod.py", "def f(x):\n    return x\n")
+    write(tmp_path / "prog.py", """
+        import json, sys
+        import mod
+        mod.f(1)
+        print(json.dumps(sorted(sys.modules)))
+    """)
+    plain = run_python(tmp_path, "prog.py")
+    traced = run_kcovdf(tmp_path, "--include", "mod", "prog.py")
+    assert traced.returncode == plain.returncode == 0
+    assert int(split_summary(traced.stderr)[1].group(1)) == 2   # mod.f was recorded
+    added = {m.partition(".")[0] for m in set(json.loads(traced.stdout)) - set(json.loads(plain.stdout))}
+    assert added - set(sys.stdlib_module_names) == {"kcovdf"}
+    assert not added & {"numpy", "pyarrow", "duckdb", "rich", "elftools", "matplotlib"}
+
+
+@pytest.fixture
+def zipped(tmp_path):
+    """A module kcovdf cannot rewrite (zipimport loads it), and a program importing it."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "lib.zip", "w") as z:
+        z.writestr("zmod.py", "def f(x):\n    return x\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("action", ["default", "error", "ignore"])
+def test_a_warning_prints_once_in_kcovdfs_format_under_run(zipped, action):
+    write(zipped / "prog.py", f"""
+        import sys, warnings
+        warnings.simplefilter({action!r})   # the program's filters do not apply to kcovdf's messages
+        sys.path.insert(0, "lib.zip")
+        import zmod
+        print(zmod.f(1))
+    """)
+    r = run_kcovdf(zipped, "--include", "zmod", "prog.py")
+    assert r.returncode == 0 and r.stdout == "1\n"
+    rest, _ = split_summary(r.stderr)
+    assert rest == ("kcovdf: module zmod is loaded by zipimporter, which kcovdf does not rewrite "
+                    "through; imported uninstrumented\n")
+
+
+def test_a_warning_of_the_api_prints_once_pointing_at_the_callers_line(zipped):
+    write(zipped / "prog.py", """
+        import sys
+        import kcovdf
+        sys.path.insert(0, "lib.zip")
+        with kcovdf.instrument_imports(include=["zmod"]):
+            import zmod
+    """)
+    r = run_python(zipped, "prog.py")
+    assert r.returncode == 0
+    assert r.stderr.splitlines() == [
+        f"{zipped / 'prog.py'}:6: InstrumentWarning: kcovdf: module zmod is loaded by zipimporter, "
+        "which kcovdf does not rewrite through; imported uninstrumented",
+        "  import zmod",
+        f"{zipped / 'prog.py'}:5: InstrumentWarning: kcovdf: instrument_imports() instrumented no module "
+        "(include=['zmod'], instrument_all=False)",
+        '  with kcovdf.instrument_imports(include=["zmod"]):']

@@ -51,7 +51,7 @@ def test_call_tree(capsys, trace_file):
     rc, out, err = view(capsys, trace_file)
     assert rc == 0 and err == ""
     assert out.splitlines()[:3] == ["# Captured 80 words", "# 12 records",
-                                    "# Dropped 2 records (buffer full)"]
+                                    "# Dropped 2 records that did not fit in a full buffer"]
     assert body(out) == [
         f"## task 0: pid 7 tid 8 MainThread ({trace_file})",
         "app.f(a=1, p=Point(x=1, y=2))",

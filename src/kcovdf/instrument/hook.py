@@ -17,11 +17,12 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import logging
+import os
 import sys
 import threading
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from kcovdf.errors import InstrumentWarning
@@ -44,11 +45,35 @@ class Compiled(NamedTuple):
 _WRAPPED_LOADER_ATTRS = ("loader", "_loader", "__wrapped__", "wrapped")
 
 
+#: kcovdf's own source files, whose frames a warning never points at.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: Set by set_reporter(): where report() sends messages instead of warnings.
+_reporter: Callable[[str], None] | None = None
+
+
+def set_reporter(reporter: Callable[[str], None] | None) -> None:
+    """Send report()'s messages to ``reporter`` (``kcovdf run`` prints them), or back to warnings."""
+    global _reporter
+    _reporter = reporter
+
+
 def report(message: str) -> None:
-    """Warn through warnings and logging; a warnings filter set to "error" cannot break an import."""
-    log.warning("%s", message)
+    """Tell the user once: to the reporter if one is set, else as an InstrumentWarning.
+
+    The warning points at the first caller outside kcovdf and importlib (the user's import
+    or API call), and a warnings filter set to "error" cannot break an import.
+    """
+    if _reporter is not None:
+        _reporter(message)
+        return
+    frame = sys._getframe(1)
+    while frame.f_back is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+                                        or frame.f_code.co_filename.startswith("<frozen importlib")):
+        frame = frame.f_back
     try:
-        warnings.warn(message, InstrumentWarning, stacklevel=2)
+        warnings.warn_explicit(message, InstrumentWarning, frame.f_code.co_filename, frame.f_lineno,
+                               module=frame.f_globals.get("__name__"),
+                               registry=frame.f_globals.setdefault("__warningregistry__", {}))
     except Warning:
         pass
 
@@ -151,7 +176,8 @@ class Hook:
                 text = importlib.util.decode_source(source)
                 tree = ast.parse(text, path)
             except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-                report(f"kcovdf: cannot parse module {name} ({path}): {exc}; imported uninstrumented")
+                # Python cannot compile it either: the import raises this error itself.
+                log.info("kcovdf: module %s not instrumented: its source does not compile (%s)", name, exc)
                 return None
             reason = rewrite.opt_out(tree, text)
             if reason is not None:
@@ -246,6 +272,9 @@ class Loader(importlib.machinery.SourceFileLoader):
         """A fresh module already holding the flag, when the rewrite succeeds."""
         compiled = self.hook.compile(spec.name, self.path, self.get_data(self.path))
         if compiled is None:
+            # The plain loader's own get_code, called with no frame of ours in between, so
+            # that importlib trims an error (a SyntaxError) to what python alone shows.
+            self.get_code = super().get_code  # type: ignore[method-assign]
             return None
         self._code = compiled.code
         module = types.ModuleType(spec.name)

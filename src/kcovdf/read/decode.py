@@ -286,7 +286,8 @@ def _table(cols: _Columns) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable) -> dict[str, Any] | None:
+def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable,
+                 has_records: bool) -> dict[str, Any] | None:
     task_line = None
     kinds = set()
     for line in src.table:
@@ -309,9 +310,10 @@ def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable) -
                 out.info.append(line)
         except (KeyError, TypeError, ValueError) as exc:
             out.notes.append(f"{src.name}: bad {t} line skipped ({exc})")
-    if "type" not in kinds:
+    # A task that recorded nothing (an idle pool worker, say) needs no table to be read.
+    if "type" not in kinds and has_records:
         out.missing.append(f"{src.name}: no type table (class and field names unknown)")
-    if "sym" not in kinds:
+    if "sym" not in kinds and has_records:
         out.missing.append(f"{src.name}: no symbol table (functions shown by pc)")
     return task_line
 
@@ -350,7 +352,8 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
         out.notes.extend(src.notes)
         sc, cols = _scan(src.words, columns=True, task=index, copy_values=_may_change(src))
         assert cols is not None
-        task_line = _read_tables(src, out, symtab) if src.kind != "raw" or src.table else None
+        has_records = len(cols.task) > 0
+        task_line = _read_tables(src, out, symtab, has_records) if src.kind != "raw" or src.table else None
         enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
         if src.kind == "raw" and not src.table:
             hint = " (use --kallsyms/--ko)" if enc == "kernel" and kernel is None else ""

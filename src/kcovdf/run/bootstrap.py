@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Any
 
 from kcovdf.instrument import config
@@ -69,11 +70,21 @@ def start(cfg: config.Config, plan: Plan) -> Recording:
 
     if plan.subprocesses:
         export(cfg, plan, os.environ)
+    hook.set_reporter(_say)  # one "kcovdf: ..." line each, untouched by the program's warning filters
     installed = hook.install(cfg)
     task_set = tasks.Tasks(plan.trace_dir, plan.words, follow_threads=plan.threads,
                            follow_forks=plan.forks)
     task_set.start()
     return Recording(installed, task_set)
+
+
+def _say(message: str) -> None:
+    """Print one of kcovdf's messages on stderr, as the summary line is."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass  # the program closed or replaced stderr: it must not fail for our message
 
 
 def export(cfg: config.Config, plan: Plan, environ: Any) -> None:

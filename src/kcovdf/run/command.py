@@ -1,4 +1,4 @@
-"""``kcovdf run``: run a script or module as ``python`` would, recording into a trace directory.
+"""``kcovdf run``: run a script, module or ``-c`` code as ``python`` would, recording into a trace directory.
 
 Like ``coverage run``: the program gets its own ``__main__``, ``sys.argv``,
 ``sys.path[0]``, exit status, exceptions and standard streams. Every thread,
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import signal
 import sys
@@ -19,68 +21,94 @@ import time
 import types
 
 from kcovdf import __version__, abi, tracefile
-from kcovdf.errors import ConfigError
+from kcovdf.cli import DEFAULT_TRACE
+from kcovdf.errors import ConfigError, RunError
 from kcovdf.instrument import config, selection
 from kcovdf.run import bootstrap
 from kcovdf.runtime import tasks
 
-DEFAULT_OUTPUT = "kcovdf-trace"
+DEFAULT_OUTPUT = DEFAULT_TRACE
 
 # Set when the program ended by an uncaught KeyboardInterrupt; _finish then ends by SIGINT.
 _die_by_sigint = False
 
-
-class RunError(Exception):
-    """The program cannot be started (no such script or module); nothing was run."""
+#: Multipliers of the -b suffixes: binary, like the kernel's sizes.
+_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``kcovdf run [options] (script.py | -m module) [args...]``."""
+    """Options of ``kcovdf run [options] (script.py | -m module | -c code) [args...]``."""
+    parser.usage = "%(prog)s [options] (script.py | -m module | -c code) [args ...]"
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="DIR",
                         help=f"trace directory to write (default: {DEFAULT_OUTPUT})")
-    parser.add_argument("-b", "--buffer", type=_words, default=tasks.DEFAULT_WORDS, metavar="WORDS",
-                        help=f"buffer size per task in u64 words (default: {tasks.DEFAULT_WORDS})")
+    parser.add_argument("-b", "--buffer", type=words, default=tasks.DEFAULT_WORDS, metavar="WORDS",
+                        help="buffer size of each task, in u64 words (8 bytes each); K, M and G "
+                             f"multiply by 1024, 1024² and 1024³: -b 64K, -b {_size(abi.MAX_WORDS)} "
+                             f"(the most: {abi.MAX_WORDS * 8 >> 20} MiB) (default: "
+                             f"{_size(tasks.DEFAULT_WORDS)} words = {tasks.DEFAULT_WORDS * 8 >> 20} MiB "
+                             "per task)")
     parser.add_argument("--no-threads", dest="threads", action="store_false",
                         help="record only the main thread, not threads it starts")
     parser.add_argument("--no-fork", dest="fork", action="store_false",
                         help="do not record in children made by os.fork()")
     parser.add_argument("--no-subprocess", dest="subprocess", action="store_false",
                         help="do not record in Python subprocesses")
-    parser.add_argument("-m", dest="module", action="store_true",
-                        help="the target is a module name, run as with python -m")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("-m", dest="module", action="store_true",
+                      help="the target is a module name, run as with python -m")
+    kind.add_argument("-c", dest="code", action="store_true",
+                      help="the target is program text, run as with python -c")
     config.add_selection_arguments(parser)
-    parser.add_argument("target", nargs="?", metavar="script.py | module",
+    parser.add_argument("target", nargs="?", metavar="script.py | module | code",
                         help="the program to run")
     parser.add_argument("program_args", nargs=argparse.REMAINDER, metavar="args",
-                        help="arguments for the program")
+                        help="arguments for the program (everything after the target)")
 
 
-def _words(text: str) -> int:
+def _size(n: int) -> str:
+    """``n`` with the largest suffix that divides it: 1048576 -> 1M."""
+    for suffix, factor in reversed(_SUFFIXES.items()):
+        if n % factor == 0:
+            return f"{n // factor}{suffix}"
+    return str(n)
+
+
+def words(text: str) -> int:
+    """The value of -b: a number of u64 words, decimal or 0x hex, with an optional K, M or G."""
+    number, factor = text.strip(), 1
+    if number[-1:].upper() in _SUFFIXES:
+        number, factor = number[:-1], _SUFFIXES[number[-1].upper()]
     try:
-        words = int(text, 0)
+        n = int(number, 0) * factor
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--buffer: not a number of words: {text!r}") from None
-    if not abi.MIN_WORDS <= words <= abi.MAX_WORDS:
         raise argparse.ArgumentTypeError(
-            f"--buffer: {words} words is outside {abi.MIN_WORDS}..{abi.MAX_WORDS}")
-    return words
+            f"{text!r} is not a number of u64 words (examples: 65536, 64K, 16M)") from None
+    if not abi.MIN_WORDS <= n <= abi.MAX_WORDS:
+        raise argparse.ArgumentTypeError(
+            f"{text} = {n} words is outside {abi.MIN_WORDS} .. {_size(abi.MAX_WORDS)} words")
+    return n
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the program; its exit status is ours. Errors before it starts return 1."""
+    """Run the program; its exit status is ours. Errors before it starts return 1 (2 when the
+    script cannot be opened, as python)."""
     if not args.target:
-        print("kcovdf run: nothing to run: give a script or -m MODULE", file=sys.stderr)
+        what = "-c needs the code" if args.code else "give a script, -m MODULE or -c CODE"
+        print(f"kcovdf run: nothing to run: {what}", file=sys.stderr)
         return 2
     try:
         cfg = config.Config.from_args(args)
-        program = Program.find(args.target, args.module, args.program_args)
+        program = Program.find(args.target, args.module, args.program_args, code=args.code)
         trace_dir = prepare_trace_dir(args.output)
-    except (ConfigError, RunError, OSError) as exc:
+    except RunError as exc:
+        print(f"kcovdf run: {exc}", file=sys.stderr)
+        return exc.status
+    except (ConfigError, OSError) as exc:
         print(f"kcovdf run: {exc}", file=sys.stderr)
         return 1
     plan = bootstrap.Plan(trace_dir=trace_dir, words=args.buffer, threads=args.threads,
                        forks=args.fork, subprocesses=args.subprocess)
-    write_run_info(trace_dir, [args.target, *args.program_args], cfg)
+    write_run_info(trace_dir, [*(["-c"] if args.code else []), args.target, *args.program_args], cfg)
     recording = bootstrap.start(cfg, plan)
     atexit.register(_finish, recording, trace_dir)
     return program.run(recording)
@@ -133,20 +161,29 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
 
 # --- the program -----------------------------------------------------------------------
 class Program:
-    """A script or a module to run as ``__main__``, found before anything is recorded."""
+    """A script, a module or ``-c`` code to run as ``__main__``, found before anything is recorded."""
 
     def __init__(self, name: str, argv0: str, path0: str, spec: importlib.machinery.ModuleSpec | None,
-                 filename: str, args: list[str]) -> None:
+                 filename: str, args: list[str], code: str | None = None) -> None:
         self.name, self.argv0, self.path0, self.spec = name, argv0, path0, spec
-        self.filename, self.args = filename, args
+        self.filename, self.args, self.code = filename, args, code
 
     @classmethod
-    def find(cls, target: str, is_module: bool, args: list[str]) -> Program:
-        """The script at ``target`` or the module named ``target``; RunError if there is none."""
+    def find(cls, target: str, is_module: bool, args: list[str], *, code: bool = False) -> Program:
+        """The script at ``target``, the module named ``target`` or the code ``target`` (``code``);
+        RunError if there is none."""
+        if code:
+            return cls("-c", "-c", "", None, "<string>", args, target)
         if not is_module:
-            if not os.path.isfile(target):
-                why = "is a directory" if os.path.isdir(target) else "no such file"
-                raise RunError(f"can't run {target!r}: {why}")
+            if os.path.isdir(target):
+                raise RunError(f"can't run {target!r}: is a directory")
+            try:
+                with open(target, "rb"):
+                    pass
+            except OSError as exc:
+                # python's own message and status for a script it cannot open
+                raise RunError(f"can't open file '{os.path.abspath(target)}': [Errno {exc.errno}] "
+                               f"{exc.strerror}", status=2) from None
             return cls(target, target, os.path.dirname(os.path.abspath(target)), None,
                        os.path.abspath(target), args)
         # python -m searches the current directory first; so do we, before importing anything.
@@ -167,17 +204,29 @@ class Program:
         main = types.ModuleType("__main__")
         try:
             code = self._code(recording, main)
-        except (OSError, SyntaxError, ImportError) as exc:
+        except SyntaxError as exc:
+            # as python prints it: where and what, without a traceback
+            sys.excepthook(type(exc), exc.with_traceback(None), None)
+            return 1
+        except (OSError, ImportError) as exc:
             print(f"kcovdf run: can't run {self.name!r}: {exc}", file=sys.stderr)
             return 1
-        main.__dict__.update(__file__=self.filename, __builtins__=sys.modules["builtins"],
-                             __cached__=None)
-        if self.spec is not None:
+        main.__dict__["__builtins__"] = sys.modules["builtins"]
+        if self.code is not None:
+            main.__loader__ = importlib.machinery.BuiltinImporter  # type: ignore[assignment]
+        elif self.spec is not None:
             main.__spec__ = self.spec
             main.__loader__ = self.spec.loader
             main.__package__ = self.spec.parent
         else:
             main.__loader__ = importlib.machinery.SourceFileLoader("__main__", self.filename)
+        if self.code is None:
+            main.__dict__.update(__file__=self.filename, __cached__=None)
+        elif sys.version_info >= (3, 13):
+            # python -c keeps the code in linecache from 3.13 on, so that tracebacks show its lines
+            linecache.cache[self.filename] = (len(self.code), None,
+                                              [line + "\n" for line in self.code.splitlines()],
+                                              self.filename)
         sys.modules["__main__"] = main
         sys.argv = [self.argv0, *self.args]
         sys.path[0] = self.path0
@@ -196,10 +245,18 @@ class Program:
             if code is None:
                 raise ImportError(f"no code object for {self.spec.name!r}")
             return code
-        with open(self.filename, "rb") as f:
-            source = f.read()
+        if self.code is not None:
+            source = self.code.encode()
+        else:
+            with open(self.filename, "rb") as f:
+                source = f.read()
         if self._selected(recording.hook.config):
-            compiled = recording.hook.compile("__main__", self.filename, source)
+            compiler = recording.hook
+            if self.code is not None:  # there is no file to cache next to
+                compiler = type(compiler)(dataclasses.replace(compiler.config, cache=False))
+            compiled = compiler.compile("__main__", self.filename, source)
+            if compiler is not recording.hook:
+                recording.hook.instrumented += compiler.instrumented
             if compiled is not None:
                 recording.hook.switch.plant(main.__dict__, compiled.variants)
                 return compiled.code

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kcovdf import tracefile
+from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read.decode import Trace
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
@@ -250,7 +251,7 @@ def write(trace: Trace, source: str, out: Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``kcovdf report``."""
-    parser.add_argument("trace", help="trace directory, .kdf file or raw kernel buffer dump")
+    add_trace_argument(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default: report.html)")
     add_symbol_arguments(parser)

@@ -1,7 +1,8 @@
 """``kcovdf sql``: SQL (DuckDB) over a trace's views records, calls, tasks, symbols and types.
 
 The views are Arrow tables registered in an in-memory DuckDB connection; nothing is copied
-to disk. docs/exports.md lists their columns.
+to disk. ``kcovdf sql --help`` lists their columns, read from the views themselves;
+docs/exports.md explains them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
+from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
@@ -96,13 +98,42 @@ def print_table(table: pa.Table, out: TextIO, *, as_json: bool = False, pretty: 
     writer.writerows([_cell(v) for v in row.values()] for row in rows)
 
 
+#: The views of connect(), and what one row of each is.
+VIEWS = {
+    "calls": "one call: its function, arguments and result",
+    "records": "one record (a call's entry has one per argument), names and values resolved",
+    "tasks": "one task: a thread, or a process after fork",
+    "symbols": "one function: an instrumented one, or a kernel symbol naming a recorded pc",
+    "types": "one class of the recorded objects",
+}
+
+
+def describe_views() -> str:
+    """The views and their columns, read from a connection over an empty trace (for --help)."""
+    from kcovdf.read.decode import SCHEMA
+
+    con = connect(Trace(records=SCHEMA.empty_table(), tasks=[]))
+    out = ["views and their columns:"]
+    for view, row in VIEWS.items():
+        out.append(f"  {view:8} {row}")
+        line = " " * 11
+        for name, kind, *_ in con.sql(f"DESCRIBE {view}").fetchall():
+            column = f"{name} {kind.lower()},"
+            if len(line) + len(column) > 90:
+                out.append(line.rstrip())
+                line = " " * 11
+            line += column + " "
+        out.append(line.rstrip(", "))
+    return "\n".join(out) + "\n"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``kcovdf sql``."""
-    parser.add_argument("trace", help="trace directory, .kdf file or raw kernel buffer dump")
-    parser.add_argument("query", help="one SQL statement over the views records, calls, tasks, "
-                                      "symbols, types (docs/exports.md)")
+    """Options of ``kcovdf sql``; its help lists the views and their columns."""
+    add_trace_argument(parser)
+    parser.add_argument("query", help=f"one SQL statement over the views {', '.join(VIEWS)} (below)")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     add_symbol_arguments(parser)
+    parser.more_help = describe_views  # type: ignore[attr-defined]
 
 
 def main(args: argparse.Namespace) -> int:

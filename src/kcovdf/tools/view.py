@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read import calls, decode, values
 from kcovdf.symbols import Symbol, Symbolizer, add_symbol_arguments, kernel_symbols_from_args
@@ -41,8 +42,7 @@ _STYLE = {"name": "bold cyan", "return": "green", "exception": "bold red", "yiel
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``kcovdf view``."""
-    parser.add_argument("trace", metavar="TRACE",
-                        help="a .kdf file, a trace directory (kcovdf run -o) or a raw kernel buffer dump")
+    add_trace_argument(parser)
     parser.add_argument("--raw", action="store_true",
                         help="one line per record in the kernel's raw format, no tree")
     parser.add_argument("-C", "--context", type=int, metavar="N",
@@ -273,13 +273,14 @@ class _Printer:
 
 
 def header_lines(t: decode.Trace) -> list[str]:
-    """The ``#`` lines printed first: words, records, drops, what was skipped or missing."""
+    """The ``#`` lines printed first: words, records, drops (if any), what was skipped or missing."""
     out = [f"# Captured {t.words} words", f"# {len(t)} records"]
     if len(t.tasks) > 1:
-        out.append(f"# {len(t.tasks)} tasks")
+        idle = len(t.tasks) - len(t.records.column("task").unique())
+        out.append(f"# {len(t.tasks)} tasks" + (f" ({idle} recorded nothing)" if idle else ""))
     known = [x.drops for x in t.tasks if x.drops is not None]
-    if known:
-        out.append(f"# Dropped {sum(known)} records (buffer full)")
+    if sum(known):
+        out.append(f"# Dropped {sum(known)} records that did not fit in a full buffer")
     if len(known) < len(t.tasks):
         out.append("# Drops unknown for raw kernel buffers (no header)")
     out += [f"# Skipped {s}" for s in decode.describe_skipped(t)]

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 from kcovdf.tools.export import daikon, jsonl, parquet  # noqa: F401  (each registers its format)
@@ -18,7 +19,7 @@ from kcovdf.tools.export.base import REGISTRY
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``kcovdf export``."""
-    parser.add_argument("trace", help="trace directory, .kdf file or raw kernel buffer dump")
+    add_trace_argument(parser)
     parser.add_argument("--format", "-f", required=True, choices=sorted(REGISTRY),
                         help="; ".join(f"{n}: {c.description}" for n, c in sorted(REGISTRY.items())))
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
