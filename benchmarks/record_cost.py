@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf._core import _recorder
 from kcovdf.runtime.encode import encode_value
 
@@ -52,15 +52,15 @@ SUBJECTS = {"int": 123456, "str": "hello, world", "dataclass(5)": Point5(1, 2, "
 
 
 def new_mapping() -> mmap.mmap:
-    m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * WORDS)
-    m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(WORDS, os.getpid(), 0)
+    m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * WORDS)
+    m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(WORDS, os.getpid(), 0)
     return m
 
 
 def python_writer(m: mmap.mmap) -> Callable[[int, object], None]:
     """A straightforward pure-Python record writer into the same buffer layout."""
     seq = [0]
-    base = abi.FILE_HEADER_SIZE
+    base = tracefile.FILE_HEADER_SIZE
 
     def entry(pc: int, value: object) -> None:
         words = encode_value(value).words
@@ -79,7 +79,7 @@ def python_writer(m: mmap.mmap) -> Callable[[int, object], None]:
 
 def batch_ns(call: Callable[[int, object], object], value: object, m: mmap.mmap, batch: int) -> float:
     """Time per call over one batch, in ns; buf[0] is reset first, so the buffer never fills."""
-    struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 0)
+    struct.pack_into("<Q", m, tracefile.FILE_HEADER_SIZE, 0)
     loop = range(batch)
     start = time.perf_counter_ns()
     for _ in loop:

@@ -1,8 +1,8 @@
 """Write .kdf trace files and trace directories for the export, SQL and report tests.
 
-Traces are built from the reference encoder (kcovdf.runtime.encode) and the ABI word packing
-(kcovdf.abi), exactly as docs/abi.md §1-3 and docs/core.md §3-4 describe them, so the
-readers are tested against the documented format rather than against the recorder.
+Traces are built by tracegen's TraceBuilder (the reference encoder and the ABI word packing),
+exactly as docs/abi.md §1-3 and docs/core.md §3-4 describe them, so the readers are tested
+against the documented format rather than against the recorder.
 """
 
 from __future__ import annotations
@@ -11,43 +11,42 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kcovdf import abi
-from kcovdf.runtime.encode import TypeEntry, encode_value
-from tracegen import pc_of, record, sym_line, trace_dir, type_line, write_kdf
+from kcovdf import abi, tracefile
+from tracegen import TraceBuilder, pc_of, sym_line, trace_dir, write_kdf
 
 #: Passed as an argument value: recorded as the REDACTED form (pointer 0).
 REDACT = object()
 
 
 class TaskTrace:
-    """One task's buffer and table, filled by calls in program order."""
+    """One task's buffer and table (a tracegen.TraceBuilder), filled by calls in program order.
+
+    Pointers are deterministic, so that exports compare across runs.
+    """
 
     def __init__(self, pid: int = 4242, tid: int = 4243, name: str = "MainThread") -> None:
         self.pid, self.tid, self.name = pid, tid, name
-        self.words: list[int] = []
-        self.seq = 0
         self.drops = 0
-        self.types: dict[int, TypeEntry] = {}
-        self.syms: dict[int, dict] = {}
+        self.trace = TraceBuilder()
         self._ptr = 0x7F0000001000
+
+    @property
+    def words(self) -> list[int]:
+        """The record words written so far."""
+        return self.trace.words
 
     def function(self, module: str, qualname: str, params: list[str], line: int = 1,
                  file: str | None = None) -> int:
         """Declare an instrumented function (a sym line); returns its pc (docs/core.md §4)."""
         pc = pc_of(module, qualname, line)
-        self.syms[pc] = sym_line(module, qualname, line, [(p, "POSITIONAL_OR_KEYWORD") for p in params],
-                                 file)
+        self.trace.syms[pc] = sym_line(module, qualname, line,
+                                       [(p, "POSITIONAL_OR_KEYWORD") for p in params], file)
         return pc
 
     def _record(self, rtype: int, pc: int, arg_idx: int, value: object) -> None:
         redacted = value is REDACT
-        enc = encode_value(None if redacted else value, redacted=redacted)
-        for entry in enc.types:
-            self.types.setdefault(entry.id, entry)
-        self.seq += 1
         self._ptr += 0x40
-        ptr = 0 if redacted else self._ptr
-        self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
+        self.trace.value(rtype, pc, arg_idx, None if redacted else value, redacted, self._ptr)
 
     def enter(self, pc: int, *args: object) -> None:
         """Entry records, one per argument, at positions 0..n-1."""
@@ -73,23 +72,19 @@ class TaskTrace:
 
     def table_lines(self) -> list[dict]:
         """The JSON lines of this task's table: types, symbols, then the task line."""
-        lines: list[dict] = [type_line(e) for e in self.types.values()]
-        lines += list(self.syms.values())
-        lines.append({"t": "task", "pid": self.pid, "tid": self.tid, "name": self.name})
-        return lines
+        return self.trace.table_lines((self.pid, self.tid, self.name))
 
     def write(self, path: str | os.PathLike, *, spare_words: int = 16) -> Path:
         """Write a .kdf file (0600) holding this task's buffer and table."""
-        buf = [len(self.words), *self.words] + [0] * spare_words
-        return write_kdf(path, buf, self.table_lines(), drops=self.drops, pid=self.pid,
-                         created_ns=1_700_000_000_000_000_000)
+        return write_kdf(path, self.trace.buffer(len(self.words) + 1 + spare_words), self.table_lines(),
+                         drops=self.drops, pid=self.pid, created_ns=1_700_000_000_000_000_000)
 
 
 def write_dir(path: str | os.PathLike, tasks: list[TaskTrace]) -> Path:
     """A trace directory (docs/core.md §3): run.json and one .kdf per task."""
     path = trace_dir(path)
     for t in tasks:
-        t.write(path / f"task-{t.pid}-{t.tid}.kdf")
+        t.write(tracefile.free_task_path(str(path), t.pid, t.tid))
     return path
 
 

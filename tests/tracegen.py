@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.runtime.encode import TypeEntry, encode_value
-from kcovdf.symtab import pc_of
+from kcovdf.symbols import pc_of
 
 __all__ = ["pc_of", "record", "sym_line", "type_line", "TraceBuilder", "write_kdf", "trace_dir",
            "write_dir", "words_bytes"]
@@ -54,34 +54,37 @@ class TraceBuilder:
                                  f"/src/{module}.py")
         return pc
 
-    def _value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False) -> None:
+    def value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False,
+              ptr: int | None = None) -> TraceBuilder:
+        """One record of ``obj`` (the REDACTED form with pointer 0 when ``redacted``).
+
+        ``ptr`` defaults to the object's address, as the recorder writes it.
+        """
         enc = encode_value(obj, redacted=redacted)
         for t in enc.types:
             self.types.setdefault(t.id, t)
         self.seq += 1
-        ptr = 0 if redacted else id(obj)
+        ptr = 0 if redacted else id(obj) if ptr is None else ptr
         self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
+        return self
 
     def call(self, pc: int, *args: Any, redact: tuple[int, ...] = ()) -> TraceBuilder:
         """Entry records, one per argument."""
         for i, a in enumerate(args):
-            self._value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
+            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
         return self
 
     def ret(self, pc: int, value: Any) -> TraceBuilder:
         """A return record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
 
     def exc(self, pc: int, exc: BaseException) -> TraceBuilder:
         """An exception record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
 
     def yld(self, pc: int, value: Any) -> TraceBuilder:
         """A yield record."""
-        self._value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
-        return self
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
 
     def buffer(self, size: int | None = None) -> list[int]:
         """The buffer words, buf[0] first, padded with zeros to ``size`` words."""
@@ -108,33 +111,29 @@ def words_bytes(words: list[int]) -> bytes:
 
 
 def write_kdf(path: str | os.PathLike[str], words: list[int], lines: list[dict[str, Any]] = (),
-              drops: int = 0, table_tail: bytes = b"", version: int = abi.FORMAT_VERSION,
+              drops: int = 0, table_tail: bytes = b"", version: int = tracefile.FORMAT_VERSION,
               pid: int = 4242, created_ns: int = 1) -> Path:
     """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines."""
-    head = bytearray(abi.pack_file_header(len(words), pid=pid, created_ns=created_ns))
-    head[abi.HDR_DROPS:abi.HDR_DROPS + 8] = drops.to_bytes(8, "little")
-    head[abi.HDR_VERSION:abi.HDR_VERSION + 4] = version.to_bytes(4, "little")
+    head = bytearray(tracefile.pack_header(len(words), pid=pid, created_ns=created_ns))
+    head[tracefile.HDR_DROPS:tracefile.HDR_DROPS + 8] = drops.to_bytes(8, "little")
+    head[tracefile.HDR_VERSION:tracefile.HDR_VERSION + 4] = version.to_bytes(4, "little")
     table = b"".join(json.dumps(line).encode() + b"\n" for line in lines) + table_tail
-    p = Path(path)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
+    with tracefile.private_file(path) as f:
         f.write(bytes(head) + words_bytes(words) + table)
-    return p
+    return Path(path)
 
 
 def trace_dir(root: str | os.PathLike[str]) -> Path:
     """An empty trace directory as ``kcovdf run`` starts it (0700, run.json)."""
-    d = Path(root)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (d / "run.json").write_text(json.dumps({"format": abi.FORMAT_VERSION, "kcovdf": "0.1.0",
-                                            "argv": ["prog.py"], "started_ns": 1}))
-    return d
+    tracefile.private_dir(root)
+    tracefile.write_run_info(os.fspath(root), {"kcovdf": "0.1.0", "argv": ["prog.py"], "started_ns": 1})
+    return Path(root)
 
 
 def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder]) -> Path:
     """A trace directory as ``kcovdf run`` writes it: run.json and one .kdf per task."""
     d = trace_dir(root)
     for (pid, tid, name), b in tasks.items():
-        write_kdf(d / f"task-{pid}-{tid}.kdf", b.buffer(len(b.words) + 64),
+        write_kdf(tracefile.free_task_path(str(d), pid, tid), b.buffer(len(b.words) + 64),
                   b.table_lines((pid, tid, name)))
     return d

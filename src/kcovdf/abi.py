@@ -1,16 +1,15 @@
-"""Record-format constants shared with the kernel's KCOV-Dataflow ABI.
+"""The KCOV-Dataflow ABI: record framing, magic values, control numbers, word packing.
 
-Only constants and the pure bit-packing of words live here, as kcov keeps its
-uapi header apart. docs/abi.md explains every name.
+Only constants and the pure bit-packing of words live here, as kcov keeps its uapi
+header apart: first what the kernel defines (docs/abi.md §1), then kcovdf's value
+encoding of a Python object inside those words (§2), which ``_core/abi.h`` mirrors.
+kcovdf's own container around a buffer (the .kdf file, trace directories) is
+``kcovdf.tracefile``. docs/abi.md explains every name.
 """
 
 from __future__ import annotations
 
 import enum
-import struct
-
-#: Bump when a word changes meaning (docs/abi.md); readers refuse unknown versions.
-FORMAT_VERSION = 1
 
 # --- record framing (kernel v2 layout) -------------------------------------
 TYPE_ENTRY = 0xE
@@ -28,7 +27,7 @@ ARG_MAX_PARAM = 0xFC       # parameters at higher positions are not recorded
 FAULT = 0xBADADD85
 REDACTED = 0x2EDAC7ED
 
-#: Size in bytes written into meta for a Python object (a reference, like a pointer).
+#: Size in bytes kcovdf writes into meta for a Python object (a reference, like a pointer).
 PY_VALUE_SIZE = 8
 
 # --- control interface ------------------------------------------------------
@@ -40,7 +39,34 @@ KERNEL_DEVICE_PATH = "/sys/kernel/debug/kcov_dataflow"
 MIN_WORDS = 2
 MAX_WORDS = 16 * 1024 * 1024      # 16M words = 128 MiB
 
-# --- value encoding (docs/abi.md section 2) ---------------------------------
+
+# --- word packing of the record header -------------------------------------
+def type_seq(rtype: int, nvals: int, seq: int) -> int:
+    """Header word: type nibble, value count (15 max; 0 is read as 1), 24-bit seq."""
+    return (rtype & 0xF) << 28 | (nvals & 0xF) << 24 | (seq & SEQ_MASK)
+
+
+def meta(arg_idx: int, size: int, ptr: int) -> int:
+    """Meta word: arg_idx<<56 | size<<48 | ptr & 0xFFFFFFFFFFFF."""
+    return (arg_idx & 0xFF) << 56 | (size & 0xFF) << 48 | (ptr & PTR_MASK)
+
+
+def split_type_seq(word: int) -> tuple[int, int, int] | None:
+    """(type, nvals, seq) of a valid header word, else None (the reader then skips one word)."""
+    if word >> 32:
+        return None
+    rtype = (word >> 28) & 0xF
+    if rtype not in (TYPE_ENTRY, TYPE_RETURN):
+        return None
+    return rtype, ((word >> 24) & 0xF) or 1, word & SEQ_MASK
+
+
+def split_meta(word: int) -> tuple[int, int, int]:
+    """(arg_idx, size, ptr) of a meta word."""
+    return (word >> 56) & 0xFF, (word >> 48) & 0xFF, word & PTR_MASK
+
+
+# === kcovdf's value encoding (docs/abi.md §2; _core/abi.h mirrors it) ==========
 MAX_FIELDS = MAX_VALUES - 2       # shape word and layout word come first
 STR_CHUNKS = 11
 BYTES_CHUNKS = 12
@@ -82,62 +108,6 @@ class Form(enum.IntEnum):
 
 
 REDACTED_CLASS = "kcovdf.<redacted>"
-
-# --- trace file (.kdf) --------------------------------------------------------
-FILE_MAGIC = b"KCOVDF\x00\x01"
-FILE_HEADER_SIZE = 4096
-# offsets of the u64/u32 header fields
-HDR_VERSION = 8
-HDR_HEADER_SIZE = 12
-HDR_WORDS = 16
-HDR_DROPS = 24
-HDR_OWNER = 32
-HDR_PID = 40
-HDR_CREATED_NS = 48
-HDR_FLAGS = 56
-_HEADER_STRUCT = struct.Struct("<8sIIQQQQQQ")
-
-
-def pack_file_header(words: int, pid: int, created_ns: int) -> bytes:
-    """The 4096-byte header page of a .kdf file with zero drops and no owner."""
-    head = _HEADER_STRUCT.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE,
-                               words, 0, 0, pid, created_ns, 0)
-    return head.ljust(FILE_HEADER_SIZE, b"\0")
-
-
-def unpack_file_header(page: bytes) -> dict[str, int | bytes]:
-    """Fields of a header page; the caller checks magic and version."""
-    magic, version, hsize, words, drops, owner, pid, created, flags = \
-        _HEADER_STRUCT.unpack_from(page, 0)
-    return {"magic": magic, "version": version, "header_size": hsize,
-            "words": words, "drops": drops, "owner": owner, "pid": pid,
-            "created_ns": created, "flags": flags}
-
-
-# --- word packing ------------------------------------------------------------
-def type_seq(rtype: int, nvals: int, seq: int) -> int:
-    """Header word: type nibble, value count (15 max; 0 is read as 1), 24-bit seq."""
-    return (rtype & 0xF) << 28 | (nvals & 0xF) << 24 | (seq & SEQ_MASK)
-
-
-def meta(arg_idx: int, size: int, ptr: int) -> int:
-    """Meta word: arg_idx<<56 | size<<48 | ptr & 0xFFFFFFFFFFFF."""
-    return (arg_idx & 0xFF) << 56 | (size & 0xFF) << 48 | (ptr & PTR_MASK)
-
-
-def split_type_seq(word: int) -> tuple[int, int, int] | None:
-    """(type, nvals, seq) of a valid header word, else None (the reader then skips one word)."""
-    if word >> 32:
-        return None
-    rtype = (word >> 28) & 0xF
-    if rtype not in (TYPE_ENTRY, TYPE_RETURN):
-        return None
-    return rtype, ((word >> 24) & 0xF) or 1, word & SEQ_MASK
-
-
-def split_meta(word: int) -> tuple[int, int, int]:
-    """(arg_idx, size, ptr) of a meta word."""
-    return (word >> 56) & 0xFF, (word >> 48) & 0xFF, word & PTR_MASK
 
 
 def layout(total: int, form: int, kinds: list[int] | tuple[int, ...]) -> int:

@@ -1,14 +1,114 @@
-"""The trace's table: JSON Lines (types, symbols, tasks) appended after the buffer.
+"""kcovdf's own container: the .kdf file, the trace directory, and private atomic writes.
 
-Standard library only: the device reads its own table with it, and so do the readers.
+The one module that writers (Device, the recorder's twin, ``kcovdf run``) and readers
+(``kcovdf.read``, the run summary) both use, so that a name or an offset is defined once.
+Standard library only: the runtime path writes with it.
+
+A ``.kdf`` file (docs/abi.md §3)::
+
+    header page (FILE_HEADER_SIZE bytes) | buffer: words * 8 bytes | table: JSON lines to EOF
+
+A trace directory (docs/run.md, "Trace layout")::
+
+    run.json                      run info: format version, argv, config, ...
+    task-<pid>-<tid>.kdf          one per task
+    task-<pid>-<tid>-<n>.kdf      a later task whose name was taken (n = 1, 2, ...)
+
+Task files are read in the order (pid, tid, n): a pid and tid that recur (a pid
+reused after exec, a thread id reused by a later thread) keep their order of creation.
+Every file holding captured values is created 0600 and every directory 0700.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
-from typing import Any
+import os
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any, BinaryIO, NamedTuple
+
+from kcovdf.errors import CorruptBufferError
+
+#: Version of the .kdf layout and of the record words in it (header field and run.json
+#: "format"). Bump when either changes meaning (docs/abi.md); readers refuse other versions.
+FORMAT_VERSION = 1
+
+#: Mode of every file that can hold captured values, and of the directories holding them.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+# --- the .kdf header page ----------------------------------------------------------
+FILE_MAGIC = b"KCOVDF\x00\x01"
+FILE_HEADER_SIZE = 4096
+# byte offsets of the u32/u64 header fields (the C core's abi.h mirrors them)
+HDR_VERSION = 8
+HDR_HEADER_SIZE = 12
+HDR_WORDS = 16
+HDR_DROPS = 24
+HDR_OWNER = 32
+HDR_PID = 40
+HDR_CREATED_NS = 48
+HDR_FLAGS = 56
+_HEADER = struct.Struct("<8sIIQQQQQQ")
+#: Bytes of the header page that hold fields; the rest of the page is zero.
+HEADER_FIELDS_SIZE = _HEADER.size
 
 
+class Header(NamedTuple):
+    """The fields of a .kdf header page (docs/abi.md §3)."""
+
+    magic: bytes
+    version: int
+    header_size: int
+    words: int          # buffer words, buf[0] included
+    drops: int          # whole records dropped because the buffer was full
+    owner: int          # native thread id of the task enabled on the buffer, 0 if none
+    pid: int            # the creating process
+    created_ns: int
+    flags: int
+
+    @property
+    def table_offset(self) -> int:
+        """Byte offset of the table: right after the buffer."""
+        return FILE_HEADER_SIZE + 8 * self.words
+
+
+def pack_header(words: int, pid: int, created_ns: int) -> bytes:
+    """The header page of a new .kdf file: zero drops, no owner."""
+    head = _HEADER.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE, words, 0, 0, pid, created_ns, 0)
+    return head.ljust(FILE_HEADER_SIZE, b"\0")
+
+
+def unpack_header(page: bytes) -> Header:
+    """The fields of a header page, unchecked (``read_header`` checks them)."""
+    return Header(*_HEADER.unpack_from(page, 0))
+
+
+def read_header(page: bytes, name: str) -> Header:
+    """The fields of the first bytes of a .kdf file; CorruptBufferError naming ``name`` and the problem."""
+    if not page:
+        raise CorruptBufferError(f"{name}: empty file (no .kdf header)")
+    if len(page) < HEADER_FIELDS_SIZE or page[:len(FILE_MAGIC)] != FILE_MAGIC:
+        raise CorruptBufferError(f"{name}: not a .kdf trace file: expected magic {FILE_MAGIC!r} "
+                                 "at offset 0")
+    head = unpack_header(page)
+    if head.version != FORMAT_VERSION:
+        raise CorruptBufferError(f"{name}: format version {head.version} is not supported "
+                                 f"(this kcovdf reads version {FORMAT_VERSION})")
+    if head.header_size != FILE_HEADER_SIZE:
+        raise CorruptBufferError(f"{name}: header size {head.header_size}, expected {FILE_HEADER_SIZE}")
+    return head
+
+
+def is_kdf_start(data: bytes) -> bool:
+    """Whether ``data`` starts like a .kdf file (its magic, whatever its version byte)."""
+    return data[:len(FILE_MAGIC) - 2] == FILE_MAGIC[:-2]
+
+
+# --- the table -----------------------------------------------------------------------
 def line(obj: dict[str, Any]) -> bytes:
     """One table line, without its newline: compact UTF-8 JSON.
 
@@ -48,17 +148,171 @@ def parse(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
     lines: list[dict[str, Any]] = []
     notes: list[str] = []
     raw = data.split(b"\n")
-    for number, line in enumerate(raw, 1):
-        if not line.strip(b"\0 \t\r"):
+    for number, text in enumerate(raw, 1):
+        if not text.strip(b"\0 \t\r"):
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(text)
         except (ValueError, UnicodeDecodeError):
             obj = None
         if isinstance(obj, dict):
             lines.append(_clean(obj))
         elif number == len(raw):
-            notes.append(f"{name}: table: last line truncated ({len(line)} bytes ignored)")
+            notes.append(f"{name}: table: last line truncated ({len(text)} bytes ignored)")
         else:
             notes.append(f"{name}: table line {number}: not a JSON object (skipped)")
     return lines, notes
+
+
+# --- the trace directory ---------------------------------------------------------------
+RUN_INFO = "run.json"
+_TASK_PREFIX, _TASK_SUFFIX = "task-", ".kdf"
+_NUMBER = r"(0|[1-9][0-9]*)"
+_TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?\.kdf")
+#: The task file names, as the messages to users spell them.
+TASK_FILE_PATTERN = "task-<pid>-<tid>[-<n>].kdf"
+
+
+class TaskFile(NamedTuple):
+    """The name of one task file: its task and, when the name was taken, its suffix ``n``.
+
+    Tuples sort in the order readers read task files (the module docstring).
+    """
+
+    pid: int
+    tid: int
+    n: int = 0          # 0 for task-<pid>-<tid>.kdf, else the -<n> suffix
+
+    @property
+    def name(self) -> str:
+        """The file name."""
+        suffix = f"-{self.n}" if self.n else ""
+        return f"{_TASK_PREFIX}{self.pid}-{self.tid}{suffix}{_TASK_SUFFIX}"
+
+
+def parse_task_name(name: str) -> TaskFile | None:
+    """The TaskFile a file name spells, or None when it is not one (``task-<pid>-<tid>[-<n>].kdf``)."""
+    m = _TASK_NAME.fullmatch(name)
+    if m is None:
+        return None
+    return TaskFile(int(m[1]), int(m[2]), int(m[3] or 0))
+
+
+def looks_like_task_file(name: str) -> bool:
+    """Whether a name is meant as a task file (``task-*.kdf``), well-formed or not."""
+    return name.startswith(_TASK_PREFIX) and name.endswith(_TASK_SUFFIX)
+
+
+def free_task_path(trace_dir: str, pid: int, tid: int) -> str:
+    """The path of the first task file name of (pid, tid) that ``trace_dir`` does not hold yet.
+
+    The caller creates it exclusively (``create_private``) and asks again when it lost a race.
+    """
+    n = 0
+    while True:
+        path = os.path.join(trace_dir, TaskFile(pid, tid, n).name)
+        if not os.path.lexists(path):
+            return path
+        n += 1
+
+
+class Listing(NamedTuple):
+    """What a trace directory holds, by name."""
+
+    run_info: bool                  # run.json is present
+    tasks: list[TaskFile]           # in reading order
+    unknown: list[str]              # every other entry, sorted (task-like names that do not parse included)
+
+
+def list_dir(path: str | os.PathLike[str]) -> Listing:
+    """The entries of a trace directory, sorted into run info, task files and the rest."""
+    run_info = False
+    found: list[TaskFile] = []
+    unknown: list[str] = []
+    for name in os.listdir(path):
+        task = parse_task_name(name)
+        if task is not None:
+            found.append(task)
+        elif name == RUN_INFO:
+            run_info = True
+        else:
+            unknown.append(name)
+    return Listing(run_info, sorted(found), sorted(unknown))
+
+
+def write_run_info(trace_dir: str, info: dict[str, Any]) -> None:
+    """Write run.json (private, atomic) holding ``info`` and the format version."""
+    data = json.dumps({"format": FORMAT_VERSION, **info}).encode() + b"\n"
+    with private_file(os.path.join(trace_dir, RUN_INFO)) as f:
+        f.write(data)
+
+
+def read_run_info(trace_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run info of a trace directory, None without run.json; CorruptBufferError when unreadable."""
+    path = os.path.join(trace_dir, RUN_INFO)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CorruptBufferError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        info = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptBufferError(f"{path}: not valid JSON ({exc})") from None
+    fmt = info.get("format") if isinstance(info, dict) else None
+    if fmt != FORMAT_VERSION:
+        raise CorruptBufferError(f"{path}: format version {fmt!r} is not supported "
+                                 f"(this kcovdf reads version {FORMAT_VERSION})")
+    return info
+
+
+# --- private files -------------------------------------------------------------------------
+def create_private(path: str, *, overwrite: bool = False, flags: int = os.O_RDWR) -> int:
+    """A descriptor on ``path`` created with mode exactly 0600; FileExistsError unless ``overwrite``.
+
+    The mode is set again after creation because O_CREAT's mode is masked by the umask.
+    """
+    extra = os.O_TRUNC if overwrite else os.O_EXCL
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC | extra, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def private_dir(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` (and its parents) if needed; the directory itself ends up mode 0700."""
+    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    os.chmod(path, DIR_MODE)  # makedirs honours the umask, and an existing directory keeps its mode
+
+
+@contextlib.contextmanager
+def private_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A binary file for writing that appears at ``path`` complete, mode 0600, or not at all.
+
+    It is written under a temporary name beside ``path`` and renamed into place when the
+    block ends without an exception; on an exception the temporary file is removed.
+    Without ``overwrite`` an existing ``path`` is never replaced: FileExistsError, even
+    when the file appeared during the write.
+    """
+    target = os.fspath(path)
+    head, tail = os.path.split(target)
+    tmp = os.path.join(head, f".{tail}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = create_private(tmp, flags=os.O_WRONLY)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # fails when target exists: never clobber
+            except FileExistsError:
+                raise FileExistsError(errno.EEXIST, f"{target} exists", target) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

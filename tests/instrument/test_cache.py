@@ -11,7 +11,7 @@ import pytest
 from kcovdf import __version__
 from kcovdf.instrument import cache
 from kcovdf.instrument.config import Config
-from kcovdf.symtab import Symbol
+from kcovdf.symbols import Symbol
 
 SYM = Symbol(0x1234, "m", "f", "/p/m.py", 1, (("x", "POSITIONAL_OR_KEYWORD"),))
 SOURCE = b"def f(x):\n    return x\n"

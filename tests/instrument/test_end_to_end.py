@@ -11,7 +11,7 @@ from kcovdf.instrument import rewrite, switch
 from kcovdf.instrument.config import Config
 from kcovdf.runtime import core
 from kcovdf.runtime.device import Device
-from kcovdf.symtab import pc_of
+from kcovdf.symbols import pc_of
 
 SRC = "def add(a, b, password):\n    return a + b\n\ndef boom():\n    raise KeyError('k')\n"
 

@@ -20,7 +20,7 @@ from instr_samples.helpers import load, recording, write_module
 from kcovdf.errors import InstrumentWarning
 from kcovdf.instrument import hook, rewrite, switch
 from kcovdf.instrument.config import Config
-from kcovdf.symtab import pc_of
+from kcovdf.symbols import pc_of
 
 NAME = "instr_samples.semantics"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -12,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracegen as tg
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.errors import CorruptBufferError
 from kcovdf.read import decode
+from kcovdf.runtime import core, tasks
 from kcovdf.runtime.encode import encode_value
 
 
@@ -75,6 +78,61 @@ def test_trace_directory_errors(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(CorruptBufferError, match=r"run.json: format version 99 is not supported"):
         decode.load(tmp_path)
+
+
+def test_two_tasks_with_one_pid_and_tid_are_both_decoded(recorder, tmp_path):
+    # A thread id reused by a later thread (or a pid by exec): the writer names the second
+    # file task-<pid>-<tid>-1.kdf, the run summary counts it, so the reader must read it too.
+    d = tg.trace_dir(tmp_path / "run")
+    ts = tasks.Tasks(str(d), 4096, follow_threads=False, follow_forks=False)
+    ts.start()
+    try:
+        core.entry(0x100, "first")
+        ts.disable_current()
+        ts.enable_current()  # the same thread again: a second task with the same pid and tid
+        core.entry(0x200, "second")
+    finally:
+        ts.stop()
+    me, tid = os.getpid(), threading.get_native_id()
+    assert sorted(os.listdir(d)) == ["run.json", f"task-{me}-{tid}-1.kdf", f"task-{me}-{tid}.kdf"]
+    t = decode.load(d)
+    summary = tasks.summarize(str(d))
+    assert summary.tasks == len(t.tasks) == 2 and summary.records == len(t) == 2
+    assert [(x.pid, x.tid, x.source) for x in t.tasks] == [
+        (me, tid, str(d / f"task-{me}-{tid}.kdf")), (me, tid, str(d / f"task-{me}-{tid}-1.kdf"))]
+    assert t.records.column("pc").to_pylist() == [0x100, 0x200]  # in the order they were written
+    assert t.notes == []
+
+
+def test_every_entry_of_a_trace_directory_is_read_or_named_in_a_note(tmp_path):
+    d = tg.write_dir(tmp_path / "run", {(10, 10, "MainThread"): sample()})
+    (d / "task-10-11.kdf").write_bytes(b"")           # created, but its buffer never initialised
+    (d / "task-10-12.kdf").write_bytes(b"garbage" * 100)
+    tg.write_kdf(d / "task-10-13.kdf", sample().buffer(), version=7)
+    (d / "task-10-x.kdf").write_bytes(b"")             # meant as a task file, but not a name of one
+    (d / "task-10-10-0.kdf").write_bytes(b"")          # suffixes start at 1
+    (d / "notes.txt").write_text("mine")
+    (d / "sub").mkdir()
+    t = decode.load(d)
+    assert [(x.pid, x.tid) for x in t.tasks] == [(10, 10)] and len(t) == 6
+    expected = "(expected run.json and task-<pid>-<tid>[-<n>].kdf); not read"
+    assert t.notes == [
+        f"{d}/notes.txt: not part of a trace {expected}",
+        f"{d}/sub: not part of a trace {expected}",
+        f"{d}/task-10-10-0.kdf: not a task file name {expected}",
+        f"{d}/task-10-x.kdf: not a task file name {expected}",
+        f"{d}/task-10-11.kdf: empty file (no .kdf header); task file skipped",
+        f"{d}/task-10-12.kdf: not a .kdf trace file: expected magic b'KCOVDF\\x00\\x01' at offset 0; "
+        "task file skipped",
+        f"{d}/task-10-13.kdf: format version 7 is not supported (this kcovdf reads version 1); "
+        "task file skipped"]
+
+
+def test_a_directory_of_task_files_without_run_json_is_read_with_a_note(tmp_path):
+    d = tg.write_dir(tmp_path / "run", {(10, 10, "MainThread"): sample()})
+    (d / "run.json").unlink()
+    t = decode.load(d)
+    assert len(t.tasks) == 1 and t.notes == [f"{d}: run.json missing"]
 
 
 def test_live_device_is_read_with_its_table_and_drops(recorder):
@@ -151,7 +209,7 @@ def test_wrong_magic_is_refused(tmp_path):
 def test_truncated_file_decodes_what_is_there(tmp_path):
     b = sample()
     p = tg.write_kdf(tmp_path / "t.kdf", b.buffer(200), b.table_lines())
-    data = p.read_bytes()[:abi.FILE_HEADER_SIZE + 8 * 20 + 3]
+    data = p.read_bytes()[:tracefile.FILE_HEADER_SIZE + 8 * 20 + 3]
     p.write_bytes(data)
     t = decode.load(p)
     assert any("file truncated: header says 200 buffer words, the file holds 20" in n for n in t.notes)
@@ -191,7 +249,7 @@ def test_sym_collision_is_reported(tmp_path):
     pc = tg.pc_of("app", "f", 3)
     other = dict(b.syms[pc], qualname="other", line=99)
     t = decode.load(tg.write_kdf(tmp_path / "t.kdf", b.buffer(), b.table_lines() + [other]))
-    assert t.symbols[pc].name == "f"
+    assert t.symbols[pc].qualname == "f"
     assert any("names both app.f" in n and "app.other" in n for n in t.notes)
 
 
@@ -322,7 +380,7 @@ def test_fuzz_random_bytes_as_file_and_buffer(tmp_path_factory, data):
         assert len(t) <= len(data) // 32
     decode.load(data)
     kdf = p.with_suffix(".kdf")
-    kdf.write_bytes(abi.pack_file_header(len(data) // 8, 1, 1) + data)
+    kdf.write_bytes(tracefile.pack_header(len(data) // 8, 1, 1) + data)
     decode.load(kdf)
 
 

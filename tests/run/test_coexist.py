@@ -46,7 +46,7 @@ def helper_calls(trace: Path) -> list[tuple[str, str, list[int]]]:
     for row in t.records.to_pylist():
         sym = t.symbols.get(row["pc"])
         if sym is not None and sym.module == "helper":
-            out.append((row["kind"], sym.name, row["values"]))
+            out.append((row["kind"], sym.qualname, row["values"]))
     return out
 
 

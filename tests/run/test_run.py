@@ -50,7 +50,7 @@ def calls(trace: Path) -> list[tuple[str, str, str, list[int]]]:
     out = []
     for row in t.records.to_pylist():
         sym = t.symbols.get(row["pc"])
-        out.append((t.tasks[row["task"]].name, row["kind"], sym.name if sym else hex(row["pc"]),
+        out.append((t.tasks[row["task"]].name, row["kind"], sym.qualname if sym else hex(row["pc"]),
                     row["values"]))
     return out
 

@@ -16,7 +16,7 @@ import pytest
 
 import kcovdf
 from conftest import device_records, parse_records
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.runtime import core
 from kcovdf.runtime.device import Device, State
 from kcovdf.runtime.encode import encode_value
@@ -37,11 +37,11 @@ def test_init_trace_and_header(recorder: core.Recorder) -> None:
         assert dev.state is State.OPEN and dev.words is None and dev.path is None
         dev.init_trace(64)
         assert dev.state is State.INIT and dev.words == 64
-        head = abi.unpack_file_header(os.pread(dev.fd, abi.FILE_HEADER_SIZE, 0))
-        assert head["magic"] == abi.FILE_MAGIC and head["version"] == abi.FORMAT_VERSION
-        assert (head["words"], head["drops"], head["owner"], head["pid"]) == (64, 0, 0, os.getpid())
+        head = tracefile.unpack_header(os.pread(dev.fd, tracefile.FILE_HEADER_SIZE, 0))
+        assert head.magic == tracefile.FILE_MAGIC and head.version == tracefile.FORMAT_VERSION
+        assert (head.words, head.drops, head.owner, head.pid) == (64, 0, 0, os.getpid())
         # the table after the buffer may already hold lines replayed from earlier devices
-        assert os.fstat(dev.fd).st_size >= abi.FILE_HEADER_SIZE + 64 * 8
+        assert os.fstat(dev.fd).st_size >= tracefile.FILE_HEADER_SIZE + 64 * 8
 
 
 @pytest.mark.parametrize("words", [-1, 0, 1, abi.MAX_WORDS + 1])
@@ -94,7 +94,7 @@ def test_init_trace_allocation_failure_is_enomem(tmp_path) -> None:
 
 def test_a_table_write_failure_leaves_the_device_usable(recorder: core.Recorder, tmp_path) -> None:
     # The file-size limit leaves room for header and buffer only: table lines fail with EFBIG.
-    limit = abi.FILE_HEADER_SIZE + 64 * 8
+    limit = tracefile.FILE_HEADER_SIZE + 64 * 8
     code = textwrap.dedent(f"""
         import errno, resource, signal
         from kcovdf import Device
@@ -132,7 +132,7 @@ def test_mmap_rules() -> None:
         assert (buf.format, len(buf), buf[0]) == ("Q", 32, 0)
         buf[5] = 0xABC
         assert again[5] == 0xABC  # one shared buffer
-        assert os.pread(dev.fd, 8, abi.FILE_HEADER_SIZE + 5 * 8) == (0xABC).to_bytes(8, "little")
+        assert os.pread(dev.fd, 8, tracefile.FILE_HEADER_SIZE + 5 * 8) == (0xABC).to_bytes(8, "little")
         buf.release()
         again.release()
 
@@ -234,8 +234,8 @@ def test_close_while_enabled_disables_and_keepsdevice_records(recorder: core.Rec
         other.enable()
         other.disable()
     data = path.read_bytes()
-    assert abi.unpack_file_header(data)["owner"] == 0
-    words = memoryview(data[abi.FILE_HEADER_SIZE:abi.FILE_HEADER_SIZE + 256 * 8]).cast("Q")
+    assert tracefile.unpack_header(data).owner == 0
+    words = memoryview(data[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 256 * 8]).cast("Q")
     assert [r.values for r in parse_records(words)] == [encode_value("kept").words]
 
 
@@ -288,7 +288,8 @@ def test_exit_while_enabled_is_clean(recorder: core.Recorder, tmp_path) -> None:
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "done\n", "")
-    words = memoryview(path.read_bytes()[abi.FILE_HEADER_SIZE:abi.FILE_HEADER_SIZE + 256 * 8]).cast("Q")
+    start = tracefile.FILE_HEADER_SIZE
+    words = memoryview(path.read_bytes()[start:start + 256 * 8]).cast("Q")
     assert [r.values for r in parse_records(words)] == [encode_value("main").words]
 
 
@@ -403,7 +404,7 @@ def test_existing_file_needs_overwrite(tmp_path) -> None:
             dev.save(path)
         assert path.read_bytes() == b"precious"
         dev.save(path, overwrite=True)
-    assert path.read_bytes()[:8] == abi.FILE_MAGIC
+    assert path.read_bytes()[:8] == tracefile.FILE_MAGIC
     with Device(file=path, overwrite=True) as dev:
         assert os.fstat(dev.fd).st_size == 0
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -459,12 +460,12 @@ def test_records_survive_sigkill_of_the_writer(recorder: core.Recorder, tmp_path
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     data = path.read_bytes()
-    head = abi.unpack_file_header(data)
-    assert head["words"] == 1024 and head["pid"] != os.getpid()
-    words = memoryview(data[abi.FILE_HEADER_SIZE:abi.FILE_HEADER_SIZE + 1024 * 8]).cast("Q")
+    head = tracefile.unpack_header(data)
+    assert head.words == 1024 and head.pid != os.getpid()
+    words = memoryview(data[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 1024 * 8]).cast("Q")
     recs = parse_records(words)
     assert [r.values for r in recs[::2]] == [encode_value(i).words for i in range(10)]
     assert {r.pc for r in recs} == {0xC0DE}
-    table = [json.loads(x) for x in data[abi.FILE_HEADER_SIZE + 1024 * 8:].split(b"\n") if x]
+    table = [json.loads(x) for x in data[tracefile.FILE_HEADER_SIZE + 1024 * 8:].split(b"\n") if x]
     assert {"builtins.int", "builtins.str"} <= {x["class"] for x in table if x["t"] == "type"}
-    assert [x["pid"] for x in table if x["t"] == "task"] == [head["pid"]]
+    assert [x["pid"] for x in table if x["t"] == "task"] == [head.pid]

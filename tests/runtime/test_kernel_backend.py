@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.runtime.device import Device, KernelOps, State
 
 FD = 77
@@ -152,8 +152,8 @@ def test_save_writes_a_kdf_of_the_kernel_buffer(tmp_path) -> None:
         dev.init_trace(8)
         dev.save(tmp_path / "k.kdf")
     data = (tmp_path / "k.kdf").read_bytes()
-    head = abi.unpack_file_header(data)
-    assert (head["magic"], head["words"], head["drops"]) == (abi.FILE_MAGIC, 8, 0)
-    assert data[abi.FILE_HEADER_SIZE:] == (1).to_bytes(8, "little") + (0xE1000001).to_bytes(8, "little") \
-        + bytes(6 * 8)
+    head = tracefile.unpack_header(data)
+    assert (head.magic, head.words, head.drops) == (tracefile.FILE_MAGIC, 8, 0)
+    assert data[tracefile.FILE_HEADER_SIZE:] == (1).to_bytes(8, "little") \
+        + (0xE1000001).to_bytes(8, "little") + bytes(6 * 8)
     assert os.stat(tmp_path / "k.kdf").st_mode & 0o777 == 0o600

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from conftest import device_records
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.runtime import core, twin
 from kcovdf.runtime.device import Device
 from kcovdf.runtime.encode import encode_value
@@ -128,7 +128,7 @@ def test_type_lines_exact_bytes_once_per_process(dev: Device) -> None:
                                   "fields": list(e.fields)}, separators=(",", ":"),
                                  ensure_ascii=False).encode() for e in enc.types}
     with open(f"/proc/self/fd/{dev.fd}", "rb") as f:
-        table = f.read()[abi.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
+        table = f.read()[tracefile.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
     for line in expected.values():
         assert table.count(line) == 1, line
 
@@ -155,7 +155,7 @@ def test_cached_layouts_record_their_type_lines_once(dev: Device) -> None:
     recs = device_records(dev)
     assert [r.values for r in recs] == [encode_value(v).words for v in values] * 3
     with open(f"/proc/self/fd/{dev.fd}", "rb") as f:
-        table = f.read()[abi.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
+        table = f.read()[tracefile.FILE_HEADER_SIZE + 8 * (1 << 15):].split(b"\n")
     for value in values:
         for e in encode_value(value).types:
             line = json.dumps({"t": "type", "id": f"0x{e.id:016x}", "class": e.cls,
@@ -192,8 +192,8 @@ def test_emit_rejects_a_newline(recorder: core.Recorder) -> None:
 
 
 def _mapping(words: int) -> mmap.mmap:
-    m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * words)
-    m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(words, os.getpid(), 0)
+    m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * words)
+    m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(words, os.getpid(), 0)
     return m
 
 
@@ -203,7 +203,7 @@ def test_recorder_errnos_on_bare_mappings(recorder: core.Recorder, tmp_path) -> 
     try:
         core.enable(one, table)
         try:
-            assert struct.unpack_from("<Q", one, abi.HDR_OWNER)[0] == threading.get_native_id()
+            assert struct.unpack_from("<Q", one, tracefile.HDR_OWNER)[0] == threading.get_native_id()
             for mapping in (one, two):  # this thread is already enabled
                 with pytest.raises(OSError) as e:
                     core.enable(mapping, table)
@@ -215,11 +215,11 @@ def test_recorder_errnos_on_bare_mappings(recorder: core.Recorder, tmp_path) -> 
         finally:
             core.disable(one)
         assert core.active() == 0
-        assert struct.unpack_from("<Q", one, abi.HDR_OWNER)[0] == 0
+        assert struct.unpack_from("<Q", one, tracefile.HDR_OWNER)[0] == 0
         with pytest.raises(OSError) as e:
             core.disable(one)
         assert e.value.errno == errno.EINVAL
-        struct.pack_into("<Q", two, abi.HDR_OWNER, 4242)  # owned by some other task
+        struct.pack_into("<Q", two, tracefile.HDR_OWNER, 4242)  # owned by some other task
         with pytest.raises(OSError) as e:
             core.enable(two, table)
         assert e.value.errno == errno.EBUSY

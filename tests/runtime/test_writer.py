@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import Rec, parse_records
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
 
@@ -29,8 +29,8 @@ MASK48 = (1 << 48) - 1
 
 def new_mapping(words: int) -> mmap.mmap:
     """An anonymous MAP_SHARED mapping laid out as a .kdf file."""
-    m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * words)
-    m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(words, os.getpid(), 0)
+    m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * words)
+    m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(words, os.getpid(), 0)
     return m
 
 
@@ -39,12 +39,12 @@ def u64(m: mmap.mmap, offset: int) -> int:
 
 
 def count(m: mmap.mmap) -> int:
-    return u64(m, abi.FILE_HEADER_SIZE)
+    return u64(m, tracefile.FILE_HEADER_SIZE)
 
 
 def records(m: mmap.mmap) -> list[Rec]:
     """Every record of the buffer; fails on any word that is not a whole record."""
-    buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+    buf = memoryview(m)[tracefile.FILE_HEADER_SIZE:].cast("Q")
     try:
         return parse_records(buf)
     finally:
@@ -59,7 +59,7 @@ def enabled(words: int = 4096) -> Iterator[mmap.mmap]:
     try:
         yield m
     finally:
-        if R.active() and u64(m, abi.HDR_OWNER) == threading.get_native_id():
+        if R.active() and u64(m, tracefile.HDR_OWNER) == threading.get_native_id():
             R.disable(m)
 
 
@@ -173,16 +173,16 @@ def test_full_buffer_drops_whole_records_and_counts_them() -> None:
     with enabled(words=size) as m:
         for i in range(10):
             R.entry(PC, i)
-        assert count(m) == 18 and u64(m, abi.HDR_DROPS) == 7
+        assert count(m) == 18 and u64(m, tracefile.HDR_DROPS) == 7
         R.entry(PC, "x" * 500)  # 3 + 15 words: too big for the one free word
-        assert count(m) == 18 and u64(m, abi.HDR_DROPS) == 8
+        assert count(m) == 18 and u64(m, tracefile.HDR_DROPS) == 8
         recs = records(m)
         assert [r.values[2] for r in recs] == [0, 1, 2]
-        struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 0)  # the reader resets buf[0]
+        struct.pack_into("<Q", m, tracefile.FILE_HEADER_SIZE, 0)  # the reader resets buf[0]
         R.entry(PC, 99)
         (after,) = records(m)
     assert after.values[2] == 99 and after.seq == 12  # dropped records used their seq
-    assert u64(m, abi.HDR_DROPS) == 8
+    assert u64(m, tracefile.HDR_DROPS) == 8
 
 
 def test_entry_records_are_the_same_reserved_together_or_one_by_one() -> None:
@@ -200,9 +200,9 @@ def test_entry_records_are_the_same_reserved_together_or_one_by_one() -> None:
                 R.entry(PC, *args[:2])
             finally:
                 R._set_record_hook(None)
-            buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+            buf = memoryview(m)[tracefile.FILE_HEADER_SIZE:].cast("Q")
             try:
-                return list(buf), u64(m, abi.HDR_DROPS)
+                return list(buf), u64(m, tracefile.HDR_DROPS)
             finally:
                 buf.release()
 
@@ -224,9 +224,9 @@ def test_entry_records_are_the_same_reserved_together_or_one_by_one() -> None:
 
 def test_count_beyond_the_buffer_drops_instead_of_writing_past_it() -> None:
     with enabled(words=16) as m:
-        struct.pack_into("<Q", m, abi.FILE_HEADER_SIZE, 1000)  # a corrupt buf[0]
+        struct.pack_into("<Q", m, tracefile.FILE_HEADER_SIZE, 1000)  # a corrupt buf[0]
         R.entry(PC, 1)
-        assert count(m) == 1000 and u64(m, abi.HDR_DROPS) == 1
+        assert count(m) == 1000 and u64(m, tracefile.HDR_DROPS) == 1
 
 
 # --- re-entrancy -------------------------------------------------------------------------
@@ -350,12 +350,12 @@ def test_record_hook_that_disables_stops_the_call_without_writing_through_the_ol
             R.entry(PC, 1, 2, 3)
         finally:
             R._set_record_hook(None)
-        assert R.active() == 0 and u64(m, abi.HDR_OWNER) == 0
+        assert R.active() == 0 and u64(m, tracefile.HDR_OWNER) == 0
         R.entry(PC, 4)  # disabled: nothing
     # the first record was reserved and its header written; its values never were
     n = 3 + len(encode_value(1).words)
     assert count(m) == n
-    assert u64(m, abi.FILE_HEADER_SIZE + 8) == abi.type_seq(abi.TYPE_ENTRY, n - 3, 1)
+    assert u64(m, tracefile.FILE_HEADER_SIZE + 8) == abi.type_seq(abi.TYPE_ENTRY, n - 3, 1)
 
 
 def test_record_hook_must_be_callable_or_none() -> None:
@@ -393,7 +393,7 @@ def test_two_threads_have_their_own_buffer_and_seq() -> None:
         assert [r.seq for r in recs] == list(range(1, 201))
         assert {r.pc for r in recs} == {ord(name)}
         assert [r.values[2] for r in recs] == list(range(200))
-        assert u64(m, abi.HDR_OWNER) == 0
+        assert u64(m, tracefile.HDR_OWNER) == 0
 
 
 def test_enable_errors() -> None:
@@ -402,9 +402,9 @@ def test_enable_errors() -> None:
         with pytest.raises(OSError, match=r"enable\(\): this thread is already enabled") as e:
             R.enable(other, -1)
         assert e.value.errno == errno.EBUSY
-        assert u64(mine, abi.HDR_OWNER) == threading.get_native_id()
+        assert u64(mine, tracefile.HDR_OWNER) == threading.get_native_id()
         assert R.active() == 1
-    struct.pack_into("<Q", m, abi.HDR_OWNER, 12345)  # another task owns it
+    struct.pack_into("<Q", m, tracefile.HDR_OWNER, 12345)  # another task owns it
     with pytest.raises(OSError, match=r"enable\(\): device already enabled by task 12345") as e:
         R.enable(m, -1)
     assert e.value.errno == errno.EBUSY and R.active() == 0
@@ -414,7 +414,7 @@ def test_enable_errors() -> None:
         R.enable(42, -1)
     with pytest.raises(ValueError, match=r"does not start with a kcovdf header page"):
         R.enable(bytearray(8192), -1)
-    short = bytearray(abi.pack_file_header(1000, 0, 0)) + bytearray(64)
+    short = bytearray(tracefile.pack_header(1000, 0, 0)) + bytearray(64)
     with pytest.raises(ValueError, match=r"header says 1000 words, mapping holds 8"):
         R.enable(short, -1)
     assert R.active() == 0
@@ -443,14 +443,14 @@ def test_disable_errors() -> None:
         t.join()
         assert seen == [errno.EINVAL]
         me = threading.get_native_id()
-        struct.pack_into("<Q", m, abi.HDR_OWNER, me + 1)  # the owner word was taken over
+        struct.pack_into("<Q", m, tracefile.HDR_OWNER, me + 1)  # the owner word was taken over
         with pytest.raises(OSError, match=rf"device owned by task {me + 1}, not {me}") as e:
             R.disable(m)
         assert e.value.errno == errno.EINVAL
-        struct.pack_into("<Q", m, abi.HDR_OWNER, me)
+        struct.pack_into("<Q", m, tracefile.HDR_OWNER, me)
     finally:
         R.disable(m)
-    assert u64(m, abi.HDR_OWNER) == 0 and R.active() == 0
+    assert u64(m, tracefile.HDR_OWNER) == 0 and R.active() == 0
     m.close()  # the export was released: the mmap can close
 
 
@@ -466,7 +466,7 @@ def test_thread_ending_while_enabled_leaves_no_state() -> None:
     t = threading.Thread(target=run)
     t.start()
     t.join()
-    assert tids and u64(m, abi.HDR_OWNER) == 0 and R.active() == 0
+    assert tids and u64(m, tracefile.HDR_OWNER) == 0 and R.active() == 0
     assert len(records(m)) == 1
     R.enable(m, -1)  # free for the next task
     R.disable(m)
@@ -491,7 +491,7 @@ import json, os, sys
 from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
 import mmap
-from kcovdf import abi
+from kcovdf import abi, tracefile
 
 class Weird:
     pass
@@ -506,8 +506,8 @@ w, s = Weird(), Sur()
 w.__dict__.update({"a": 1, "\u00fc": Sur(), 'q"': 2})
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
 R.add_table(fd)
-m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * 4096)
-m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(4096, os.getpid(), 0)
+m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * 4096)
+m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(4096, os.getpid(), 0)
 R.enable(m, -1)
 for _ in range(3):
     R.entry(1, w, s, [Weird()], 5)
@@ -539,7 +539,7 @@ ENCODE_FIRST_SCRIPT = """
 import collections, dataclasses, json, mmap, os, sys
 from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
-from kcovdf import abi
+from kcovdf import abi, tracefile
 
 @dataclasses.dataclass
 class DC:
@@ -561,8 +561,8 @@ for v in values:
     R.encode(v)
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
 R.add_table(fd)
-m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * 4096)
-m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(4096, os.getpid(), 0)
+m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * 4096)
+m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(4096, os.getpid(), 0)
 R.enable(m, -1)
 for _ in range(2):
     R.entry(1, *values)
@@ -650,13 +650,13 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def test_parent_and_child_share_one_mapping_without_tearing(tmp_path) -> None:
     path = tmp_path / "shared.kdf"
     words = 1 << 20
-    path.write_bytes(abi.pack_file_header(words, os.getpid(), 0) + bytes(8 * words))
+    path.write_bytes(tracefile.pack_header(words, os.getpid(), 0) + bytes(8 * words))
     subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(path), str(N_FORK)], check=True,
                    timeout=120)
     with open(path, "r+b") as f:
         m = mmap.mmap(f.fileno(), 0)
     recs = records(m)
-    assert u64(m, abi.HDR_DROPS) == 0 and u64(m, abi.HDR_OWNER) == 0
+    assert u64(m, tracefile.HDR_DROPS) == 0 and u64(m, tracefile.HDR_OWNER) == 0
     for pc, name in ((0xC41D, "child"), (0x9A7E, "parent")):
         mine = [r for r in recs if r.pc == pc]
         assert [r.values[2] for r in mine if r.arg_idx == 0] == list(range(N_FORK))
@@ -686,7 +686,7 @@ def test_after_fork_child_starts_disabled_and_leaves_the_parent_owner() -> None:
             finally:
                 os._exit(code)
         assert _wait_child(pid) == 0
-        assert u64(m, abi.HDR_OWNER) == threading.get_native_id()
+        assert u64(m, tracefile.HDR_OWNER) == threading.get_native_id()
         assert R.active() == 1
     finally:
         R.disable(m)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy
 import pytest
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
 
@@ -248,15 +248,15 @@ ZOO: dict[str, Callable[[], object]] = {
 
 
 def new_mapping(words: int) -> mmap.mmap:
-    m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * words)
-    m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(words, os.getpid(), 0)
+    m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * words)
+    m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(words, os.getpid(), 0)
     return m
 
 
 def record_values(m: mmap.mmap) -> list[list[int]]:
     """Value words of every record, in order (framing is checked in test_core_writer)."""
-    n = struct.unpack_from("<Q", m, abi.FILE_HEADER_SIZE)[0]
-    words = struct.unpack_from(f"<{n}Q", m, abi.FILE_HEADER_SIZE + 8)
+    n = struct.unpack_from("<Q", m, tracefile.FILE_HEADER_SIZE)[0]
+    words = struct.unpack_from(f"<{n}Q", m, tracefile.FILE_HEADER_SIZE + 8)
     out, i = [], 0
     while i < n:
         nvals = words[i] >> 24 & 0xF

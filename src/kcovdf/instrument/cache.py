@@ -28,7 +28,7 @@ from types import CodeType
 
 from kcovdf import __version__
 from kcovdf.instrument.config import Config
-from kcovdf.symtab import Symbol
+from kcovdf.symbols import Symbol
 
 MAGIC = b"KCOVDFc\x01"
 _LEN = struct.Struct("<I")
@@ -45,12 +45,12 @@ def pass_key() -> str | None:
     between releases. None when the source cannot be read (a zip or frozen install): then
     nothing is cached, rather than risking stale code.
     """
-    from kcovdf import symtab
+    from kcovdf import symbols
     from kcovdf.instrument import redact, rewrite
 
     h = sha256()
     try:
-        for module in (rewrite, redact, symtab):
+        for module in (rewrite, redact, symbols):
             h.update(Path(module.__file__).read_bytes())  # type: ignore[arg-type]
     except (OSError, TypeError) as e:
         log.debug("kcovdf: no rewritten-code cache: the pass's source is unreadable (%s)", e)

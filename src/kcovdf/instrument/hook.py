@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from kcovdf.errors import InstrumentWarning
 from kcovdf.instrument import cache, rewrite, selection, switch
 from kcovdf.instrument.config import Config
-from kcovdf.symtab import Symbol
+from kcovdf.symbols import Symbol
 
 log = logging.getLogger("kcovdf")
 

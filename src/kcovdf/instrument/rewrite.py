@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 
 from kcovdf.instrument.config import Config
 from kcovdf.instrument.redact import Redactor
-from kcovdf.symtab import Symbol, pc_of
+from kcovdf.symbols import Symbol, pc_of
 
 log = logging.getLogger("kcovdf")
 

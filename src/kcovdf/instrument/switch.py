@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 from kcovdf.instrument.rewrite import FLAG, RESERVED
-from kcovdf.symtab import Table
+from kcovdf.symbols import SymbolTable
 
 log = logging.getLogger("kcovdf")
 
@@ -47,7 +47,7 @@ class Switch:
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
-        self.symbols = Table(recorder.emit)
+        self.symbols = SymbolTable(recorder.emit)
         self._namespaces: list[MutableMapping[str, Any]] = []
         self._pending: list[tuple[MutableMapping[str, Any], Variants]] = []
         # each patched function -> its (original, recorded) code

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -127,6 +127,12 @@ class Trace:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     info: list[dict[str, Any]] = field(default_factory=list)
+    #: The resolver every tool names pcs with: ``symbols``, then the kernel symbols given to load().
+    names: symbols.Symbolizer = field(init=False, repr=False, compare=False)
+    kernel: InitVar[symbols.KernelSymbols | None] = None
+
+    def __post_init__(self, kernel: symbols.KernelSymbols | None) -> None:
+        self.names = symbols.Symbolizer(self.symbols, kernel)
 
     def __len__(self) -> int:
         return self.records.num_rows
@@ -293,7 +299,7 @@ def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable,
                 out.types.setdefault(tid, TypeEntry(tid, str(line["class"]),
                                                     tuple(str(f) for f in line.get("fields") or ())))
             elif t == "sym":
-                symtab.add(symbols.from_table_line(line))
+                symtab.add(symbols.Symbol.from_json(line))
             elif t == "task":
                 if task_line is None:
                     task_line = line
@@ -313,13 +319,14 @@ def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable,
 
 
 def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
-         encoding: str | None = None) -> Trace:
+         encoding: str | None = None, kernel: symbols.KernelSymbols | None = None) -> Trace:
     """Decode a trace: a path (.kdf file, trace directory, raw kernel dump), a Device or a buffer.
 
     A ``kcovdf.Device`` is read live (its mapped buffer, table lines and drops).
     ``table_lines`` go with a bare live buffer (``Device.mmap()``). ``encoding`` forces
     "kcovdf" or "kernel" value words; by default .kdf files are kcovdf, and bare
-    buffers are recognised by their layout words.
+    buffers are recognised by their layout words. ``kernel`` symbols name the pcs the
+    trace's own symbols do not (``Trace.names``).
     Raises CorruptBufferError for input that is not a trace at all.
     """
     if encoding not in (None, "kcovdf", "kernel"):
@@ -331,14 +338,15 @@ def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
         notes = []
     else:
         found, notes = [sources.from_buffer(source, table_lines)], []
-    return decode_sources(found, notes=notes, encoding=encoding)
+    return decode_sources(found, notes=notes, encoding=encoding, kernel=kernel)
 
 
 def decode_sources(found: list[sources.Source], *, notes: list[str] | None = None,
-                   encoding: str | None = None) -> Trace:
+                   encoding: str | None = None, kernel: symbols.KernelSymbols | None = None) -> Trace:
     """Decode buffers already read by ``kcovdf.read.sources`` into one Trace."""
-    out = Trace(records=SCHEMA.empty_table(), tasks=[], notes=list(notes or []))
     symtab = symbols.SymbolTable()
+    out = Trace(records=SCHEMA.empty_table(), tasks=[], symbols=symtab.symbols,
+                notes=list(notes or []), kernel=kernel)
     tables: list[pa.Table] = []
     for index, src in enumerate(found):
         out.notes.extend(src.notes)
@@ -348,9 +356,10 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
         task_line = _read_tables(src, out, symtab, has_records) if src.kind != "raw" or src.table else None
         enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
         if src.kind == "raw" and not src.table:
+            hint = " (use --kallsyms/--ko)" if enc == "kernel" and kernel is None else ""
             out.missing.append(f"{src.name}: raw buffer: no header (drops unknown), no type or "
-                               "symbol table" + (" (use --kallsyms/--ko)" if enc == "kernel" else ""))
-        drops = int(src.header["drops"]) if src.header else None
+                               f"symbol table{hint}")
+        drops = src.drops
         tl = task_line or {}
         out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
                               str(tl.get("name") or ""), src.name, enc, sc.count, drops))
@@ -359,7 +368,6 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
         out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
         tables.append(_table(cols))
     out.notes.extend(symtab.describe_collisions())
-    out.symbols = symtab.symbols
     if tables:
         out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return out

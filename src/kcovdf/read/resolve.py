@@ -1,8 +1,11 @@
 """Symbol-resolved records: the one table that every export, the SQL views and the report read.
 
 Each record of a decoded trace gets its task's pid/tid, its function's name, its parameter's
-name and its value rendered as text and as a structured (JSON-able) value. Values are read by
-``kcovdf.read.values``; this module only joins them with the trace's tables.
+name and its value rendered as text and as a structured (JSON-able) value. Names come from
+the trace's one resolver, ``Trace.names`` (kcovdf.symbols.Symbolizer: the trace's own
+symbols, then the kernel symbols of ``--kallsyms``/``--ko``), the same one ``kcovdf view``
+uses. Values are read by ``kcovdf.read.values``; this module only joins them with the
+trace's tables.
 """
 
 from __future__ import annotations
@@ -27,16 +30,15 @@ SCHEMA = pa.schema([
 
 
 def function_name(trace: Trace, pc: int) -> str:
-    """``module.qualname`` of a pc, or the pc in hex when the trace has no symbol for it."""
-    sym = trace.symbols.get(pc)
-    return sym.display if sym else f"{pc:#x}"
+    """The display name of a pc (``module.qualname``, a kernel symbol), or the pc in hex."""
+    return trace.names.name(pc)
 
 
 def param_name(trace: Trace, pc: int, kind: str, arg_idx: int) -> str | None:
     """The parameter an entry record holds; ``None`` for return-side records."""
     if kind != "entry":
         return None
-    sym = trace.symbols.get(pc)
+    sym = trace.names.lookup(pc)
     name = sym.param(arg_idx) if sym else None
     return name or f"arg{arg_idx}"
 
@@ -61,15 +63,14 @@ def resolve(trace: Trace) -> pa.Table:
     rec = trace.records
     tasks = trace.tasks
     cols: dict[str, list] = {name: [] for name in SCHEMA.names}
-    names = {pc: function_name(trace, pc) for pc in set(rec.column("pc").to_pylist())}
     for row in rec.to_pylist():
         task = tasks[row["task"]]
         pc, kind, words = row["pc"], row["kind"], row["values"]
         value = values.structured(words, trace.types, task.encoding)
-        sym = trace.symbols.get(pc)
+        sym = trace.names.lookup(pc)
         for key, val in (("task", row["task"]), ("pid", task.pid), ("tid", task.tid),
                          ("thread", task.name), ("seq", row["seq"]), ("kind", kind), ("pc", pc),
-                         ("module", sym.module if sym else None), ("function", names[pc]),
+                         ("module", sym.module if sym else None), ("function", function_name(trace, pc)),
                          ("arg_idx", row["arg_idx"]),
                          ("param", param_name(trace, pc, kind, row["arg_idx"])),
                          ("size", row["size"]), ("ptr", row["ptr"]), ("values", words),
@@ -104,17 +105,23 @@ def types_table(trace: Trace) -> pa.Table:
 
 
 def symbols_table(trace: Trace) -> pa.Table:
-    """The symbol table: pc, module, qualname, function (module.qualname), file, line, parameters."""
-    items = list(trace.symbols.items())
+    """The symbols naming the trace: pc, module, qualname, function (display name), file, line, parameters.
+
+    The trace's own symbols, then a row for each pc of its records that only the kernel
+    symbols name (qualname is then the kernel symbol, file empty, line 0).
+    """
+    syms = list(trace.symbols.values())
+    pcs = set(trace.records.column("pc").to_pylist()) - trace.symbols.keys()
+    syms += sorted(s for s in map(trace.names.lookup, pcs) if s is not None)
     return pa.table({
-        "pc": pa.array([pc for pc, _ in items], pa.uint64()),
-        "module": pa.array([s.module for _, s in items], pa.string()),
-        "qualname": pa.array([s.name for _, s in items], pa.string()),
-        "function": pa.array([s.display for _, s in items], pa.string()),
-        "file": pa.array([s.file for _, s in items], pa.string()),
-        "line": pa.array([s.line for _, s in items], pa.int32()),
-        "params": pa.array([[p[0] for p in s.params] for _, s in items], pa.list_(pa.string())),
-        "param_kinds": pa.array([[p[1] for p in s.params] for _, s in items], pa.list_(pa.string())),
+        "pc": pa.array([s.pc for s in syms], pa.uint64()),
+        "module": pa.array([s.module for s in syms], pa.string()),
+        "qualname": pa.array([s.qualname for s in syms], pa.string()),
+        "function": pa.array([s.display for s in syms], pa.string()),
+        "file": pa.array([s.file for s in syms], pa.string()),
+        "line": pa.array([s.line for s in syms], pa.int32()),
+        "params": pa.array([[p[0] for p in s.params] for s in syms], pa.list_(pa.string())),
+        "param_kinds": pa.array([[p[1] for p in s.params] for s in syms], pa.list_(pa.string())),
     })
 
 

@@ -3,33 +3,30 @@
 Every reader returns ``Source`` objects (one buffer each, with what came with it);
 ``kcovdf.read.decode`` turns them into records. Nothing here interprets record words.
 Problems that lose data but leave the rest readable (a truncated file, a bad
-table line) become notes; input that is not a trace at all raises
-``CorruptBufferError`` naming the file and what was expected.
+table line, a task file of a trace directory that cannot be read, a file there that
+is not part of a trace) become notes; input that is not a trace at all raises
+``CorruptBufferError`` naming the file and what was expected. File names, the
+header and run.json are kcovdf.tracefile's.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kcovdf import abi
-from kcovdf import tracefile as table_lines
+from kcovdf import abi, tracefile
 from kcovdf.errors import CorruptBufferError
 
 #: Buffer words as read from disk or memory: little-endian u64 (docs/abi.md §1).
 WORD = np.dtype("<u8")
 
-_TASK_FILE = re.compile(r"^task-(\d+)-(\d+)\.kdf$")
-
 EXPECTED = ("a kcovdf trace: a .kdf file (magic KCOVDF\\0\\1), a trace directory "
-            "(run.json + task-<pid>-<tid>.kdf) or a raw buffer dump (little-endian u64 words, "
-            "buf[0] = number of words written)")
+            f"({tracefile.RUN_INFO} + {tracefile.TASK_FILE_PATTERN} files) or a raw buffer dump "
+            "(little-endian u64 words, buf[0] = number of words written)")
 
 
 @dataclass
@@ -39,11 +36,12 @@ class Source:
     name: str
     kind: str                       # "kdf", "raw" (bare dump file) or "buffer" (memory)
     words: np.ndarray               # the buffer as u64 words, buf[0] first
-    header: dict[str, Any] | None   # .kdf header fields; None without a header
+    header: tracefile.Header | None   # .kdf header fields; None without a header
     table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pid: int = 0
     tid: int = 0
+    drops: int | None = None        # records dropped on a full buffer; None when unknown
 
 
 def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
@@ -65,8 +63,7 @@ def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
     notes = []
     if nbytes % 8:
         notes.append(f"{name}: {nbytes % 8} trailing bytes are not a whole word (ignored)")
-    header = None if drops is None else {"drops": drops}
-    return Source(name, "buffer", words, header, list(table_lines or []), notes)
+    return Source(name, "buffer", words, None, list(table_lines or []), notes, drops=drops)
 
 
 def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
@@ -82,31 +79,21 @@ def read_kdf(path: str | os.PathLike[str]) -> Source:
     name = os.fspath(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        page = f.read(abi.FILE_HEADER_SIZE)
-        if len(page) < 64 or page[:8] != abi.FILE_MAGIC:
-            raise CorruptBufferError(f"{name}: not a .kdf trace file: expected magic "
-                                     f"{abi.FILE_MAGIC!r} at offset 0")
-        head = abi.unpack_file_header(page.ljust(64, b"\0"))
-        if head["version"] != abi.FORMAT_VERSION:
-            raise CorruptBufferError(f"{name}: format version {head['version']} is not supported "
-                                     f"(this kcovdf reads version {abi.FORMAT_VERSION})")
-        if head["header_size"] != abi.FILE_HEADER_SIZE:
-            raise CorruptBufferError(f"{name}: header size {head['header_size']}, expected "
-                                     f"{abi.FILE_HEADER_SIZE}")
-        nwords = int(head["words"])
-        avail = max(0, (size - abi.FILE_HEADER_SIZE) // 8)
+        head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), name)
+        nwords = head.words
+        avail = max(0, (size - tracefile.FILE_HEADER_SIZE) // 8)
         notes = []
         if nwords > avail:
             notes.append(f"{name}: file truncated: header says {nwords} buffer words, "
                          f"the file holds {avail}")
             nwords = avail
-        words = _read_words(f, abi.FILE_HEADER_SIZE, nwords)
-        f.seek(abi.FILE_HEADER_SIZE + 8 * nwords)
-        table, table_notes = table_lines.parse(f.read(), name)
-    src = Source(name, "kdf", words, head, table, notes + table_notes, pid=int(head["pid"]))
-    match = _TASK_FILE.match(Path(name).name)
-    if match:
-        src.pid, src.tid = int(match[1]), int(match[2])
+        words = _read_words(f, tracefile.FILE_HEADER_SIZE, nwords)
+        f.seek(tracefile.FILE_HEADER_SIZE + 8 * nwords)
+        table, table_notes = tracefile.parse(f.read(), name)
+    src = Source(name, "kdf", words, head, table, notes + table_notes, pid=head.pid, drops=head.drops)
+    task = tracefile.parse_task_name(Path(name).name)
+    if task is not None:
+        src.pid, src.tid = task.pid, task.tid
     return src
 
 
@@ -131,29 +118,35 @@ def _looks_like_buffer(words: np.ndarray) -> bool:
 
 
 def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
-    """A trace directory written by ``kcovdf run``: its task buffers, and notes on the directory."""
+    """A trace directory written by ``kcovdf run``: its task buffers, and notes on the directory.
+
+    Every entry is accounted for: a task file that cannot be read, and any entry that is
+    neither run.json nor a task file, is named in a note; the other task files are read.
+    """
     root = Path(path)
-    files = sorted((p for p in root.iterdir() if _TASK_FILE.match(p.name)),
-                   key=lambda p: tuple(int(x) for x in _TASK_FILE.match(p.name).groups()))  # type: ignore[union-attr]
-    run = root / "run.json"
+    found = tracefile.list_dir(root)
+    info = tracefile.read_run_info(root)
     notes = []
-    if run.exists():
+    if info is None:
+        if not found.tasks:
+            raise CorruptBufferError(f"{root}: not a trace directory: expected {tracefile.RUN_INFO} "
+                                     f"and {tracefile.TASK_FILE_PATTERN} files")
+        notes.append(f"{root}: {tracefile.RUN_INFO} missing")
+    for name in found.unknown:
+        why = "not a task file name" if tracefile.looks_like_task_file(name) else "not part of a trace"
+        notes.append(f"{root / name}: {why} (expected {tracefile.RUN_INFO} and "
+                     f"{tracefile.TASK_FILE_PATTERN}); not read")
+    if not found.tasks:
+        notes.append(f"{root}: no {tracefile.TASK_FILE_PATTERN} files (no task was traced)")
+    out = []
+    for task in found.tasks:
         try:
-            meta = json.loads(run.read_text())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptBufferError(f"{run}: not valid JSON ({exc})") from None
-        fmt = meta.get("format") if isinstance(meta, dict) else None
-        if fmt != abi.FORMAT_VERSION:
-            raise CorruptBufferError(f"{run}: format version {fmt!r} is not supported "
-                                     f"(this kcovdf reads version {abi.FORMAT_VERSION})")
-    elif files:
-        notes.append(f"{root}: run.json missing")
-    else:
-        raise CorruptBufferError(f"{root}: not a trace directory: expected run.json and "
-                                 "task-<pid>-<tid>.kdf files")
-    if not files:
-        notes.append(f"{root}: no task-<pid>-<tid>.kdf files (no task was traced)")
-    return [read_kdf(p) for p in files], notes
+            out.append(read_kdf(root / task.name))
+        except CorruptBufferError as exc:
+            notes.append(f"{exc}; task file skipped")
+        except OSError as exc:
+            notes.append(f"{root / task.name}: cannot read ({exc.strerror}); task file skipped")
+    return out, notes
 
 
 def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
@@ -164,7 +157,7 @@ def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
     if p.is_dir():
         return read_directory(p)
     with open(p, "rb") as f:
-        magic = f.read(len(abi.FILE_MAGIC))
-    if magic[:6] == abi.FILE_MAGIC[:6]:
+        start = f.read(len(tracefile.FILE_MAGIC))
+    if tracefile.is_kdf_start(start):
         return [read_kdf(p)], []  # a wrong magic version byte gets its message there
     return [read_raw(p)], []

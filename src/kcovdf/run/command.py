@@ -13,7 +13,6 @@ import atexit
 import dataclasses
 import importlib.machinery
 import importlib.util
-import json
 import linecache
 import os
 import signal
@@ -21,7 +20,7 @@ import sys
 import time
 import types
 
-from kcovdf import __version__, abi
+from kcovdf import __version__, abi, tracefile
 from kcovdf.cli import DEFAULT_TRACE
 from kcovdf.errors import ConfigError, RunError
 from kcovdf.instrument import config, selection
@@ -120,31 +119,26 @@ def prepare_trace_dir(path: str) -> str:
     """Create (0700) or empty the trace directory; refuse a directory that is not a trace."""
     path = os.path.abspath(path)
     if os.path.isdir(path):
-        names = os.listdir(path)
-        ours = [n for n in names if n == "run.json" or (n.startswith("task-") and n.endswith(".kdf"))]
-        if names and "run.json" not in names:
-            raise RunError(f"{path} exists and is not a kcovdf trace directory (no run.json); "
-                           "give another -o/--output")
+        found = tracefile.list_dir(path)
+        if not found.run_info and (found.tasks or found.unknown):
+            raise RunError(f"{path} exists and is not a kcovdf trace directory (no "
+                           f"{tracefile.RUN_INFO}); give another -o/--output")
+        ours = [tracefile.RUN_INFO] if found.run_info else []
+        ours += [t.name for t in found.tasks]
+        ours += [n for n in found.unknown if tracefile.looks_like_task_file(n)]
         for name in ours:
             os.unlink(os.path.join(path, name))
-        os.chmod(path, 0o700)
     elif os.path.exists(path):
         raise RunError(f"{path} exists and is not a directory; give another -o/--output")
-    else:
-        os.makedirs(path, mode=0o700)
-        os.chmod(path, 0o700)  # makedirs honours the umask; traces may hold secrets
+    tracefile.private_dir(path)
     return path
 
 
 def write_run_info(trace_dir: str, argv: list[str], cfg: config.Config) -> None:
-    """run.json (docs/core.md §3), 0600."""
-    info = {"format": abi.FORMAT_VERSION, "kcovdf": __version__, "argv": argv,
-            "started_ns": time.time_ns(), "pid": os.getpid(), "config": cfg.to_env(),
-            "python": sys.version.split()[0]}
-    fd = os.open(os.path.join(trace_dir, "run.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-        f.write("\n")
+    """run.json (tracefile.write_run_info adds the format version), 0600."""
+    tracefile.write_run_info(trace_dir, {
+        "kcovdf": __version__, "argv": argv, "started_ns": time.time_ns(), "pid": os.getpid(),
+        "config": cfg.to_env(), "python": sys.version.split()[0]})
 
 
 def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:

@@ -46,7 +46,6 @@ from kcovdf.errors import CorruptBufferError
 from kcovdf.runtime import core
 
 _U64 = struct.Struct("<Q")
-_MODE = 0o600  # captured values may be secrets
 
 
 class State(enum.Enum):
@@ -115,13 +114,11 @@ class Device:
             self._setup(os.memfd_create("kcovdf", os.MFD_CLOEXEC), None, None, task_line)
             return
         path = os.fspath(file)
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
-            fd = os.open(path, flags, _MODE)
+            fd = tracefile.create_private(path, overwrite=overwrite)
         except FileExistsError:
             raise FileExistsError(errno.EEXIST, f"Device(file=): {path} exists (pass overwrite=True)",
                                   path) from None
-        os.fchmod(fd, _MODE)  # O_CREAT's mode is masked by the umask
         self._setup(fd, path, None, task_line)
 
     def _setup(self, fd: int, path: str | None, kernel: KernelOps | None, task_line: bool) -> None:
@@ -167,7 +164,7 @@ class Device:
 
     def _owner(self) -> int:
         assert self._map is not None
-        return _U64.unpack_from(self._map, abi.HDR_OWNER)[0]
+        return _U64.unpack_from(self._map, tracefile.HDR_OWNER)[0]
 
     def _error(self, err: int, call: str, why: str) -> OSError:
         return OSError(err, f"{call}(): {why} (state {self.state.name})")
@@ -201,11 +198,11 @@ class Device:
         if not abi.MIN_WORDS <= words <= abi.MAX_WORDS:
             raise self._error(errno.EINVAL, "init_trace",
                               f"size {words} words is outside {abi.MIN_WORDS}..{abi.MAX_WORDS}")
-        size = abi.FILE_HEADER_SIZE + 8 * words
+        size = tracefile.FILE_HEADER_SIZE + 8 * words
         try:
             # Reserve the blocks now: a sparse file would SIGBUS a writer when the disk fills.
             os.posix_fallocate(self.fd, 0, size)
-            os.pwrite(self.fd, abi.pack_file_header(words, os.getpid(), time.time_ns()), 0)
+            os.pwrite(self.fd, tracefile.pack_header(words, os.getpid(), time.time_ns()), 0)
             self._map = _mmap.mmap(self.fd, size, _mmap.MAP_SHARED,
                                    _mmap.PROT_READ | _mmap.PROT_WRITE)
         except OSError as e:
@@ -241,7 +238,7 @@ class Device:
         if length != size:
             raise self._error(errno.EINVAL, "mmap", f"length must be words*8 = {size}, not {length}")
         assert self._map is not None
-        return memoryview(self._map)[abi.FILE_HEADER_SIZE:abi.FILE_HEADER_SIZE + size].cast("Q")
+        return memoryview(self._map)[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + size].cast("Q")
 
     def enable(self) -> None:
         """KCOV_DF_ENABLE: record the calling thread into this buffer; its seq restarts at 0."""
@@ -330,7 +327,7 @@ class Device:
         if self._kernel is not None:
             return None
         self._need_buffer("drops")
-        return _U64.unpack_from(self._map, abi.HDR_DROPS)[0]  # type: ignore[arg-type]
+        return _U64.unpack_from(self._map, tracefile.HDR_DROPS)[0]  # type: ignore[arg-type]
 
     def _read_from(self, pos: int) -> bytes:
         size = os.fstat(self.fd).st_size
@@ -349,7 +346,7 @@ class Device:
             return []
         self._need_buffer("table_lines")
         assert self.words is not None
-        raw = self._read_from(abi.FILE_HEADER_SIZE + 8 * self.words)
+        raw = self._read_from(tracefile.FILE_HEADER_SIZE + 8 * self.words)
         # the last piece is unterminated while the table is being appended to
         lines, notes = tracefile.parse(raw[:raw.rfind(b"\n") + 1], self.path or "memfd")
         if notes:
@@ -363,25 +360,10 @@ class Device:
         if self._kernel is not None:
             assert self.words is not None
             view = self.mmap()
-            data = abi.pack_file_header(self.words, os.getpid(), time.time_ns()) + view.tobytes()
+            data = tracefile.pack_header(self.words, os.getpid(), time.time_ns()) + view.tobytes()
         else:
             data = self._read_from(0)
         if not overwrite and os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, f"save(): {path} exists (pass overwrite=True)", path)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _MODE)
-        try:
-            os.fchmod(fd, _MODE)
-            view_out = memoryview(data)
-            while view_out:
-                view_out = view_out[os.write(fd, view_out):]
-        finally:
-            os.close(fd)
-        try:
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                os.link(tmp, path)  # fails if path appeared meanwhile: never clobber
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
+        with tracefile.private_file(path, overwrite=overwrite) as f:
+            f.write(data)

@@ -2,8 +2,9 @@
 
 The kernel records per task; kcovdf's task is a thread, and a process after fork
 (docs/run.md). ``Tasks`` gives every thread it follows its own ``Device`` backed by
-``task-<pid>-<tid>.kdf`` in the trace directory, so records survive the program
-crashing, calling ``os._exit`` or being killed:
+``task-<pid>-<tid>.kdf`` in the trace directory (``-<n>`` appended when the name
+is taken; kcovdf.tracefile names them), so records survive the program crashing,
+calling ``os._exit`` or being killed:
 
 - the thread that calls ``start()`` is enabled at once;
 - a ``threading.Thread`` started afterwards enables its own device when its
@@ -25,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kcovdf import abi
+from kcovdf import abi, tracefile
+from kcovdf.errors import CorruptBufferError
 from kcovdf.read import walk
 
 #: Default buffer size per task, in u64 words (8 MiB per task file).
@@ -120,12 +122,8 @@ class Tasks:
         _close_quietly(dev)
 
     def _task_path(self, pid: int, tid: int) -> str:
-        """A file name no other task of this trace uses (a pid can recur across exec)."""
-        base = os.path.join(self.trace_dir, f"task-{pid}-{tid}")
-        path, n = base + ".kdf", 1
-        while os.path.exists(path):
-            path, n = f"{base}-{n}.kdf", n + 1
-        return path
+        """A file name no other task of this trace uses (a pid can recur across exec, a tid too)."""
+        return tracefile.free_task_path(self.trace_dir, pid, tid)
 
     def _after_fork_child(self) -> None:
         with self._lock:
@@ -224,17 +222,17 @@ class Summary:
 def count_file(path: str) -> tuple[int, int]:
     """(records, drops) of one .kdf task file; (0, 0) for a file that is not one."""
     with open(path, "rb") as f:
-        page = f.read(abi.FILE_HEADER_SIZE)
-        if len(page) < abi.FILE_HEADER_SIZE or not page.startswith(abi.FILE_MAGIC):
+        try:
+            head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), path)
+        except CorruptBufferError:
             return 0, 0
-        head = abi.unpack_file_header(page)
-        words = int(head["words"])
-        if words < abi.MIN_WORDS or os.fstat(f.fileno()).st_size < abi.FILE_HEADER_SIZE + words * 8:
-            return 0, int(head["drops"])
-        with mmap.mmap(f.fileno(), abi.FILE_HEADER_SIZE + words * 8, access=mmap.ACCESS_READ) as m:
-            buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+        end = head.table_offset
+        if head.words < abi.MIN_WORDS or os.fstat(f.fileno()).st_size < end:
+            return 0, head.drops
+        with mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ) as m:
+            buf = memoryview(m)[tracefile.FILE_HEADER_SIZE:].cast("Q")
             try:
-                return _count_records(buf), int(head["drops"])
+                return _count_records(buf), head.drops
             finally:
                 buf.release()
 
@@ -247,9 +245,9 @@ def _count_records(buf: memoryview) -> int:
 
 def summarize(trace_dir: str) -> Summary:
     """Records, drops and task files of a trace directory."""
-    records = drops = tasks = 0
-    for name in sorted(os.listdir(trace_dir)):
-        if name.startswith("task-") and name.endswith(".kdf"):
-            r, d = count_file(os.path.join(trace_dir, name))
-            records, drops, tasks = records + r, drops + d, tasks + 1
-    return Summary(records, drops, tasks)
+    records = drops = 0
+    found = tracefile.list_dir(trace_dir).tasks
+    for task in found:
+        r, d = count_file(os.path.join(trace_dir, task.name))
+        records, drops = records + r, drops + d
+    return Summary(records, drops, len(found))

@@ -30,7 +30,7 @@ from kcovdf.runtime.encode import TypeEntry, encode_value
 T = TypeVar("T")
 
 _U64 = struct.Struct("<Q")
-_COUNT = abi.FILE_HEADER_SIZE  # byte offset of buf[0] in the mapping
+_COUNT = tracefile.FILE_HEADER_SIZE  # byte offset of buf[0] in the mapping
 _MASK64 = (1 << 64) - 1
 
 
@@ -73,8 +73,8 @@ class _Task:
         self.live = False
         if clear_owner:
             with _locked(self.lock_fd):
-                if _U64.unpack_from(self.view, abi.HDR_OWNER)[0] == self.tid:
-                    _U64.pack_into(self.view, abi.HDR_OWNER, 0)
+                if _U64.unpack_from(self.view, tracefile.HDR_OWNER)[0] == self.tid:
+                    _U64.pack_into(self.view, tracefile.HDR_OWNER, 0)
         self.view.release()
         os.close(self.lock_fd)
 
@@ -169,8 +169,8 @@ def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> Non
     with _locked(task.lock_fd):
         count = _U64.unpack_from(task.view, _COUNT)[0]
         if count + need > task.words - 1:
-            drops = _U64.unpack_from(task.view, abi.HDR_DROPS)[0]
-            _U64.pack_into(task.view, abi.HDR_DROPS, (drops + 1) & _MASK64)
+            drops = _U64.unpack_from(task.view, tracefile.HDR_DROPS)[0]
+            _U64.pack_into(task.view, tracefile.HDR_DROPS, (drops + 1) & _MASK64)
             return
         # Words first, count last: a reader (or a crash) never sees a counted half record.
         struct.pack_into(f"<{need}Q", task.view, _COUNT + 8 * (1 + count), *record)
@@ -235,9 +235,9 @@ def enable(mapping: Any, table_fd: int) -> None:
         raise
     task = _Task(mapping, view, lock_fd, words)
     with _locked(lock_fd):
-        owner = _U64.unpack_from(view, abi.HDR_OWNER)[0]
+        owner = _U64.unpack_from(view, tracefile.HDR_OWNER)[0]
         if owner == 0:
-            _U64.pack_into(view, abi.HDR_OWNER, task.tid)
+            _U64.pack_into(view, tracefile.HDR_OWNER, task.tid)
     if owner != 0:
         task.release(clear_owner=False)
         raise OSError(errno.EBUSY, f"enable(): device already enabled by task {owner}")
@@ -248,12 +248,12 @@ def enable(mapping: Any, table_fd: int) -> None:
 def _check_mapping(view: memoryview) -> int:
     if view.readonly:
         raise TypeError("enable(): mapping must be writable")
-    if view.nbytes < abi.FILE_HEADER_SIZE or bytes(view[:8]) != abi.FILE_MAGIC:
+    if view.nbytes < tracefile.FILE_HEADER_SIZE or bytes(view[:8]) != tracefile.FILE_MAGIC:
         raise ValueError("enable(): mapping does not start with a kcovdf header page")
-    words = _U64.unpack_from(view, abi.HDR_WORDS)[0]
-    if words < abi.MIN_WORDS or abi.FILE_HEADER_SIZE + 8 * words > view.nbytes:
+    words = _U64.unpack_from(view, tracefile.HDR_WORDS)[0]
+    if words < abi.MIN_WORDS or tracefile.FILE_HEADER_SIZE + 8 * words > view.nbytes:
         raise ValueError(f"enable(): header says {words} words, mapping holds "
-                         f"{(view.nbytes - abi.FILE_HEADER_SIZE) // 8}")
+                         f"{(view.nbytes - tracefile.FILE_HEADER_SIZE) // 8}")
     return words
 
 
@@ -262,7 +262,7 @@ def disable(mapping: Any) -> None:
     task = _tls.task
     if task is None or task.mapping is not mapping:
         raise OSError(errno.EINVAL, "disable(): this thread is not enabled on this device")
-    owner = _U64.unpack_from(task.view, abi.HDR_OWNER)[0]
+    owner = _U64.unpack_from(task.view, tracefile.HDR_OWNER)[0]
     if owner != task.tid:
         raise OSError(errno.EINVAL, f"disable(): device owned by task {owner}, not {task.tid}")
     _tls.task = None

@@ -21,10 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from kcovdf import tracefile
 from kcovdf.cli import add_trace_argument
-from kcovdf.errors import CorruptBufferError
+from kcovdf.errors import KcovdfError
 from kcovdf.read.decode import Trace
-from kcovdf.tools.export.base import private_file
+from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 from kcovdf.tools.sql import connect
 
 #: bars shown in a top-k plot; the rest is summed into one "(other)" bar
@@ -243,7 +244,7 @@ def render(trace: Trace, source: str) -> str:
 def write(trace: Trace, source: str, out: Path) -> Path:
     """Write the report of ``trace`` to ``out``, created 0600."""
     text = render(trace, source)
-    with private_file(out) as f:
+    with tracefile.private_file(out) as f:
         f.write(text.encode("utf-8"))
     return out
 
@@ -253,6 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_trace_argument(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default: report.html)")
+    add_symbol_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -260,9 +262,9 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace)
+        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
         path = write(trace, str(args.trace), args.output)
-    except (CorruptBufferError, OSError) as exc:
+    except (KcovdfError, OSError) as exc:
         print(f"kcovdf report: {exc}", file=sys.stderr)
         return 1
     print(f"kcovdf report: {path}", file=sys.stderr)

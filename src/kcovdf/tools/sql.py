@@ -17,10 +17,11 @@ import duckdb
 import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
-from kcovdf.errors import CorruptBufferError
+from kcovdf.errors import KcovdfError
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import function_name, resolve, symbols_table, tasks_table, types_table
+from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 
 #: one call per row: the pairing of kcovdf.read.calls, with arguments and result resolved
 _CALLS_VIEW = """
@@ -102,7 +103,7 @@ VIEWS = {
     "calls": "one call: its function, arguments and result",
     "records": "one record (a call's entry has one per argument), names and values resolved",
     "tasks": "one task: a thread, or a process after fork",
-    "symbols": "one instrumented function",
+    "symbols": "one function: an instrumented one, or a kernel symbol naming a recorded pc",
     "types": "one class of the recorded objects",
 }
 
@@ -131,6 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_trace_argument(parser)
     parser.add_argument("query", help=f"one SQL statement over the views {', '.join(VIEWS)} (below)")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    add_symbol_arguments(parser)
     parser.more_help = describe_views  # type: ignore[attr-defined]
 
 
@@ -139,8 +141,8 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace)
-    except (CorruptBufferError, OSError) as exc:
+        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
+    except (KcovdfError, OSError) as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1
     try:

@@ -32,7 +32,7 @@ import numpy as np
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read import calls, decode, values
-from kcovdf.symbols import KernelSymbols, Symbol, Symbolizer
+from kcovdf.symbols import Symbol, Symbolizer, add_symbol_arguments, kernel_symbols_from_args
 
 _RAW_TAGS = {"entry": "[ENTRY]", "return": "[RET]", "exception": "[EXC]", "yield": "[YIELD]"}
 _RAW_ROLE = {"return": "ret", "exception": "exc", "yield": "yield"}
@@ -62,13 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one JSON object per record on stdout (header lines go to stderr)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="colour: auto = on a terminal only")
-    parser.add_argument("--kallsyms", action="append", default=[], metavar="PATH",
-                        help="kernel symbols in kallsyms format, for raw kernel dumps")
-    parser.add_argument("--ko", action="append", default=[], metavar="PATH[@ADDR]",
-                        help="symbols of vmlinux or a .ko (placed at ADDR, its .text address, or "
-                             "found through /sys/module or --kallsyms)")
     parser.add_argument("--encoding", choices=("kcovdf", "kernel"),
                         help="how value words are read (default: recognised from the trace)")
+    add_symbol_arguments(parser)
 
 
 @dataclass
@@ -169,8 +165,8 @@ class _Filter:
     def _function(sym: Symbol | None, pc: int, pattern: str) -> bool:
         if sym is None:
             return pattern in (f"{pc:#x}", str(pc))
-        return any(fnmatch.fnmatchcase(n, pattern) for n in (sym.name, sym.display,
-                                                              f"{sym.module}.{sym.name}"))
+        return any(fnmatch.fnmatchcase(n, pattern) for n in (sym.qualname, sym.display,
+                                                              f"{sym.module}.{sym.qualname}"))
 
     def _value(self, sym: Symbol | None, row: int, name: str | None, want: str) -> bool:
         if name is not None and name != self._role(sym, row):
@@ -293,22 +289,6 @@ def header_lines(t: decode.Trace) -> list[str]:
     return out
 
 
-def _kernel_symbols(args: argparse.Namespace) -> KernelSymbols | None:
-    if not (args.kallsyms or args.ko):
-        return None
-    ks = KernelSymbols()
-    for path in args.kallsyms:
-        ks.add_kallsyms(path)
-    for spec in args.ko:
-        path, _, addr = spec.partition("@")
-        try:
-            base = int(addr, 16) if addr else None
-        except ValueError:
-            raise KcovdfError(f"--ko {spec}: {addr!r} is not a hex address") from None
-        ks.add_elf(path, base)
-    return ks
-
-
 class _Output:
     """Plain text to a pipe, rich colour on a terminal."""
 
@@ -334,8 +314,7 @@ class _Output:
 def main(args: argparse.Namespace) -> int:
     """Run ``kcovdf view``; returns the exit status."""
     try:
-        t = decode.load(args.trace, encoding=args.encoding)
-        names = Symbolizer(t.symbols, _kernel_symbols(args))
+        t = decode.load(args.trace, encoding=args.encoding, kernel=kernel_symbols_from_args(args))
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf view: error: {exc}", file=sys.stderr)
         return 2
@@ -343,7 +322,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"kcovdf view: error: --context {args.context}: expected N >= 0", file=sys.stderr)
         return 2
     try:
-        return _show(t, names, args)
+        return _show(t, args)
     except BrokenPipeError:
         # the reader went away (| head): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit
@@ -351,7 +330,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
 
-def _show(t: decode.Trace, names: Symbolizer, args: argparse.Namespace) -> int:
+def _show(t: decode.Trace, args: argparse.Namespace) -> int:
+    names = t.names
     rec = _Records(t)
     flt = _Filter(args, rec, names)
     tasks = {x.index for x in t.tasks if flt.task_ok(x)}

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from kcovdf.cli import add_trace_argument
-from kcovdf.errors import CorruptBufferError
+from kcovdf.errors import KcovdfError
+from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 from kcovdf.tools.export import daikon, jsonl, parquet  # noqa: F401  (each registers its format)
 from kcovdf.tools.export.base import REGISTRY
 
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="; ".join(f"{n}: {c.description}" for n, c in sorted(REGISTRY.items())))
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                         help="output file (jsonl), directory (parquet) or file stem (daikon)")
+    add_symbol_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -30,9 +32,9 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace)
+        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
         paths = REGISTRY[args.format]().write(trace, args.output)
-    except (CorruptBufferError, OSError) as exc:
+    except (KcovdfError, OSError) as exc:
         print(f"kcovdf export: {exc}", file=sys.stderr)
         return 1
     for note in [*trace.notes, *trace.missing]:

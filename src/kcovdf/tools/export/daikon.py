@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kcovdf import tracefile
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import function_name, resolve
-from kcovdf.tools.export.base import Exporter, private_file, register
+from kcovdf.tools.export.base import Exporter, register
 
 INT, DOUBLE, BOOL, STRING, HASHCODE = "int", "double", "boolean", "java.lang.String", "hashcode"
 NULL, NONSENSICAL, OBJECT = "null", "nonsensical", "object"
@@ -276,7 +277,7 @@ class DaikonExporter(Exporter):
         for call, pc, kind, param, ptr, value in zip(ids.to_pylist(), *cols, strict=True):
             fn = functions.get(pc)
             if fn is None:
-                sym = trace.symbols.get(pc)
+                sym = trace.names.lookup(pc)
                 fn = functions[pc] = _Function(function_name(trace, pc),
                                                [sym.param(i) or "" for i in range(len(sym.params))]
                                                if sym else [])
@@ -307,6 +308,6 @@ class DaikonExporter(Exporter):
                                       {**entries[call], **leaves}, after_call=True))
         paths = [stem.with_name(stem.name + ".decls"), stem.with_name(stem.name + ".dtrace")]
         for path, chunks in zip(paths, (decls, dtrace), strict=True):
-            with private_file(path) as f:
+            with tracefile.private_file(path) as f:
                 f.write("\n".join(chunks).encode())
         return paths

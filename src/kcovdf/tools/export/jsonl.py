@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kcovdf import tracefile
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import resolve
-from kcovdf.tools.export.base import Exporter, private_file, register
+from kcovdf.tools.export.base import Exporter, register
 
 
 @register
@@ -20,7 +21,7 @@ class JsonLinesExporter(Exporter):
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write every record of ``trace`` as one line of ``out``."""
         table = resolve(trace)
-        with private_file(out) as f:
+        with tracefile.private_file(out) as f:
             for row in table.to_pylist():
                 line = {"task": row["task"], "pid": row["pid"], "tid": row["tid"],
                         "thread": row["thread"], "seq": row["seq"], "kind": row["kind"],

@@ -8,15 +8,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kcovdf import __version__, abi
+from kcovdf import __version__, tracefile
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import resolve, stats, symbols_table, tasks_table, types_table
-from kcovdf.tools.export.base import Exporter, private_file, register
+from kcovdf.tools.export.base import Exporter, register
 
 
 def _write(table: pa.Table, path: Path) -> Path:
-    with private_file(path) as f:
+    with tracefile.private_file(path) as f:
         pq.write_table(table, f, compression="zstd")
     return path
 
@@ -30,11 +30,11 @@ class ParquetExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write the five tables of ``trace`` into the directory ``out`` (created 0700)."""
-        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tracefile.private_dir(out)
         records = resolve(trace)
         ids, call_table = calls.pair(records)
         records = records.append_column("call", ids)
-        meta = {"kcovdf.format": str(abi.FORMAT_VERSION), "kcovdf.version": __version__,
+        meta = {"kcovdf.format": str(tracefile.FORMAT_VERSION), "kcovdf.version": __version__,
                 "kcovdf.stats": json.dumps(stats(trace))}
         records = records.replace_schema_metadata({**(records.schema.metadata or {}), **meta})
         return [_write(records, out / "records.parquet"), _write(call_table, out / "calls.parquet"),
