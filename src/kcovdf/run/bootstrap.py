@@ -7,13 +7,34 @@ carries the selection (kcovdf.instrument.config's format) and ``KCOVDF_TRACE`` t
 directory and task options, and this directory goes first on ``PYTHONPATH`` so
 that the ``sitecustomize`` beside this file calls ``start_from_environ()`` when a
 child interpreter starts.
+
+A Python child started with ``-I``, ``-E`` or ``-S`` never reaches that
+sitecustomize (``-I``/``-E`` ignore PYTHONPATH, ``-S`` skips site), and neither does
+one given an environment without these variables. Such a child runs untraced, as it
+would without kcovdf; a ``ChildWatch`` (an audit hook on subprocess.Popen, os.exec*,
+os.posix_spawn*, os.spawn* and os.system) says so once per reason on stderr, naming
+the child's command line. docs/run.md, Subprocesses, says why kcovdf does not rewrite
+such command lines.
+
+A Recording's life:
+
+    RECORDING --stop()--> STOPPED
+
+and its ChildWatch's (an audit hook cannot be removed, so STOPPED only silences it):
+
+    IDLE --start()--> WATCHING --stop()--> STOPPED
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
+import re
+import shlex
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from kcovdf.instrument import config
@@ -23,6 +44,12 @@ from kcovdf.runtime import tasks
 TRACE_ENV = "KCOVDF_TRACE"
 #: The directory holding only our sitecustomize.py, put first on a child's PYTHONPATH.
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sitedir")
+#: Interpreter flags that keep a Python child from recording, and why.
+UNFOLLOWED_FLAGS = {
+    "I": "-I ignores PYTHONPATH (and every PYTHON* variable)",
+    "E": "-E ignores PYTHONPATH (and every PYTHON* variable)",
+    "S": "-S skips the site module, which imports sitecustomize",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,30 +77,55 @@ class Plan:
                    bool(raw.get("threads", True)), bool(raw.get("forks", True)))
 
 
-class Recording:
-    """Recording in this process: the hook and the tasks; ``stop()`` ends both."""
+class State(enum.Enum):
+    """Where a Recording is in its life (the diagram at the top of this module)."""
 
-    def __init__(self, hook: Any, task_set: tasks.Tasks) -> None:
+    RECORDING = "RECORDING"  # the hook is installed, the tasks follow, the children are watched
+    STOPPED = "STOPPED"      # stop() ran: the calling thread is disabled, thread starts restored
+
+
+class Recording:
+    """Recording in this process: the hook, the tasks and the child watch; ``stop()`` ends them."""
+
+    def __init__(self, hook: Any, task_set: tasks.Tasks, watch: ChildWatch | None = None) -> None:
         self.hook = hook
         self.tasks = task_set
+        self.watch = watch
         self.pid = os.getpid()
+        self.state = State.RECORDING
 
     def stop(self) -> None:
-        """Disable the calling thread's device and stop following threads."""
+        """Disable the calling thread's device, stop following threads and watching children.
+
+        A second stop() does nothing (an atexit handler and the program may both stop).
+        """
+        if self.state is State.STOPPED:
+            return
+        self.state = State.STOPPED
+        if self.watch is not None:
+            self.watch.stop()
         self.tasks.stop()
 
 
 def start(cfg: config.Config, plan: Plan) -> Recording:
     """Install the hook, export the plan to children, enable the calling thread."""
-    from kcovdf.instrument import hook
-
     if plan.subprocesses:
         export(cfg, plan, os.environ)
+    return _record(cfg, plan)
+
+
+def _record(cfg: config.Config, plan: Plan) -> Recording:
+    from kcovdf.instrument import hook
+
     installed = hook.install(cfg)
     task_set = tasks.Tasks(plan.trace_dir, plan.words, follow_threads=plan.threads,
                            follow_forks=plan.forks)
     task_set.start()
-    return Recording(installed, task_set)
+    watch = None
+    if plan.subprocesses:
+        watch = ChildWatch()
+        watch.start()
+    return Recording(installed, task_set, watch)
 
 
 def export(cfg: config.Config, plan: Plan, environ: Any) -> None:
@@ -86,7 +138,11 @@ def export(cfg: config.Config, plan: Plan, environ: Any) -> None:
 
 
 def start_from_environ() -> Recording | None:
-    """In a child interpreter: start recording as the environment says, or do nothing."""
+    """In a child interpreter: start recording as the environment says, or do nothing.
+
+    The environment already carries the plan to this child's own children, so it
+    is not exported again; they are watched as in the parent.
+    """
     text = os.environ.get(TRACE_ENV)
     if not text:
         return None
@@ -94,8 +150,243 @@ def start_from_environ() -> Recording | None:
     if not os.path.isdir(plan.trace_dir):
         return None  # the trace was removed; run the program untraced
     cfg = config.Config.from_env() or config.Config()
-    recording = start(cfg, dataclasses.replace(plan, subprocesses=False))
+    recording = _record(cfg, plan)
     import atexit
 
     atexit.register(recording.stop)
     return recording
+
+
+# --- Python children that will not record -----------------------------------------------
+class WatchState(enum.Enum):
+    """Where a ChildWatch is in its life (the diagram at the top of this module)."""
+
+    IDLE = "IDLE"          # no audit hook yet
+    WATCHING = "WATCHING"  # the audit hook checks every program this process starts
+    STOPPED = "STOPPED"    # the hook stays installed (sys.addaudithook has no undo) and ignores events
+
+
+# Audit events of starting a program, and how to read (executable, argv, env, cwd) from
+# their arguments; argv is None for a shell command line (os.system).
+_SPAWN_EVENTS = {
+    "subprocess.Popen": lambda a: (a[0], a[1], a[3], a[2]),   # executable, args, cwd, env
+    "os.exec": lambda a: (a[0], a[1], a[2], None),            # path, args, env
+    "os.posix_spawn": lambda a: (a[0], a[1], a[2], None),     # path, argv, env
+    "os.spawn": lambda a: (a[1], a[2], a[3], None),           # mode, path, args, env
+    "os.system": lambda a: (None, a[0], None, None),          # command
+}
+
+
+class ChildWatch:
+    """Warns on stderr, once per reason, when this process starts a Python child that cannot record.
+
+    Checking never changes what the program's call does: the hook only reads the
+    command line and environment it is given, and any failure of its own is ignored.
+    """
+
+    def __init__(self) -> None:
+        self.state = WatchState.IDLE
+        # Reasons not warned about yet; set.remove is atomic, so each warns exactly once
+        # without a lock (a lock held by another thread at fork would hang a forked child).
+        self._unwarned = {"flags", "environment"}
+
+    def _error(self, call: str, why: str) -> RuntimeError:
+        return RuntimeError(f"ChildWatch.{call}(): {why} (state {self.state.name})")
+
+    def start(self) -> None:
+        """Install the audit hook; RuntimeError unless IDLE."""
+        if self.state is not WatchState.IDLE:
+            raise self._error("start", "already started")
+        events, check = _SPAWN_EVENTS, self._check
+
+        def kcovdf_child_watch(event: str, args: tuple[Any, ...]) -> None:
+            if event in events:
+                check(event, args)
+
+        self.state = WatchState.WATCHING
+        try:
+            sys.addaudithook(kcovdf_child_watch)
+        except Exception:
+            pass  # an existing hook refused it: children are just not checked
+
+    def stop(self) -> None:
+        """Ignore every event from now on (the hook itself cannot be removed)."""
+        self.state = WatchState.STOPPED
+
+    def _check(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.state is not WatchState.WATCHING:
+            return
+        try:
+            executable, argv, env, cwd = _SPAWN_EVENTS[event](args)
+            if argv is None or isinstance(argv, (str, bytes)):
+                shown = os.fsdecode(argv)
+                commands = _shell_commands(shown)
+            else:
+                words = [os.fsdecode(w) for w in argv]
+                shown = shlex.join(words)
+                if executable is not None and words:
+                    words[0] = os.fsdecode(executable)
+                if len(words) >= 3 and os.path.basename(words[0]) in _SHELLS and words[1] == "-c":
+                    commands = _shell_commands(words[2])
+                else:
+                    commands = [words]
+            why = self._why_not_followed(commands, env, cwd)
+        except Exception:
+            return  # a check that fails must not fail the program's call
+        if why is not None:
+            self._warn(why[0], f"not recording the Python child `{shown}`: {why[1]}")
+
+    def _why_not_followed(self, commands: list[list[str]], env: Any,
+                          cwd: Any) -> tuple[str, str] | None:
+        path = _env_get(env, "PATH")
+        for words in commands:
+            flags = python_flags(words, cwd=None if cwd is None else os.fsdecode(cwd), path=path)
+            if flags is None:
+                continue
+            if flags:
+                first = min(flags, key="IES".index)
+                return "flags", (f"{UNFOLLOWED_FLAGS[first]}, and kcovdf follows Python children "
+                                 "through PYTHONPATH and sitecustomize (docs/run.md, Subprocesses)")
+            missing = _missing_from(env)
+            if missing:
+                return "environment", (f"its environment lacks {missing}, which kcovdf sets to "
+                                       "follow Python children (docs/run.md, Subprocesses)")
+        return None
+
+    def _warn(self, reason: str, message: str) -> None:
+        try:
+            self._unwarned.remove(reason)
+        except KeyError:
+            return
+        stream = sys.__stderr__ or sys.stderr
+        try:
+            stream.write(f"kcovdf: warning: {message}; further children like it are not reported\n")
+            stream.flush()
+        except Exception:
+            pass  # no stderr to say it on
+
+
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
+# Commands that run the command after them (options and VAR=value words are skipped too).
+_PREFIX_COMMANDS = {"env", "exec", "nice", "nohup", "command", "time"}
+_PYTHON = re.compile(r"(python|pypy)[0-9.]*[a-z]?(\.exe)?")
+# Options of the interpreter that take the next word as their argument when it is not attached.
+_OPTIONS_WITH_ARGUMENT = {"W", "X"}
+_LONG_OPTIONS_WITH_ARGUMENT = {"--check-hash-based-pycs"}
+
+
+def python_flags(argv: Sequence[str], *, cwd: str | None = None, path: str | None = None) -> set[str] | None:
+    """The flags among -I, -E and -S that a command line gives a Python interpreter.
+
+    None when ``argv`` does not start Python: its command (after prefix commands
+    such as ``env A=1`` or ``nice``) is neither named like an interpreter nor a
+    script whose ``#!`` line names one. ``cwd`` and ``path`` (the child's PATH)
+    locate such a script. Only options before the program (script, ``-c``, ``-m``,
+    ``-``) count: later words belong to the program.
+    """
+    words = _command(list(argv))
+    if not words:
+        return None
+    if not _is_python(words[0]):
+        shebang = _shebang(words[0], cwd, path)
+        if shebang is None:
+            return None
+        words = _command(shebang)
+        if not words or not _is_python(words[0]):
+            return None
+    found: set[str] = set()
+    rest = iter(words[1:])
+    for word in rest:
+        if word == "--" or word == "-" or not word.startswith("-"):
+            break
+        if word.startswith("--"):
+            if word in _LONG_OPTIONS_WITH_ARGUMENT:
+                next(rest, None)
+            continue
+        letters = word[1:]
+        for i, letter in enumerate(letters):
+            if letter in "cm":
+                return found & set(UNFOLLOWED_FLAGS)      # the program starts here
+            if letter in _OPTIONS_WITH_ARGUMENT:
+                if i == len(letters) - 1:
+                    next(rest, None)
+                break                                     # the rest of the word is its argument
+            found.add(letter)
+    return found & set(UNFOLLOWED_FLAGS)
+
+
+def _command(words: list[str]) -> list[str]:
+    """The words from the command that runs, past prefix commands, their options and VAR=value."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if os.path.basename(word) in _PREFIX_COMMANDS or (i > 0 and word.startswith("-")) \
+                or ("=" in word and not word.startswith("-")):
+            i += 1
+            continue
+        return words[i:]
+    return []
+
+
+def _is_python(word: str) -> bool:
+    if _PYTHON.fullmatch(os.path.basename(word)):
+        return True
+    return os.path.isabs(word) and os.path.realpath(word) == os.path.realpath(sys.executable)
+
+
+def _shebang(word: str, cwd: str | None, path: str | None) -> list[str] | None:
+    """The words of the ``#!`` line of the script ``word`` names, or None."""
+    if os.sep in word:
+        file: str | None = os.path.join(cwd, word) if cwd else word
+    else:
+        import shutil
+
+        file = shutil.which(word, path=path)
+    if not file or not os.path.isfile(file):  # never open a fifo or a device
+        return None
+    try:
+        with open(file, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    return os.fsdecode(head[2:].split(b"\n", 1)[0]).split()
+
+
+def _shell_commands(text: str) -> list[list[str]]:
+    """The simple commands of a shell command line, split at ; & | ( ) (best effort)."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    try:
+        for token in lexer:
+            if token and all(c in lexer.punctuation_chars for c in token):
+                commands.append([])
+            else:
+                commands[-1].append(token)
+    except ValueError:
+        pass  # unbalanced quotes: the shell will refuse it anyway
+    return [c for c in commands if c]
+
+
+def _env_get(env: Any, name: str) -> str | None:
+    """A variable of the child's environment (None: inherited), read only from a plain mapping."""
+    env = os.environ if env is None else env
+    if env is not os.environ and type(env) is not dict:
+        return None  # another mapping type could run the program's code when read
+    value = env.get(name)
+    if value is None:
+        value = env.get(name.encode())
+    return None if value is None else os.fsdecode(value)
+
+
+def _missing_from(env: Any) -> str | None:
+    """What of kcovdf's variables the child's environment lacks; None when it follows (or is unknown)."""
+    if env is not None and env is not os.environ and type(env) is not dict:
+        return None
+    if not _env_get(env, TRACE_ENV):
+        return TRACE_ENV
+    if (_env_get(env, "PYTHONPATH") or "").split(os.pathsep)[0] != SITE_DIR:
+        return f"PYTHONPATH starting with {SITE_DIR}"
+    return None
