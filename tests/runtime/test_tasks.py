@@ -272,8 +272,7 @@ def test_a_failing_unraisablehook_is_reported_by_the_default_hook(running, monke
     ((print, (), {}, 1), {}), ((), {"function": print, "args": ()}),
 ])
 def test_bad_start_new_thread_calls_raise_what_they_raise_without_kcovdf(running, args, kwargs):
-    original = tasks._patches[1].original
-    assert tasks._patches[1].name == "start_new_thread"
+    original = tasks._patches.original(_thread, "start_new_thread")
     with pytest.raises(TypeError) as plain:
         original(*args, **kwargs)
     with pytest.raises(TypeError) as traced:

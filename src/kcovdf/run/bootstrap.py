@@ -11,16 +11,14 @@ child interpreter starts.
 A Python child started with ``-I``, ``-E`` or ``-S`` never reaches that
 sitecustomize (``-I``/``-E`` ignore PYTHONPATH, ``-S`` skips site), and neither does
 one given an environment without these variables. Such a child runs untraced, as it
-would without kcovdf; a ``ChildWatch`` (an audit hook on subprocess.Popen, os.exec*,
-os.posix_spawn*, os.spawn* and os.system) says so once per reason on stderr, naming
-the child's command line. docs/run.md, Subprocesses, says why kcovdf does not rewrite
-such command lines.
+would without kcovdf; a ``ChildWatch`` (wrapping subprocess.Popen, os.exec*,
+os.posix_spawn* and os.system) says so once per reason on stderr, naming the child's
+command line. docs/run.md, Subprocesses, says why kcovdf does not rewrite such
+command lines.
 
-A Recording's life:
+A Recording's life, and its ChildWatch's:
 
     RECORDING --stop()--> STOPPED
-
-and its ChildWatch's (an audit hook cannot be removed, so STOPPED only silences it):
 
     IDLE --start()--> WATCHING --stop()--> STOPPED
 """
@@ -80,8 +78,8 @@ class Plan:
 class State(enum.Enum):
     """Where a Recording is in its life (the diagram at the top of this module)."""
 
-    RECORDING = "RECORDING"  # the hook is installed, the tasks follow, the children are watched
-    STOPPED = "STOPPED"      # stop() ran: the calling thread is disabled, thread starts restored
+    RECORDING = "RECORDING"  # the import hook is installed, the tasks follow, the children are watched
+    STOPPED = "STOPPED"      # stop() ran: the calling thread is disabled, thread and child starts restored
 
 
 class Recording:
@@ -161,31 +159,27 @@ def start_from_environ() -> Recording | None:
 class WatchState(enum.Enum):
     """Where a ChildWatch is in its life (the diagram at the top of this module)."""
 
-    IDLE = "IDLE"          # no audit hook yet
-    WATCHING = "WATCHING"  # the audit hook checks every program this process starts
-    STOPPED = "STOPPED"    # the hook stays installed (sys.addaudithook has no undo) and ignores events
-
-
-# Audit events of starting a program, and how to read (executable, argv, env, cwd) from
-# their arguments; argv is None for a shell command line (os.system).
-_SPAWN_EVENTS = {
-    "subprocess.Popen": lambda a: (a[0], a[1], a[3], a[2]),   # executable, args, cwd, env
-    "os.exec": lambda a: (a[0], a[1], a[2], None),            # path, args, env
-    "os.posix_spawn": lambda a: (a[0], a[1], a[2], None),     # path, argv, env
-    "os.spawn": lambda a: (a[1], a[2], a[3], None),           # mode, path, args, env
-    "os.system": lambda a: (None, a[0], None, None),          # command
-}
+    IDLE = "IDLE"          # nothing wrapped yet
+    WATCHING = "WATCHING"  # the functions that start programs check each Python child first
+    STOPPED = "STOPPED"    # the originals are back (a wrapper something patched over passes through)
 
 
 class ChildWatch:
     """Warns on stderr, once per reason, when this process starts a Python child that cannot record.
 
-    Checking never changes what the program's call does: the hook only reads the
-    command line and environment it is given, and any failure of its own is ignored.
+    It wraps what starts a program: ``subprocess.Popen`` (its ``_execute_child``,
+    through which every subprocess function goes), ``os.execv``/``os.execve`` (every
+    ``os.exec*``, and ``os.spawn*`` in the forked child), ``os.posix_spawn``,
+    ``os.posix_spawnp`` and ``os.system``. Checking never changes what the call does:
+    it only reads the command line and a plain-dict environment, never consumes an
+    iterator, and ignores any failure of its own. (An audit hook would see the same
+    calls without wrappers, but a Python audit hook slows every audited event of the
+    program, such as each sys._getframe() or pickle global, by about 0.6 us.)
     """
 
     def __init__(self) -> None:
         self.state = WatchState.IDLE
+        self._patches = tasks.Patches()
         # Reasons not warned about yet; set.remove is atomic, so each warns exactly once
         # without a lock (a lock held by another thread at fork would hang a forked child).
         self._unwarned = {"flags", "environment"}
@@ -194,53 +188,79 @@ class ChildWatch:
         return RuntimeError(f"ChildWatch.{call}(): {why} (state {self.state.name})")
 
     def start(self) -> None:
-        """Install the audit hook; RuntimeError unless IDLE."""
+        """Wrap the functions that start programs; RuntimeError unless IDLE."""
         if self.state is not WatchState.IDLE:
             raise self._error("start", "already started")
-        events, check = _SPAWN_EVENTS, self._check
-
-        def kcovdf_child_watch(event: str, args: tuple[Any, ...]) -> None:
-            if event in events:
-                check(event, args)
+        import subprocess
 
         self.state = WatchState.WATCHING
-        try:
-            sys.addaudithook(kcovdf_child_watch)
-        except Exception:
-            pass  # an existing hook refused it: children are just not checked
+        p = self._patches
+        p.wrap(subprocess.Popen, "_execute_child", self._before_popen)
+        for name in ("execv", "execve", "posix_spawn", "posix_spawnp"):
+            p.wrap(os, name, self._before_exec)
+        p.wrap(os, "system", self._before_system)
 
     def stop(self) -> None:
-        """Ignore every event from now on (the hook itself cannot be removed)."""
+        """Put the original functions back."""
+        if self.state is WatchState.WATCHING:
+            self._patches.undo()
         self.state = WatchState.STOPPED
 
-    def _check(self, event: str, args: tuple[Any, ...]) -> None:
-        if self.state is not WatchState.WATCHING:
-            return
+    # Popen._execute_child(self, args, executable, preexec_fn, close_fds, pass_fds, cwd,
+    # env, startupinfo, creationflags, shell, ...): the same first eleven on 3.10-3.13,
+    # passed by position from Popen.__init__.
+    def _before_popen(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tasks.Arguments:
+        if self.state is WatchState.WATCHING and len(args) >= 11:
+            cmd, executable, cwd, env, shell = args[1], args[2], args[6], args[7], args[10]
+            if shell:
+                text = cmd if isinstance(cmd, (str, bytes)) else _first(cmd)
+                self._check(None, text, env, cwd)
+            elif isinstance(cmd, (str, bytes, os.PathLike)):
+                self._check(executable, [cmd], env, cwd)
+            else:
+                self._check(executable, cmd, env, cwd)
+        return args, kwargs
+
+    # execv(path, argv), execve(path, argv, env), posix_spawn[p](path, argv, env, ...)
+    def _before_exec(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tasks.Arguments:
+        if self.state is WatchState.WATCHING and len(args) >= 2:
+            self._check(args[0], args[1], args[2] if len(args) >= 3 else None, None)
+        return args, kwargs
+
+    def _before_system(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tasks.Arguments:
+        if self.state is WatchState.WATCHING and len(args) == 1:
+            self._check(None, args[0], None, None)
+        return args, kwargs
+
+    def _check(self, executable: Any, argv: Any, env: Any, cwd: Any) -> None:
+        """Warn if this command starts a Python child that will not record.
+
+        ``argv`` is a str (or bytes) for a shell command line; ``executable``, when
+        given, is what runs instead of argv[0].
+        """
         try:
-            executable, argv, env, cwd = _SPAWN_EVENTS[event](args)
-            if argv is None or isinstance(argv, (str, bytes)):
+            if isinstance(argv, (str, bytes)):
                 shown = os.fsdecode(argv)
                 commands = _shell_commands(shown)
-            else:
+            elif type(argv) in (list, tuple):  # never iterate what the call will consume
                 words = [os.fsdecode(w) for w in argv]
                 shown = shlex.join(words)
                 if executable is not None and words:
                     words[0] = os.fsdecode(executable)
-                if len(words) >= 3 and os.path.basename(words[0]) in _SHELLS and words[1] == "-c":
-                    commands = _shell_commands(words[2])
-                else:
-                    commands = [words]
-            why = self._why_not_followed(commands, env, cwd)
+                commands = [words]
+            else:
+                return
+            why = self._why_not_followed(commands, env, None if cwd is None else os.fsdecode(cwd))
         except Exception:
             return  # a check that fails must not fail the program's call
         if why is not None:
             self._warn(why[0], f"not recording the Python child `{shown}`: {why[1]}")
 
     def _why_not_followed(self, commands: list[list[str]], env: Any,
-                          cwd: Any) -> tuple[str, str] | None:
+                          cwd: str | None) -> tuple[str, str] | None:
         path = _env_get(env, "PATH")
         for words in commands:
-            flags = python_flags(words, cwd=None if cwd is None else os.fsdecode(cwd), path=path)
+            flags = python_flags(words, cwd=cwd, path=path)
             if flags is None:
                 continue
             if flags:
@@ -264,6 +284,11 @@ class ChildWatch:
             stream.flush()
         except Exception:
             pass  # no stderr to say it on
+
+
+def _first(cmd: Any) -> Any:
+    """The command of ``Popen([command, ...], shell=True)``: its first word (the rest are $0, $1...)."""
+    return cmd[0] if type(cmd) in (list, tuple) and cmd else None
 
 
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}

@@ -228,8 +228,66 @@ def _close_quietly(dev: Any) -> None:
         pass
 
 
+# --- wrappers ------------------------------------------------------------------------
+Arguments = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+class Patches:
+    """Module and class attributes replaced by wrappers, and put back by ``undo()``.
+
+    ``wrap(owner, name, before)`` replaces ``owner.name`` by a wrapper that calls
+    ``before(args, kwargs)`` and then the original with the arguments ``before``
+    returns. The wrapper is invisible in tracebacks of exceptions the original raises
+    (on 3.11+; 3.10 shows one frame of it). ``undo()`` puts back an original only
+    where the wrapper is still in place: a wrapper something patched over stays in
+    their chain, and ``before`` must then let it pass through.
+    """
+
+    def __init__(self) -> None:
+        self._done: list[tuple[Any, str, Any, Any]] = []   # (owner, name, original, wrapper)
+
+    def __bool__(self) -> bool:
+        return bool(self._done)
+
+    def wrap(self, owner: Any, name: str, before: Callable[[tuple[Any, ...], dict[str, Any]], Arguments],
+             failed: Callable[[tuple[Any, ...]], None] | None = None) -> None:
+        """Wrap ``owner.name`` if it exists; ``failed(args)`` runs when the original raises."""
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = before(args, kwargs)
+            try:
+                return original(*args, **kwargs)
+            except BaseException as exc:
+                if failed is not None:
+                    failed(args)
+                assert exc.__traceback__ is not None
+                exc.__traceback__ = exc.__traceback__.tb_next  # this frame is kcovdf's
+                raise
+
+        setattr(owner, name, wrapper)
+        self._done.append((owner, name, original, wrapper))
+
+    def original(self, owner: Any, name: str) -> Any:
+        """What ``owner.name`` was before wrap(); KeyError if it was not wrapped."""
+        for o, n, original, _ in self._done:
+            if o is owner and n == name:
+                return original
+        raise KeyError(name)
+
+    def undo(self) -> None:
+        """Put the originals back, unless something patched over a wrapper since."""
+        for owner, name, original, wrapper in reversed(self._done):
+            if getattr(owner, name, None) is wrapper:
+                setattr(owner, name, original)
+        self._done.clear()
+
+
 # --- following threads ------------------------------------------------------------
-# While a Tasks follows threads, these module attributes are wrappers:
+# While a Tasks follows threads, these are wrappers:
 # - threading.Thread.start (not run, which subclasses override): it gives the thread
 #   object an instance attribute ``run`` wrapping its own run method, so the device is
 #   enabled inside the new thread after threading registered it (its name is right);
@@ -240,19 +298,7 @@ def _close_quietly(dev: Any) -> None:
 #   leaves it to the Thread.start wrapper.
 # A wrapper reached after stop() (a module kept a reference) passes straight through.
 _following: Tasks | None = None
-
-
-@dataclass
-class _Patch:
-    """One module attribute replaced by a wrapper while threads are followed."""
-
-    owner: Any
-    name: str
-    original: Any
-    wrapper: Any
-
-
-_patches: list[_Patch] = []
+_patches = Patches()
 
 
 def _follow_threads(tasks: Tasks) -> None:
@@ -260,49 +306,35 @@ def _follow_threads(tasks: Tasks) -> None:
     _following = tasks
     if _patches:
         return
-    wrappers: list[tuple[Any, str, Callable[[Any], Any]]] = [
-        (threading.Thread, "start", _wrap_thread_start),
-        (_thread, "start_new_thread", _wrap_start_new_thread),
-        (_thread, "start_new", _wrap_start_new_thread),             # the old alias
-        (_thread, "start_joinable_thread", _wrap_start_joinable),   # 3.13
-    ]
-    for owner, name, wrap in wrappers:
-        original = getattr(owner, name, None)
-        if original is not None:
-            patch = _Patch(owner, name, original, wrap(original))
-            setattr(owner, name, patch.wrapper)
-            _patches.append(patch)
+    _patches.wrap(threading.Thread, "start", _before_thread_start, _thread_start_failed)
+    _patches.wrap(_thread, "start_new_thread", _before_start_new_thread)
+    _patches.wrap(_thread, "start_new", _before_start_new_thread)                  # the old alias
+    _patches.wrap(_thread, "start_joinable_thread", _before_start_joinable_thread)  # 3.13
 
 
 def _unfollow_threads(tasks: Tasks) -> None:
-    """Put the originals back, unless something patched over our wrapper since."""
     global _following
-    if _following is not tasks:
-        return
-    _following = None
-    for patch in reversed(_patches):
-        if getattr(patch.owner, patch.name, None) is patch.wrapper:
-            setattr(patch.owner, patch.name, patch.original)
-    _patches.clear()
+    if _following is tasks:
+        _following = None
+        _patches.undo()
 
 
-def _wrap_thread_start(original: Callable[[threading.Thread], None]) -> Callable[[threading.Thread], None]:
-    @functools.wraps(original)
-    def start(thread: threading.Thread) -> None:
-        tasks = _following
+def _before_thread_start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
+    tasks = _following
+    if tasks is not None and len(args) == 1 and not kwargs and isinstance(args[0], threading.Thread):
+        thread = args[0]
         run = thread.run
-        wrapped = tasks is not None and not getattr(run, "__kcovdf_task__", False)
-        if wrapped:
-            assert tasks is not None
+        if not getattr(run, "__kcovdf_task__", False):
             thread.run = _run_once(thread, tasks.traced_run(run))  # type: ignore[method-assign]
-        try:
-            original(thread)
-        except BaseException:
-            if wrapped:
-                thread.__dict__.pop("run", None)  # not started: leave no trace on it
-            raise
+    return args, kwargs
 
-    return start
+
+def _thread_start_failed(args: tuple[Any, ...]) -> None:
+    """Thread.start raised: the thread never ran, so leave no attribute on it."""
+    if args and isinstance(args[0], threading.Thread):
+        run = args[0].__dict__.get("run")
+        if getattr(run, "__kcovdf_task__", False):
+            del args[0].__dict__["run"]
 
 
 def _run_once(thread: threading.Thread, run: Callable[[], Any]) -> Callable[[], Any]:
@@ -318,39 +350,31 @@ def _run_once(thread: threading.Thread, run: Callable[[], Any]) -> Callable[[], 
     return run_and_restore
 
 
+def _before_start_new_thread(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
+    # start_new_thread(function, args[, kwargs]), positional only. Anything else goes to
+    # the original unchanged, so it raises its own TypeError.
+    tasks = _following
+    if tasks is not None and not kwargs and 2 <= len(args) <= 3 and _followable(args[0]):
+        args = (_RawThread(tasks, args[0]), *args[1:])
+    return args, kwargs
+
+
+def _before_start_joinable_thread(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
+    # start_joinable_thread(function, handle=None, daemon=True) on 3.13.
+    tasks = _following
+    if tasks is not None:
+        if args and _followable(args[0]):
+            args = (_RawThread(tasks, args[0]), *args[1:])
+        elif not args and _followable(kwargs.get("function")):
+            kwargs = {**kwargs, "function": _RawThread(tasks, kwargs["function"])}
+    return args, kwargs
+
+
 def _followable(function: Any) -> bool:
     """A thread function to wrap: callable, not wrapped yet, not a threading.Thread's bootstrap."""
     if not callable(function) or isinstance(function, _RawThread):
         return False
     return not (isinstance(function, types.MethodType) and isinstance(function.__self__, threading.Thread))
-
-
-def _wrap_start_new_thread(original: Callable[..., int]) -> Callable[..., int]:
-    # start_new_thread(function, args[, kwargs]), positional only. Anything else goes to
-    # the original unchanged, so it raises its own TypeError.
-    @functools.wraps(original)
-    def start_new_thread(*args: Any, **kwargs: Any) -> int:
-        tasks = _following
-        if tasks is None or kwargs or not 2 <= len(args) <= 3 or not _followable(args[0]):
-            return original(*args, **kwargs)
-        return original(_RawThread(tasks, args[0]), *args[1:])
-
-    return start_new_thread
-
-
-def _wrap_start_joinable(original: Callable[..., Any]) -> Callable[..., Any]:
-    # start_joinable_thread(function, handle=None, daemon=True) on 3.13.
-    @functools.wraps(original)
-    def start_joinable_thread(*args: Any, **kwargs: Any) -> Any:
-        tasks = _following
-        if tasks is not None:
-            if args and _followable(args[0]):
-                args = (_RawThread(tasks, args[0]), *args[1:])
-            elif not args and _followable(kwargs.get("function")):
-                kwargs = {**kwargs, "function": _RawThread(tasks, kwargs["function"])}
-        return original(*args, **kwargs)
-
-    return start_joinable_thread
 
 
 class _RawThread:
