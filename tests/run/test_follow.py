@@ -118,6 +118,14 @@ RAW_RAISES = """
     sys.unraisablehook = sys.__unraisablehook__
     _thread.start_new_thread(fails, (2,))
     time.sleep(0.3)
+
+    def broken_hook(args):
+        raise RuntimeError("the hook broke")
+
+    sys.unraisablehook = broken_hook
+    _thread.start_new_thread(fails, (3,))
+    time.sleep(0.3)
+    sys.unraisablehook = sys.__unraisablehook__
     for bad in [(1, ()), (fails, [1]), (fails, (), None), (fails,), (fails, (), {}, 1)]:
         try:
             _thread.start_new_thread(*bad)
@@ -141,10 +149,10 @@ def test_a_raising_raw_thread_is_reported_as_without_kcovdf(tmp_path):
     # the default hook prints the same report: the thread's function, no kcovdf frame
     rest, _ = split_summary(traced.stderr)
     assert _no_addresses(rest) == _no_addresses(plain.stderr)
-    assert "ValueError: bad 2" in rest and "tasks.py" not in rest
+    assert "ValueError: bad 2" in rest and "the hook broke" in rest and "tasks.py" not in rest
     by_task = entries_by_task(tmp_path / "kcovdf-trace")
     raw = sorted(values for (_, _, name), values in by_task.items() if name != "MainThread")
-    assert raw == [[1], [2], [7]]      # recorded up to the raise; SystemExit ended one quietly
+    assert raw == [[1], [2], [3], [7]]      # recorded up to the raise; SystemExit ended one quietly
 
 
 def test_threading_threads_are_followed_once_even_through_patched_thread_functions(tmp_path):

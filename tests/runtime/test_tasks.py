@@ -248,25 +248,6 @@ def test_raw_thread_exceptions_reach_unraisablehook_as_without_kcovdf(tmp_path, 
     assert len(plain) == 1 and plain[0][0] is KeyError and plain[0][4] == ["fails"]  # SystemExit is quiet
 
 
-def test_a_failing_unraisablehook_is_reported_by_the_default_hook(running, monkeypatch):
-    seen: list = []
-
-    def bad_hook(args):
-        raise RuntimeError("hook broke")
-
-    monkeypatch.setattr(sys, "unraisablehook", bad_hook)
-    monkeypatch.setattr(sys, "__unraisablehook__", lambda args: seen.append(
-        (args.exc_type, args.err_msg, args.object)))
-
-    def fails() -> None:
-        raise ValueError
-
-    _thread.start_new_thread(fails, ())
-    while not seen:
-        time.sleep(0.005)
-    assert seen == [(RuntimeError, "Exception ignored in sys.unraisablehook", bad_hook)]
-
-
 @pytest.mark.parametrize("args, kwargs", [
     ((1, ()), {}), ((print, [1]), {}), ((print, (), None), {}), ((print,), {}),
     ((print, (), {}, 1), {}), ((), {"function": print, "args": ()}),

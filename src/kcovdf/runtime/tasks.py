@@ -27,8 +27,10 @@ threading's own threads, which it starts through ``_thread``, are left to the
 time. ``stop()`` unpatches the thread starts and disables the calling thread;
 threads still running keep their devices until they end.
 
-``summarize(trace_dir)`` counts records, drops and tasks of a whole trace directory
-using only the standard library (the runtime path must not need the tools extra).
+``Patches`` makes and undoes those wrappers (kcovdf.run.bootstrap wraps the calls
+that start programs with it too). ``summarize(trace_dir)`` counts records, drops and
+tasks of a whole trace directory using only the standard library (the runtime path
+must not need the tools extra).
 """
 
 from __future__ import annotations
@@ -183,6 +185,8 @@ class Tasks:
         return path
 
     def _after_fork_child(self) -> None:
+        # Another thread may have held the lock at fork; in the child that thread is gone.
+        self._lock = threading.Lock()
         with self._lock:
             if self.state is not State.FOLLOWING:
                 return
@@ -434,6 +438,8 @@ def _call(function: Callable[..., Any], args: tuple[Any, ...],
 # sys.UnraisableHookArgs is not exported; it is a tuple subclass, so tuple knows it.
 _UNRAISABLE_ARGS: Any = next((c for c in tuple.__subclasses__()
                               if c.__name__ == "UnraisableHookArgs" and c.__module__ == "builtins"), None)
+# What CPython falls back on, whatever the program does to sys.__unraisablehook__.
+_DEFAULT_UNRAISABLEHOOK = sys.__unraisablehook__
 
 
 def _report_unraisable(exc: BaseException, function: Any) -> None:
@@ -451,14 +457,16 @@ def _report_unraisable(exc: BaseException, function: Any) -> None:
     hook = getattr(sys, "unraisablehook", None)
     args = _UNRAISABLE_ARGS((type(exc), exc, exc.__traceback__, err_msg, obj))
     if hook is None:
-        sys.__unraisablehook__(args)
+        _DEFAULT_UNRAISABLEHOOK(args)
         return
     try:
         hook(args)
     except BaseException as hook_exc:
         # As CPython does when the hook itself fails: the default hook reports that.
-        sys.__unraisablehook__(_UNRAISABLE_ARGS((type(hook_exc), hook_exc, hook_exc.__traceback__,
-                                                 "Exception ignored in sys.unraisablehook", hook)))
+        tb = hook_exc.__traceback__.tb_next if hook_exc.__traceback__ is not None else None
+        hook_exc.__traceback__ = tb
+        _DEFAULT_UNRAISABLEHOOK(_UNRAISABLE_ARGS((type(hook_exc), hook_exc, tb,
+                                                  "Exception ignored in sys.unraisablehook", hook)))
 
 
 # --- summary ------------------------------------------------------------------------
