@@ -288,6 +288,30 @@ def test_a_child_environment_without_kcovdf_variables_is_warned(tmp_path):
     assert sorted(values for values in by_task.values() if values) == [[1], [5]]
 
 
+@pytest.mark.parametrize("own_sitecustomize", [False, True])
+def test_a_child_with_more_on_pythonpath(tmp_path, own_sitecustomize):
+    # An entry before kcovdf's directory only hides it when it holds a sitecustomize.py.
+    (tmp_path / "lib").mkdir()
+    if own_sitecustomize:
+        (tmp_path / "lib" / "sitecustomize.py").write_text("")
+    _children_program(tmp_path, """
+        env = dict(os.environ, PYTHONPATH="lib" + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        subprocess.run([PY, "child.py", "3"], env=env, check=True)
+    """)
+    plain = run_python(tmp_path, "prog.py")
+    traced = run_kcovdf(tmp_path, "--include", "helper", "prog.py")
+    assert traced.returncode == 0 and traced.stdout == plain.stdout
+    warnings = WARNING.findall(split_summary(traced.stderr)[0])
+    by_task = entries_by_task(tmp_path / "kcovdf-trace")
+    if own_sitecustomize:
+        assert [w[0] for w in warnings] == [shlex.join([sys.executable, "child.py", "3"])]
+        assert "its sitecustomize.py hides kcovdf's" in warnings[0][1]
+        assert sorted(values for values in by_task.values() if values) == [[1]]
+    else:
+        assert warnings == []
+        assert sorted(values for values in by_task.values() if values) == [[1], [3]]
+
+
 def test_a_followed_child_warns_about_its_own_unfollowed_children(tmp_path):
     _children_program(tmp_path, """
         subprocess.run([PY, "middle.py"], check=True)
@@ -399,3 +423,23 @@ def test_errors_of_wrapped_calls_read_as_without_kcovdf(tmp_path, how):
         lines = rest.splitlines(keepends=True)
         i = next(i for i, line in enumerate(lines) if "kcovdf" in line and "tasks.py" in line)
         assert "".join(lines[:i] + lines[i + 2:]) == plain.stderr
+
+
+def test_recording_states(tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        from kcovdf.instrument import config
+        from kcovdf.run import bootstrap
+        rec = bootstrap.start(config.Config(), bootstrap.Plan({str(tmp_path)!r}))
+        exported = bootstrap.SITE_DIR in os.environ["PYTHONPATH"]
+        print(rec.state.name, rec.tasks.state.name, rec.watch.state.name, exported)
+        rec.stop()
+        print(rec.state.name, rec.tasks.state.name, rec.watch.state.name, type(os.system).__name__)
+        rec.stop()
+        print(rec.state.name)
+    """)
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["RECORDING FOLLOWING WATCHING True",
+                                "STOPPED STOPPED STOPPED builtin_function_or_method", "STOPPED"]

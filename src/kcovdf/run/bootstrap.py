@@ -412,6 +412,10 @@ def _missing_from(env: Any) -> str | None:
         return None
     if not _env_get(env, TRACE_ENV):
         return TRACE_ENV
-    if (_env_get(env, "PYTHONPATH") or "").split(os.pathsep)[0] != SITE_DIR:
-        return f"PYTHONPATH starting with {SITE_DIR}"
+    entries = (_env_get(env, "PYTHONPATH") or "").split(os.pathsep)
+    if SITE_DIR not in entries:
+        return f"{SITE_DIR} on PYTHONPATH"
+    for entry in entries[:entries.index(SITE_DIR)]:
+        if os.path.isfile(os.path.join(entry, "sitecustomize.py")):
+            return f"{SITE_DIR} before {entry} on PYTHONPATH (its sitecustomize.py hides kcovdf's)"
     return None
