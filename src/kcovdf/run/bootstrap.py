@@ -13,8 +13,8 @@ sitecustomize (``-I``/``-E`` ignore PYTHONPATH, ``-S`` skips site), and neither 
 one given an environment without these variables. Such a child runs untraced, as it
 would without kcovdf; a ``ChildWatch`` (wrapping subprocess.Popen, os.exec*,
 os.posix_spawn* and os.system) says so once per reason on stderr, naming the child's
-command line. docs/run.md, Subprocesses, says why kcovdf does not rewrite such
-command lines.
+command line. docs/run.md (Subprocesses kcovdf cannot follow) says why kcovdf does
+not rewrite such command lines.
 
 A Recording's life, and its ChildWatch's:
 
@@ -266,11 +266,11 @@ class ChildWatch:
             if flags:
                 first = min(flags, key="IES".index)
                 return "flags", (f"{UNFOLLOWED_FLAGS[first]}, and kcovdf follows Python children "
-                                 "through PYTHONPATH and sitecustomize (docs/run.md, Subprocesses)")
+                                 "through PYTHONPATH and sitecustomize (docs/run.md)")
             missing = _missing_from(env)
             if missing:
                 return "environment", (f"its environment lacks {missing}, which kcovdf sets to "
-                                       "follow Python children (docs/run.md, Subprocesses)")
+                                       "follow Python children (docs/run.md)")
         return None
 
     def _warn(self, reason: str, message: str) -> None:
