@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import stat
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -103,12 +105,16 @@ def test_no_threads_option_leaves_threads_unrecorded(tmp_path):
 
 
 def test_stop_restores_thread_start(tmp_path):
-    original = threading.Thread.start
+    originals = [threading.Thread.start, _thread.start_new_thread, _thread.start_new,
+                 getattr(_thread, "start_joinable_thread", None)]
     ts = tasks.Tasks(str(tmp_path), 4096)
     ts.start()
-    assert threading.Thread.start is not original
+    assert threading.Thread.start is not originals[0]
+    assert _thread.start_new_thread is not originals[1] and _thread.start_new is not originals[2]
+    assert _thread.start_new_thread.__name__ == "start_new_thread"
     ts.stop()
-    assert threading.Thread.start is original
+    assert [threading.Thread.start, _thread.start_new_thread, _thread.start_new,
+            getattr(_thread, "start_joinable_thread", None)] == originals
     assert core.active() == 0
 
 
@@ -169,3 +175,142 @@ def test_count_file_ignores_a_file_that_is_not_a_trace(tmp_path):
     p.write_bytes(b"not a trace")
     assert tasks.count_file(str(p)) == (0, 0)
     assert tasks.summarize(str(tmp_path)) == tasks.Summary(0, 0, 1)
+
+
+# --- threads started through _thread ---------------------------------------------------------
+def _wait_for(started: list, n: int) -> None:
+    while len(started) < n:
+        time.sleep(0.005)
+    time.sleep(0.05)  # the thread's wrapper closes its device after the function returned
+
+
+def test_raw_thread_records_into_its_own_file(running, tmp_path):
+    seen: list = []
+    dummies_before = [t for t in threading.enumerate() if isinstance(t, threading._DummyThread)]
+
+    def work(pc: int, *, tag: str) -> int:
+        core.entry(pc, tag)
+        seen.append((_thread.get_ident(), threading.get_native_id(), core.active(),
+                     [t for t in threading.enumerate() if isinstance(t, threading._DummyThread)]))
+        return 99
+
+    ident = _thread.start_new_thread(work, (0x900,), {"tag": "raw"})
+    _wait_for(seen, 1)
+    assert core.active() == 1                      # the thread disabled and closed its device
+    running.stop()
+    thread_ident, native_id, active_inside, dummies = seen[0]
+    assert ident == thread_ident                   # start_new_thread still returns the new ident
+    assert active_inside == 2
+    assert dummies == dummies_before               # threading was never asked about the thread
+    by_task = _records_by_task(str(tmp_path))
+    assert by_task[(os.getpid(), native_id, "work (_thread)")] == [0x900]
+    assert f"task-{os.getpid()}-{native_id}.kdf" in os.listdir(tmp_path)
+
+
+def _unraisable_reports(monkeypatch, start) -> list:
+    """What sys.unraisablehook receives from threads started by ``start``, in a comparable form."""
+    import traceback
+
+    reports: list = []
+
+    def hook(args):
+        reports.append((args.exc_type, str(args.exc_value), args.err_msg, args.object,
+                        [f.name for f in traceback.extract_tb(args.exc_traceback)],
+                        args.exc_value.__traceback__ is args.exc_traceback))
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+    done: list = []
+
+    def fails() -> None:
+        done.append(1)
+        raise KeyError("lost")
+
+    def exits() -> None:
+        done.append(1)
+        sys.exit(4)
+
+    start(fails, ())
+    start(exits, ())
+    _wait_for(done, 2)
+    return [(t, v, (m or "").replace(repr(fails), "<fails>"), o is fails, frames, same)
+            for t, v, m, o, frames, same in reports]
+
+
+def test_raw_thread_exceptions_reach_unraisablehook_as_without_kcovdf(tmp_path, monkeypatch):
+    plain = _unraisable_reports(monkeypatch, _thread.start_new_thread)
+    ts = tasks.Tasks(str(tmp_path), 4096)
+    ts.start()
+    try:
+        traced = _unraisable_reports(monkeypatch, _thread.start_new_thread)
+    finally:
+        ts.stop()
+    assert traced == plain
+    assert len(plain) == 1 and plain[0][0] is KeyError and plain[0][4] == ["fails"]  # SystemExit is quiet
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((1, ()), {}), ((print, [1]), {}), ((print, (), None), {}), ((print,), {}),
+    ((print, (), {}, 1), {}), ((), {"function": print, "args": ()}),
+])
+def test_bad_start_new_thread_calls_raise_what_they_raise_without_kcovdf(running, args, kwargs):
+    original = tasks._patches.original(_thread, "start_new_thread")
+    with pytest.raises(TypeError) as plain:
+        original(*args, **kwargs)
+    with pytest.raises(TypeError) as traced:
+        _thread.start_new_thread(*args, **kwargs)
+    assert str(traced.value) == str(plain.value)
+
+
+@pytest.mark.skipif(not hasattr(_thread, "start_joinable_thread"),
+                    reason="_thread.start_joinable_thread is new in 3.13")
+def test_start_joinable_thread_is_followed(running, tmp_path):
+    seen: list = []
+
+    def work() -> None:
+        core.entry(0xA00, 1)
+        seen.append(threading.get_native_id())
+
+    handle = _thread.start_joinable_thread(work)
+    handle.join()
+    handle2 = _thread.start_joinable_thread(function=lambda: seen.append(core.entry(0xA01, 2)), daemon=True)
+    handle2.join()
+    running.stop()
+    by_task = _records_by_task(str(tmp_path))
+    assert by_task[(os.getpid(), seen[0], "work (_thread)")] == [0xA00]
+    assert [pcs for (_, _, name), pcs in by_task.items() if name == "<lambda> (_thread)"] == [[0xA01]]
+
+
+def test_a_kept_wrapper_passes_through_after_stop(tmp_path):
+    ts = tasks.Tasks(str(tmp_path), 4096)
+    ts.start()
+    kept = _thread.start_new_thread
+    ts.stop()
+    seen: list = []
+    kept(lambda: seen.append(core.active()), ())
+    _wait_for(seen, 1)
+    assert seen == [0]
+    assert len(os.listdir(tmp_path)) == 1
+
+
+# --- the life of a Tasks -------------------------------------------------------------------
+def test_state_follows_the_diagram_and_misuse_names_the_call(tmp_path):
+    ts = tasks.Tasks(str(tmp_path), 4096)
+    assert ts.state is tasks.State.NEW
+    with pytest.raises(RuntimeError, match=r"^Tasks\.stop\(\): not started \(state NEW\)$"):
+        ts.stop()
+    ts.start()
+    assert ts.state is tasks.State.FOLLOWING
+    with pytest.raises(RuntimeError, match=r"^Tasks\.start\(\): already following \(state FOLLOWING\)$"):
+        ts.start()
+    other = tasks.Tasks(str(tmp_path), 4096)
+    with pytest.raises(RuntimeError, match=r"^Tasks\.start\(\): <kcovdf Tasks .* state=FOLLOWING> already "
+                                           r"follows the threads of this process \(state NEW\)$"):
+        other.start()
+    assert other.state is tasks.State.NEW
+    ts.stop()
+    assert ts.state is tasks.State.STOPPED and core.active() == 0
+    ts.stop()                                   # a second stop does nothing
+    ts.start()                                  # and a stopped Tasks can start again
+    assert ts.state is tasks.State.FOLLOWING and core.active() == 1
+    ts.stop()
+    assert core.active() == 0

@@ -6,22 +6,44 @@ The kernel records per task; kcovdf's task is a thread, and a process after fork
 is taken; kcovdf.tracefile names them), so records survive the program crashing,
 calling ``os._exit`` or being killed:
 
-- the thread that calls ``start()`` is enabled at once;
+    NEW --start()--> FOLLOWING --stop()--> STOPPED
+                         ^                    |
+                         +------start()-------+
+
+In FOLLOWING:
+
+- the thread that called ``start()`` is enabled at once;
 - a ``threading.Thread`` started afterwards enables its own device when its
-  ``run()`` begins and disables and closes it when ``run()`` ends;
+  ``run()`` begins, once threading has registered (and so named) it, and disables
+  and closes it when ``run()`` returns or raises;
+- a thread started through ``_thread`` (``start_new_thread``, its alias
+  ``start_new``, and ``start_joinable_thread`` on 3.13) does the same around its
+  function, named "<function> (_thread)", without being registered with threading;
 - a forked child starts disabled (as in the kernel), forgets the parent's devices
   without touching them, and enables a fresh device for its one thread.
 
-``summarize(trace_dir)`` counts records, drops and tasks of a whole trace directory
-using only the standard library (the runtime path must not need the tools extra).
+A thread is followed once: the device belongs to the wrapper that enabled it, and
+threading's own threads, which it starts through ``_thread``, are left to the
+``Thread.start`` wrapper. Only one ``Tasks`` follows the threads of a process at a
+time. ``stop()`` unpatches the thread starts and disables the calling thread;
+threads still running keep their devices until they end.
+
+``Patches`` makes and undoes those wrappers (kcovdf.run.bootstrap wraps the calls
+that start programs with it too). ``summarize(trace_dir)`` counts records, drops and
+tasks of a whole trace directory using only the standard library (the runtime path
+must not need the tools extra).
 """
 
 from __future__ import annotations
 
+import _thread
+import enum
 import functools
 import mmap
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +55,13 @@ from kcovdf.read import walk
 #: Default buffer size per task, in u64 words (8 MiB per task file).
 DEFAULT_WORDS = 1 << 20
 
-_original_start: Callable[[threading.Thread], None] | None = None
+
+class State(enum.Enum):
+    """Where a Tasks is in its life (the diagram at the top of this module)."""
+
+    NEW = "NEW"              # created; no device, thread starts untouched
+    FOLLOWING = "FOLLOWING"  # the starting thread records; new threads and forked children get devices
+    STOPPED = "STOPPED"      # thread starts restored; threads still running keep their devices
 
 
 class Tasks:
@@ -45,24 +73,38 @@ class Tasks:
         self.words = words
         self.follow_threads = follow_threads
         self.follow_forks = follow_forks
-        # The lock protects _devices (tid -> Device) and _running.
+        # The lock protects state and _devices (native tid -> the Device of that thread).
         self._lock = threading.Lock()
+        self.state = State.NEW
         self._devices: dict[int, Any] = {}
-        self._running = False
         # Devices inherited across fork belong to the parent: kept referenced so that
         # no finalizer of ours ever closes or disables them in the child.
         self._inherited: list[Any] = []
         self._fork_handler_registered = False
 
+    def __repr__(self) -> str:
+        return f"<kcovdf Tasks {self.trace_dir} state={self.state.name}>"
+
+    def _error(self, call: str, why: str) -> RuntimeError:
+        return RuntimeError(f"Tasks.{call}(): {why} (state {self.state.name})")
+
     # --- lifecycle --------------------------------------------------------------
     def start(self) -> None:
-        """Enable the calling thread and follow new threads and forks from now on."""
+        """Enable the calling thread and follow new threads and forks from now on.
+
+        RuntimeError when already FOLLOWING, or when another Tasks follows the
+        threads of this process.
+        """
         with self._lock:
-            self._running = True
+            if self.state is State.FOLLOWING:
+                raise self._error("start", "already following")
+            if self.follow_threads and _following is not None:
+                raise self._error("start", f"{_following!r} already follows the threads of this process")
+            self.state = State.FOLLOWING
         if self.follow_threads:
             _follow_threads(self)
         if self.follow_forks and not self._fork_handler_registered:
-            # os.register_at_fork cannot be undone, so the handler checks _running.
+            # os.register_at_fork cannot be undone, so the handler checks the state.
             os.register_at_fork(after_in_child=self._after_fork_child)
             self._fork_handler_registered = True
         self.enable_current()
@@ -71,39 +113,50 @@ class Tasks:
         """Stop following; disable and close the calling thread's device.
 
         Devices of threads still running (daemon threads) stay enabled: their
-        files are complete up to the moment the process ends.
+        files are complete up to the moment the process ends. A second stop() does
+        nothing; stop() before start() raises RuntimeError.
         """
         with self._lock:
-            self._running = False
-        if self.follow_threads:
-            _unfollow_threads(self)
+            if self.state is State.NEW:
+                raise self._error("stop", "not started")
+            if self.state is State.STOPPED:
+                return
+            self.state = State.STOPPED
+        _unfollow_threads(self)
         self.disable_current()
 
     # --- one task -----------------------------------------------------------------
-    def enable_current(self) -> Any | None:
+    def enable_current(self, name: str | None = None) -> Any | None:
         """Open, map and enable a file device for the calling thread; None if that fails.
 
-        Failing to trace a thread (the thread already enabled its own device, the
-        disk is full) must never change what the program does, so it is only skipped.
+        ``name`` goes in the task's table line instead of the threading name (a
+        thread threading does not know gets one: asking threading would register a
+        dummy thread the program could see). Failing to trace a thread (it already has
+        a device, the disk is full, not FOLLOWING) must never change what the program
+        does, so it is only skipped.
         """
         from kcovdf.runtime.device import Device
 
         tid = threading.get_native_id()
         with self._lock:
-            if not self._running or tid in self._devices:
+            if self.state is not State.FOLLOWING or tid in self._devices:
                 return None
         try:
-            dev = Device(file=self._task_path(os.getpid(), tid))
+            dev = Device(file=self._task_path(os.getpid(), tid), task_line=name is None)
         except FileExistsError:
-            dev = Device(file=self._task_path(os.getpid(), tid))  # lost a race for the name once
+            # lost a race for the name once
+            dev = Device(file=self._task_path(os.getpid(), tid), task_line=name is None)
         except OSError:
             return None
         try:
             dev.init_trace(self.words)
             dev.mmap()
             dev.enable()
+            if name is not None:
+                line = {"t": "task", "pid": os.getpid(), "tid": tid, "name": name}
+                os.write(dev.table_fd, tracefile.line(line) + b"\n")
         except OSError:
-            _close_quietly(dev)
+            _close_quietly(dev)  # closing by the enabled thread disables first
             return None
         with self._lock:
             self._devices[tid] = dev
@@ -113,21 +166,27 @@ class Tasks:
         """Disable and close the calling thread's device, if it has one."""
         with self._lock:
             dev = self._devices.pop(threading.get_native_id(), None)
-        if dev is None:
-            return
-        try:
-            dev.disable()
-        except OSError:
-            pass  # the program disabled it itself; closing is still right
-        _close_quietly(dev)
+        if dev is not None:
+            _disable_and_close(dev)
+
+    def release(self, dev: Any) -> None:
+        """Disable and close ``dev`` if it is still the calling thread's device (enable_current gave it)."""
+        tid = threading.get_native_id()
+        with self._lock:
+            if self._devices.get(tid) is not dev:
+                return
+            del self._devices[tid]
+        _disable_and_close(dev)
 
     def _task_path(self, pid: int, tid: int) -> str:
         """A file name no other task of this trace uses (a pid can recur across exec, a tid too)."""
         return tracefile.free_task_path(self.trace_dir, pid, tid)
 
     def _after_fork_child(self) -> None:
+        # Another thread may have held the lock at fork; in the child that thread is gone.
+        self._lock = threading.Lock()
         with self._lock:
-            if not self._running:
+            if self.state is not State.FOLLOWING:
                 return
             inherited = list(self._devices.values())
             self._inherited.extend(inherited)
@@ -145,48 +204,139 @@ class Tasks:
 
         @functools.wraps(run)
         def run_as_task() -> Any:
-            self.enable_current()
+            dev = self.enable_current()
             try:
                 return run()
             finally:
-                self.disable_current()
+                if dev is not None:
+                    self.release(dev)
 
         run_as_task.__kcovdf_task__ = True  # type: ignore[attr-defined]
         return run_as_task
 
 
+def _disable_and_close(dev: Any) -> None:
+    try:
+        dev.disable()
+    except OSError:
+        pass  # the program disabled it itself; closing is still right
+    _close_quietly(dev)
+
+
+def _close_quietly(dev: Any) -> None:
+    try:
+        dev.close()
+    except OSError:
+        pass
+
+
+# --- wrappers ------------------------------------------------------------------------
+Arguments = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+class Patches:
+    """Module and class attributes replaced by wrappers, and put back by ``undo()``.
+
+    ``wrap(owner, name, before)`` replaces ``owner.name`` by a wrapper that calls
+    ``before(args, kwargs)`` and then the original with the arguments ``before``
+    returns. The wrapper is invisible in tracebacks of exceptions the original raises
+    (on 3.11+; 3.10 shows one frame of it). ``undo()`` puts back an original only
+    where the wrapper is still in place: a wrapper something patched over stays in
+    their chain, and ``before`` must then let it pass through.
+    """
+
+    def __init__(self) -> None:
+        self._done: list[tuple[Any, str, Any, Any]] = []   # (owner, name, original, wrapper)
+
+    def __bool__(self) -> bool:
+        return bool(self._done)
+
+    def wrap(self, owner: Any, name: str, before: Callable[[tuple[Any, ...], dict[str, Any]], Arguments],
+             failed: Callable[[tuple[Any, ...]], None] | None = None) -> None:
+        """Wrap ``owner.name`` if it exists; ``failed(args)`` runs when the original raises."""
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = before(args, kwargs)
+            try:
+                return original(*args, **kwargs)
+            except BaseException as exc:
+                if failed is not None:
+                    failed(args)
+                assert exc.__traceback__ is not None
+                exc.__traceback__ = exc.__traceback__.tb_next  # this frame is kcovdf's
+                raise
+
+        setattr(owner, name, wrapper)
+        self._done.append((owner, name, original, wrapper))
+
+    def original(self, owner: Any, name: str) -> Any:
+        """What ``owner.name`` was before wrap(); KeyError if it was not wrapped."""
+        for o, n, original, _ in self._done:
+            if o is owner and n == name:
+                return original
+        raise KeyError(name)
+
+    def undo(self) -> None:
+        """Put the originals back, unless something patched over a wrapper since."""
+        for owner, name, original, wrapper in reversed(self._done):
+            if getattr(owner, name, None) is wrapper:
+                setattr(owner, name, original)
+        self._done.clear()
+
+
 # --- following threads ------------------------------------------------------------
-# threading.Thread.start is patched (not run, which subclasses override): it gives
-# the thread object an instance attribute ``run`` wrapping its own run method. The
-# wrapper enables the device inside the new thread, after threading registered it,
-# so the task line names the thread correctly. Only one Tasks follows threads.
+# While a Tasks follows threads, these are wrappers:
+# - threading.Thread.start (not run, which subclasses override): it gives the thread
+#   object an instance attribute ``run`` wrapping its own run method, so the device is
+#   enabled inside the new thread after threading registered it (its name is right);
+# - _thread.start_new_thread, start_new and start_joinable_thread: they start the
+#   thread on a _RawThread around its function. threading keeps its own reference to
+#   the _thread function it uses, so its threads do not pass here, and a wrapper that
+#   sees a Thread's bootstrap anyway (a program routing threading through _thread)
+#   leaves it to the Thread.start wrapper.
+# A wrapper reached after stop() (a module kept a reference) passes straight through.
 _following: Tasks | None = None
+_patches = Patches()
 
 
 def _follow_threads(tasks: Tasks) -> None:
-    global _following, _original_start
+    global _following
     _following = tasks
-    if _original_start is None:
-        _original_start = threading.Thread.start
-        threading.Thread.start = _start_traced  # type: ignore[method-assign]
+    if _patches:
+        return
+    _patches.wrap(threading.Thread, "start", _before_thread_start, _thread_start_failed)
+    _patches.wrap(_thread, "start_new_thread", _before_start_new_thread)
+    _patches.wrap(_thread, "start_new", _before_start_new_thread)                  # the old alias
+    _patches.wrap(_thread, "start_joinable_thread", _before_start_joinable_thread)  # 3.13
 
 
 def _unfollow_threads(tasks: Tasks) -> None:
-    global _following, _original_start
+    global _following
     if _following is tasks:
         _following = None
-    if _original_start is not None:
-        threading.Thread.start = _original_start  # type: ignore[method-assign]
-        _original_start = None
+        _patches.undo()
 
 
-def _start_traced(thread: threading.Thread) -> None:
+def _before_thread_start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
     tasks = _following
-    run = thread.run
-    if tasks is not None and not getattr(run, "__kcovdf_task__", False):
-        thread.run = _run_once(thread, tasks.traced_run(run))  # type: ignore[method-assign]
-    assert _original_start is not None
-    _original_start(thread)
+    if tasks is not None and len(args) == 1 and not kwargs and isinstance(args[0], threading.Thread):
+        thread = args[0]
+        run = thread.run
+        if not getattr(run, "__kcovdf_task__", False):
+            thread.run = _run_once(thread, tasks.traced_run(run))  # type: ignore[method-assign]
+    return args, kwargs
+
+
+def _thread_start_failed(args: tuple[Any, ...]) -> None:
+    """Thread.start raised: the thread never ran, so leave no attribute on it."""
+    if args and isinstance(args[0], threading.Thread):
+        run = args[0].__dict__.get("run")
+        if getattr(run, "__kcovdf_task__", False):
+            del args[0].__dict__["run"]
 
 
 def _run_once(thread: threading.Thread, run: Callable[[], Any]) -> Callable[[], Any]:
@@ -202,11 +352,119 @@ def _run_once(thread: threading.Thread, run: Callable[[], Any]) -> Callable[[], 
     return run_and_restore
 
 
-def _close_quietly(dev: Any) -> None:
+def _before_start_new_thread(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
+    # start_new_thread(function, args[, kwargs]), positional only. Anything else goes to
+    # the original unchanged, so it raises its own TypeError.
+    tasks = _following
+    if tasks is not None and not kwargs and 2 <= len(args) <= 3 and _followable(args[0]):
+        args = (_RawThread(tasks, args[0]), *args[1:])
+    return args, kwargs
+
+
+def _before_start_joinable_thread(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
+    # start_joinable_thread(function, handle=None, daemon=True) on 3.13.
+    tasks = _following
+    if tasks is not None:
+        if args and _followable(args[0]):
+            args = (_RawThread(tasks, args[0]), *args[1:])
+        elif not args and _followable(kwargs.get("function")):
+            kwargs = {**kwargs, "function": _RawThread(tasks, kwargs["function"])}
+    return args, kwargs
+
+
+def _followable(function: Any) -> bool:
+    """A thread function to wrap: callable, not wrapped yet, not a threading.Thread's bootstrap."""
+    if not callable(function) or isinstance(function, _RawThread):
+        return False
+    return not (isinstance(function, types.MethodType) and isinstance(function.__self__, threading.Thread))
+
+
+class _RawThread:
+    """The function of a thread started through _thread, run as a task of its own.
+
+    _thread's bootstrap ignores SystemExit and hands any other exception to
+    sys.unraisablehook naming the function; so does this wrapper, without its own
+    frame in the traceback, and returns None so the bootstrap has nothing to report.
+    """
+
+    __slots__ = ("tasks", "function")
+
+    def __init__(self, tasks: Tasks, function: Callable[..., Any]) -> None:
+        self.tasks = tasks
+        self.function = function
+
+    def __repr__(self) -> str:
+        return repr(self.function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        dev = self.tasks.enable_current(_raw_thread_name(self.function))
+        try:
+            failure = _call(self.function, args, kwargs)
+            if failure is not None:
+                _report_unraisable(failure, self.function)
+        finally:
+            if dev is not None:
+                self.tasks.release(dev)
+
+
+def _raw_thread_name(function: Any) -> str:
+    """"<name> (_thread)", as threading names a thread "Thread-<n> (<target name>)".
+
+    The name is read without running the program's code (no __getattr__, no repr).
+    """
+    if isinstance(function, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        name = function.__name__
+    else:
+        name = type(function).__name__
+    return f"{name} (_thread)"
+
+
+def _call(function: Callable[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> BaseException | None:
+    """Call the thread's function; the exception _thread would report, or None."""
     try:
-        dev.close()
-    except OSError:
-        pass
+        function(*args, **kwargs)
+    except SystemExit:
+        return None
+    except BaseException as exc:
+        assert exc.__traceback__ is not None
+        exc.__traceback__ = exc.__traceback__.tb_next  # this frame is kcovdf's, not the program's
+        return exc
+    return None
+
+
+# sys.UnraisableHookArgs is not exported; it is a tuple subclass, so tuple knows it.
+_UNRAISABLE_ARGS: Any = next((c for c in tuple.__subclasses__()
+                              if c.__name__ == "UnraisableHookArgs" and c.__module__ == "builtins"), None)
+# What CPython falls back on, whatever the program does to sys.__unraisablehook__.
+_DEFAULT_UNRAISABLEHOOK = sys.__unraisablehook__
+
+
+def _report_unraisable(exc: BaseException, function: Any) -> None:
+    """Hand ``exc`` to sys.unraisablehook with the arguments _thread's bootstrap gives it."""
+    if _UNRAISABLE_ARGS is None:
+        raise exc  # the bootstrap reports it, naming this wrapper instead of the function
+    if sys.version_info >= (3, 13):
+        try:
+            err_msg: str | None = f"Exception ignored in thread started by {function!r}"
+        except Exception:
+            err_msg = None
+        obj = None
+    else:
+        err_msg, obj = "Exception ignored in thread started by", function
+    hook = getattr(sys, "unraisablehook", None)
+    args = _UNRAISABLE_ARGS((type(exc), exc, exc.__traceback__, err_msg, obj))
+    if hook is None:
+        _DEFAULT_UNRAISABLEHOOK(args)
+        return
+    try:
+        hook(args)
+    except BaseException as hook_exc:
+        # As CPython does when the hook itself fails: the default hook reports that.
+        tb = hook_exc.__traceback__.tb_next if hook_exc.__traceback__ is not None else None
+        hook_exc.__traceback__ = tb
+        _DEFAULT_UNRAISABLEHOOK(_UNRAISABLE_ARGS((type(hook_exc), hook_exc, tb,
+                                                  "Exception ignored in sys.unraisablehook", hook)))
 
 
 # --- summary ------------------------------------------------------------------------
