@@ -29,7 +29,7 @@ def entries_by_task(trace: Path) -> dict[tuple[int, int, str], list[int]]:
     out: dict[tuple[int, int, str], list[int]] = {(k.pid, k.tid, k.name): [] for k in t.tasks}
     for row in t.records.to_pylist():
         sym = t.symbols.get(row["pc"])
-        if row["kind"] == "entry" and sym is not None and sym.name == "twice":
+        if row["kind"] == "entry" and sym is not None and sym.qualname == "twice":
             k = t.tasks[row["task"]]
             out[(k.pid, k.tid, k.name)].append(row["values"][-1])
     return out
