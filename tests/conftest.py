@@ -63,6 +63,16 @@ def recorder(request: pytest.FixtureRequest) -> Iterator[core.Recorder]:
         core.use(before)
 
 
+class _InUse:
+    def __getattr__(self, name: str) -> object:
+        return getattr(core.implementation, name)
+
+
+#: The recorder module in use (``core.implementation``, read at every access), test seams
+#: included: tests that take the ``recorder`` fixture call the core they run on through it.
+R = _InUse()
+
+
 class Rec(NamedTuple):
     """One record of a buffer, split into its fields."""
 

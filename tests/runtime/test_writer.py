@@ -18,23 +18,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import Rec, parse_records
+from conftest import R, Rec, parse_records
 from kcovdf import abi
-from kcovdf.runtime import core
 from kcovdf.runtime.encode import encode_value
 
 # Every test runs on each core (conftest's recorder fixture); R is the one in use.
 pytestmark = pytest.mark.usefixtures("recorder")
-
-
-class _InUse:
-    """The recorder module in use: its API and its test seams."""
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(core.implementation, name)
-
-
-R = _InUse()
 
 PC = 0xFEEDFACE12345678
 MASK48 = (1 << 48) - 1
