@@ -279,11 +279,11 @@ def test_zoo_object_is_recorded_without_running_its_code(name: str) -> None:
         assert R.ret(2, obj) is obj
     finally:
         R.disable(m)
-    c_words = [R.encode(obj), R.encode(obj, redacted=True)]
+    core_words = [R.encode(obj), R.encode(obj, redacted=True)]
     assert CALLS == [], f"code of the object ran: {CALLS}"
     expected = [encode_value(x).words for x in (obj, [obj], {"k": obj}, obj)]
     assert record_values(m) == expected
-    assert c_words == [expected[0], encode_value(obj, redacted=True).words]
+    assert core_words == [expected[0], encode_value(obj, redacted=True).words]
     assert CALLS == [], f"the reference ran code of the object: {CALLS}"
 
 
