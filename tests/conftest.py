@@ -1,4 +1,13 @@
-"""Shared fixtures: the ``recorder`` parametrization (C core and Python twin) and a record parser."""
+"""Shared fixtures and hooks: the cores a test runs on, and a record parser.
+
+The suite runs once per core: plainly on the C core, and with ``KCOVDF_CORE=py``
+on the Python twin (scripts/test.sh runs both). A test that takes the ``recorder``
+fixture is also run on each core in the same session: on both in the C session,
+on the twin only in the twin's (so that a twin session touches no C code). A test
+that exercises what only the C core has carries ``@pytest.mark.c_core(reason=...)``
+(optionally ``c_core(condition, reason=...)``, as for ``skipif``): it runs on the C
+core only, and a twin session skips it, printing the reason.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +19,58 @@ import pytest
 from kcovdf import abi
 from kcovdf.runtime import core
 
+#: The core this session runs on: what ``KCOVDF_CORE`` asked for (c unless set), as core picked it.
+SESSION_CORE = core.name
 
-@pytest.fixture(params=["c", "py"])
+
+def c_only(node: pytest.Item) -> str | None:
+    """The reason a test runs on the C core only, or None if it runs on both."""
+    mark = node.get_closest_marker("c_core")
+    if mark is None:
+        return None
+    reason = mark.kwargs.get("reason")
+    if not reason or len(mark.args) > 1 or set(mark.kwargs) - {"reason"}:
+        raise pytest.UsageError(f"{node.nodeid}: use c_core([condition], reason='why only the C core')")
+    return reason if not mark.args or mark.args[0] else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``recorder`` over the cores this session tests (see the module docstring)."""
+    if "recorder" in metafunc.fixturenames:
+        if c_only(metafunc.definition):
+            cores = ["c"]
+        else:
+            cores = ["c", "py"] if SESSION_CORE == "c" else [SESSION_CORE]
+        metafunc.parametrize("recorder", cores, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a twin session, skip the C-only tests, saying why each one is C-only."""
+    for item in items:
+        reason = c_only(item)
+        if reason and SESSION_CORE != "c":
+            item.add_marker(pytest.mark.skip(reason=f"C core only, KCOVDF_CORE={SESSION_CORE}: {reason}"))
+
+
+@pytest.fixture
 def recorder(request: pytest.FixtureRequest) -> Iterator[core.Recorder]:
-    """Run the test once on the C core and once on the Python twin (core.use fails loudly if absent)."""
+    """Run the test on the core ``request.param`` (core.use fails loudly if it is absent)."""
     before = core.name
     core.use(request.param)
     try:
         yield core.implementation
     finally:
         core.use(before)
+
+
+class _InUse:
+    def __getattr__(self, name: str) -> object:
+        return getattr(core.implementation, name)
+
+
+#: The recorder module in use (``core.implementation``, read at every access), test seams
+#: included: tests that take the ``recorder`` fixture call the core they run on through it.
+R = _InUse()
 
 
 class Rec(NamedTuple):

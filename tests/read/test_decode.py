@@ -318,6 +318,7 @@ def test_records_from_several_writers_interleaved():
     assert t.records.column("seq").to_pylist() == [1, 1, 2, 2]
 
 
+@pytest.mark.c_core(reason="scan.c is part of the C extension")
 def test_c_scanner_is_built_into_the_extension():
     from kcovdf._core import _recorder
 
@@ -346,6 +347,7 @@ header_like = st.builds(lambda t, n, s: abi.type_seq(t, n, s), st.sampled_from([
                         st.integers(0, 15), st.integers(0, abi.SEQ_MASK))
 
 
+@pytest.mark.c_core(reason="scan.c against the Python scanner, which KCOVDF_CORE=py decodes with")
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(u64, header_like, st.just(0)), max_size=200), st.integers(0, 300))
 def test_fuzz_random_words_c_and_python_agree(words, count):

@@ -12,12 +12,16 @@ import sysconfig
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kcovdf import abi, tracefile
 from kcovdf._core import _recorder
 from kcovdf.runtime.encode import encode_value
+
+pytestmark = pytest.mark.c_core(reason="the C encoder, its layout cache and abi.h against the reference "
+                                       "encoder, which is the twin's own")
 
 ABI_H = Path(_recorder.__file__).parent / "abi.h"
 if not ABI_H.exists():  # an installed wheel keeps the header beside the sources' copy

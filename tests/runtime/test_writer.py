@@ -1,4 +1,4 @@
-"""The C record writers: framing, drops, re-entrancy, threads, errno, the type table, fork."""
+"""The record writers of both cores: framing, drops, re-entrancy, threads, errno, the type table, fork."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import Rec, parse_records
+from conftest import R, Rec, parse_records
 from kcovdf import abi, tracefile
-from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
+
+# Every test runs on each core (conftest's recorder fixture); R is the one in use.
+pytestmark = pytest.mark.usefixtures("recorder")
 
 PC = 0xFEEDFACE12345678
 MASK48 = (1 << 48) - 1
@@ -154,6 +156,8 @@ def test_nothing_recorded_when_not_enabled() -> None:
     assert count(m) == 0
 
 
+@pytest.mark.c_core(reason="the C functions parse their own arguments; "
+                           "the twin's argument errors are Python's")
 def test_bad_arguments_name_the_call() -> None:
     with enabled():
         with pytest.raises(TypeError, match=r"entry\(\): pc must be an int, not str"):
@@ -300,6 +304,8 @@ def test_signal_handler_during_long_records_never_splits_them() -> None:
         assert (recs[i].arg_idx, recs[i + 1].arg_idx, recs[i + 1].pc) == (0, 1, PC)
 
 
+@pytest.mark.c_core(reason="the C core calls the record hook once the record's words are reserved; "
+                           "the twin, before it reserves them (docs/core.md §1)")
 def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -> None:
     runs: list[tuple[int, int]] = []  # per hook run: buf[0] when it started, after its writers
 
@@ -340,6 +346,8 @@ def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -
     assert runs == [(end, end) for end in ends]
 
 
+@pytest.mark.c_core(reason="the C core calls the record hook once the record's header is written; "
+                           "the twin, before it reserves the record (docs/core.md §1)")
 def test_record_hook_that_disables_stops_the_call_without_writing_through_the_old_buffer() -> None:
     def interrupt() -> None:
         R.disable(m)
@@ -487,9 +495,9 @@ def expected_line(tid: int, cls: str, fields: list[str]) -> bytes:
 # process: the remembered table lines are process-wide and replayed into every
 # later table, which other tests then read.
 TYPE_LINES_SCRIPT = """
-import json, os, sys
-from kcovdf._core import _recorder as R
+import importlib, json, os, sys
 from kcovdf.runtime.encode import encode_value
+R = importlib.import_module(sys.argv[2])
 import mmap
 from kcovdf import abi, tracefile
 
@@ -522,7 +530,7 @@ print(json.dumps([[e.id, e.cls.encode("utf-8", "surrogatepass").hex(), list(e.fi
 def test_type_lines_once_per_id_exact_bytes(tmp_path) -> None:
     path = tmp_path / "table.jsonl"
     path.write_bytes(b"")
-    out = subprocess.run([sys.executable, "-c", TYPE_LINES_SCRIPT, str(path)], check=True,
+    out = subprocess.run([sys.executable, "-c", TYPE_LINES_SCRIPT, str(path), R.__name__], check=True,
                          capture_output=True, text=True, timeout=60).stdout
     lines = path.read_bytes().splitlines(keepends=True)
     ids = [json.loads(line)["id"] for line in lines]
@@ -536,9 +544,9 @@ def test_type_lines_once_per_id_exact_bytes(tmp_path) -> None:
 # Shapes first met by encode() (which emits nothing) and then recorded: the cached
 # shape ids (per-class layout cache, per-class last shape) still get their table line.
 ENCODE_FIRST_SCRIPT = """
-import collections, dataclasses, json, mmap, os, sys
-from kcovdf._core import _recorder as R
+import collections, dataclasses, importlib, json, mmap, os, sys
 from kcovdf.runtime.encode import encode_value
+R = importlib.import_module(sys.argv[2])
 from kcovdf import abi, tracefile
 
 @dataclasses.dataclass
@@ -575,7 +583,7 @@ print(json.dumps([[e.id, e.cls, list(e.fields)] for e in entries]))
 def test_shapes_first_met_by_encode_still_get_their_table_line(tmp_path) -> None:
     path = tmp_path / "table.jsonl"
     path.write_bytes(b"")
-    out = subprocess.run([sys.executable, "-c", ENCODE_FIRST_SCRIPT, str(path)], check=True,
+    out = subprocess.run([sys.executable, "-c", ENCODE_FIRST_SCRIPT, str(path), R.__name__], check=True,
                          capture_output=True, text=True, timeout=60).stdout
     lines = path.read_bytes().splitlines(keepends=True)
     assert len(lines) == len(set(lines))
@@ -622,15 +630,16 @@ def _wait_child(pid: int) -> int:
 
 N_FORK = 20000  # long enough for both processes to write at once on most runs
 
-# Run without kcovdf.runtime.core, whose at-fork hook would disable the child: the C module
-# alone, as a program using it directly does, so that parent and child both write.
+# Run without kcovdf.runtime.core, whose at-fork hook would disable the child: the core's
+# module alone, as a program using it directly does, so that parent and child both write.
+# The table fd is the twin's lock across the two processes (the C core needs none).
 FORK_SCRIPT = """
-import mmap, os, sys
-from kcovdf._core import _recorder as R
+import importlib, mmap, os, sys
+R = importlib.import_module(sys.argv[3])
 n = int(sys.argv[2])
 with open(sys.argv[1], "r+b") as f:
     m = mmap.mmap(f.fileno(), 0)
-R.enable(m, -1)
+R.enable(m, os.open(sys.argv[1] + ".table", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
 go_r, go_w = os.pipe()
 pid = os.fork()
 if pid == 0:
@@ -651,7 +660,7 @@ def test_parent_and_child_share_one_mapping_without_tearing(tmp_path) -> None:
     path = tmp_path / "shared.kdf"
     words = 1 << 20
     path.write_bytes(tracefile.pack_header(words, os.getpid(), 0) + bytes(8 * words))
-    subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(path), str(N_FORK)], check=True,
+    subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(path), str(N_FORK), R.__name__], check=True,
                    timeout=120)
     with open(path, "r+b") as f:
         m = mmap.mmap(f.fileno(), 0)

@@ -1,5 +1,5 @@
 """The adversarial object zoo: recording never crashes, never runs the object's code,
-and the C words equal the reference encoder's."""
+and the words of each core equal the reference encoder's."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from collections.abc import Callable
 import numpy
 import pytest
 
+from conftest import R
 from kcovdf import abi, tracefile
-from kcovdf._core import _recorder as R
 from kcovdf.runtime.encode import encode_value
+
+# Every test runs on each core (conftest's recorder fixture); R is the one in use.
+pytestmark = pytest.mark.usefixtures("recorder")
 
 CALLS: list[str] = []  # every piece of zoo code that runs appends its name
 
@@ -276,11 +279,11 @@ def test_zoo_object_is_recorded_without_running_its_code(name: str) -> None:
         assert R.ret(2, obj) is obj
     finally:
         R.disable(m)
-    c_words = [R.encode(obj), R.encode(obj, redacted=True)]
+    core_words = [R.encode(obj), R.encode(obj, redacted=True)]
     assert CALLS == [], f"code of the object ran: {CALLS}"
     expected = [encode_value(x).words for x in (obj, [obj], {"k": obj}, obj)]
     assert record_values(m) == expected
-    assert c_words == [expected[0], encode_value(obj, redacted=True).words]
+    assert core_words == [expected[0], encode_value(obj, redacted=True).words]
     assert CALLS == [], f"the reference ran code of the object: {CALLS}"
 
 

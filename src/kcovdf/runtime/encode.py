@@ -13,7 +13,8 @@ from __future__ import annotations
 import itertools
 import struct
 import types
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from kcovdf import abi
 from kcovdf.abi import Form, Kind
@@ -183,27 +184,36 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
         return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, values, seen)
     for base in (list, tuple):
         if issubclass(cls, base):
-            return _finish(name, (), base.__len__(obj), Form.SEQ, _items(obj, base, seen), seen)
+            fields = _items(obj, base, seen)
+            return _finish(name, (), fields[0][1], Form.SEQ, fields, seen)
     for base in (set, frozenset):
         if issubclass(cls, base):
             it = base.__iter__(obj)
             elems = list(itertools.islice(it, abi.SEQ_ITEMS))
-            n = base.__len__(obj)
+            n = _count(elems, abi.SEQ_ITEMS, base.__len__, obj)
             return _finish(name, (), n, Form.SEQ,
                            [(Kind.LEN, n)] + [nested(x, seen) for x in elems], seen)
     if issubclass(cls, dict):
-        n = dict.__len__(obj)
+        pairs = list(itertools.islice(dict.items(obj), abi.MAP_PAIRS))
+        n = _count(pairs, abi.MAP_PAIRS, dict.__len__, obj)
         fields = [(Kind.LEN, n)]
-        for k, v in itertools.islice(dict.items(obj), abi.MAP_PAIRS):
+        for k, v in pairs:
             fields += [nested(k, seen), nested(v, seen)]
         return _finish(name, (), n, Form.MAP, fields, seen)
     return _encode_object(obj, cls, name, seen)
 
 
+# Containers are copied in one C call before their items are read: between two reads in
+# Python another thread may change them (the C encoder runs no Python code meanwhile).
+def _count(copied: Sequence[object], cap: int, length: Callable[[Any], int], obj: object) -> int:
+    # the copy's own size where it holds everything, so that the count and the items agree
+    return len(copied) if len(copied) < cap else length(obj)
+
+
 def _items(obj: object, base: type, seen: dict[int, TypeEntry]) -> list[tuple[int, int]]:
-    n = base.__len__(obj)
-    return [(Kind.LEN, n)] + [nested(base.__getitem__(obj, i), seen)
-                              for i in range(min(n, abi.SEQ_ITEMS))]
+    items = base.__getitem__(obj, slice(0, abi.SEQ_ITEMS))
+    n = _count(items, abi.SEQ_ITEMS, base.__len__, obj)
+    return [(Kind.LEN, n)] + [nested(x, seen) for x in items]
 
 
 def _class_lookup(cls: type, name: str) -> object:
@@ -244,7 +254,7 @@ def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]
         stored.setdefault(fname, (Kind.UNSET, 0) if got is None else nested(got[1], seen))
     d = _instance_dict(obj, cls)
     if d is not None:
-        for k, v in dict.items(d):
+        for k, v in list(dict.items(d)):
             if type(k) is str:
                 stored.setdefault(k, nested(v, seen))
     declared = _dataclass_fields(cls) or []

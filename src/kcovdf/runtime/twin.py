@@ -76,7 +76,8 @@ class _Task:
                 if _U64.unpack_from(self.view, tracefile.HDR_OWNER)[0] == self.tid:
                     _U64.pack_into(self.view, tracefile.HDR_OWNER, 0)
         self.view.release()
-        os.close(self.lock_fd)
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
 
     def __del__(self) -> None:
         # The thread ended while enabled (its threading.local was cleared).
@@ -104,8 +105,11 @@ _types_seen: set[int] = set()
 @contextmanager
 def _locked(lock_fd: int) -> Iterator[None]:
     # The thread lock first: lockf locks belong to the process, so they
-    # exclude other processes only.
+    # exclude other processes only. Without a table (lock_fd < 0) there is no lockf.
     with _lock:
+        if lock_fd < 0:
+            yield
+            return
         fcntl.lockf(lock_fd, fcntl.LOCK_EX, 1, 0, os.SEEK_SET)
         try:
             yield
@@ -223,13 +227,22 @@ def yld(pc: int, value: T) -> T:
 # --- start / stop ---------------------------------------------------------------
 
 def enable(mapping: Any, table_fd: int) -> None:
-    """Bind the calling thread to the buffer of ``mapping`` (a .kdf layout); EBUSY if taken."""
+    """Bind the calling thread to the buffer of ``mapping`` (a .kdf layout); EBUSY if taken.
+
+    ``table_fd`` (the device's table file) is the lock that makes twin writers in
+    processes sharing the mapping atomic; a negative one, as the C core accepts, means
+    none: twin writers are then atomic within this process only.
+    """
     if _tls.task is not None:
         raise OSError(errno.EBUSY, "enable(): this thread is already enabled on a device")
-    view = memoryview(mapping).cast("B")
+    try:
+        view = memoryview(mapping).cast("B")
+    except TypeError:
+        raise TypeError("enable(): mapping must be a writable buffer (an mmap), not "
+                        f"{type(mapping).__name__}") from None
     try:
         words = _check_mapping(view)
-        lock_fd = os.dup(table_fd)
+        lock_fd = os.dup(table_fd) if table_fd >= 0 else -1
     except BaseException:
         view.release()
         raise
@@ -320,11 +333,24 @@ def _register_types(entries: list[TypeEntry]) -> None:
             pass
 
 
+def _fd_arg(call: str, fd: object) -> int:
+    if not isinstance(fd, int):
+        raise TypeError(f"{call}(): fd must be an int, not {type(fd).__name__}")
+    if not 0 <= fd <= 2**31 - 1:
+        raise ValueError(f"{call}(): fd must be a file descriptor >= 0, not {fd}")
+    return fd
+
+
 def add_table(fd: int) -> None:
     """Register a table fd (O_WRONLY|O_APPEND) and replay every remembered line into it."""
+    fd = _fd_arg("add_table", fd)
     with _table_lock:
         if fd in _tables:
             return
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError as e:
+            raise OSError(e.errno, f"add_table(): fd {fd} is not open") from None
         for line in _remembered:
             os.write(fd, line + b"\n")
         _tables.append(fd)
@@ -332,6 +358,7 @@ def add_table(fd: int) -> None:
 
 def remove_table(fd: int) -> None:
     """Forget a table fd (no error if it was not registered)."""
+    fd = _fd_arg("remove_table", fd)
     with _table_lock:
         if fd in _tables:
             _tables.remove(fd)
