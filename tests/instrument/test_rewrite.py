@@ -550,42 +550,68 @@ def test_patched_code_comes_from_the_cache_too(rec, monkeypatch):
 
 
 AUDIT = """\
-import importlib, json, logging, sys
+import json, sys, warnings
+import kcovdf
 from instr_samples.fake_recorder import FakeRecorder
-from kcovdf.instrument import hook, switch
-from kcovdf.instrument.config import Config
+from kcovdf.errors import InstrumentWarning
+from kcovdf.instrument import switch
 rec = FakeRecorder()
 switch._switch = switch.Switch(rec)
-veto = []
+veto = [False]
 def audit(event, args):
-    if veto and veto[-1] and event == "object.__setattr__" and args[1] == "__code__":
+    if veto[0] and event == "object.__setattr__" and args[1] == "__code__":
         raise RuntimeError("no code changes here")
 sys.addaudithook(audit)
-logging.basicConfig(level=logging.WARNING, format="%(message)s")
-veto.append(sys.argv[1] == "before")
-h = hook.install(Config(include=["kcovdf_t_audit"]))
-import kcovdf_t_audit as m
-hook.uninstall(h)
-veto.append(True)
-rec.set_active(True)
-print(json.dumps([switch.get().patched(m.f), m.f(3), len(rec.records)]))
+path = sys.argv[1]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    if path == "import":  # through the hook's loader: the patch at settle is refused
+        veto[0] = True
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            import kcovdf_t_audit as m
+    elif path == "flip":  # patched, then the swap to the recorded code is refused
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            import kcovdf_t_audit as m
+        veto[0] = True
+    elif path == "in_place":  # imported before the hook: rewritten in place
+        import kcovdf_t_audit as m
+        veto[0] = True
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            pass
+    else:  # @instrument_func
+        import kcovdf_t_audit as m
+        veto[0] = True
+        kcovdf.instrument_func(m.f)
+    rec.set_active(True)
+    out = [switch.get().state(m.f).name, m.f(3), len(rec.records)]
+print(json.dumps([out, [str(w.message) for w in caught if w.category is InstrumentWarning]]))
 """
 
+REFUSED = "setting __code__ was refused (an audit hook?)"
 
-@pytest.mark.parametrize("when, out", [
-    ("before", [False, 4, 2]),  # never patched: the split code records
-    ("after", [False, 4, 0]),  # patched, then the swap to the recorded code is refused: said so
+
+@pytest.mark.parametrize("path, out, warned", [
+    ("import", ["UNPATCHED", 4, 2],  # never patched: the split code records
+     f"kcovdf: {REFUSED} for kcovdf_t_audit.f; they keep the split code, and their calls are recorded "
+     "as usual"),
+    ("flip", ["PINNED", 4, 0],
+     f"kcovdf: kcovdf_t_audit.f stay on their uninstrumented code ({REFUSED}): calls to them are not "
+     "recorded from now on"),
+    ("in_place", ["UNPATCHED", 4, 0],
+     f"kcovdf: module kcovdf_t_audit was imported before the hook: {REFUSED} for kcovdf_t_audit.f; they stay "
+     "uninstrumented and their calls are not recorded"),
+    ("func", ["UNPATCHED", 4, 0],
+     f"kcovdf: instrument_func(): kcovdf_t_audit.f: {REFUSED} for kcovdf_t_audit.f; they stay uninstrumented "
+     "and their calls are not recorded"),
 ])
-def test_an_audit_hook_refusing_code_swaps(tmp_path, when, out):
+def test_an_audit_hook_refusing_code_swaps_is_said_once_on_every_path(tmp_path, path, out, warned):
     (tmp_path / "kcovdf_t_audit.py").write_text("def f(x):\n    return x + 1\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]),
                PYTHONDONTWRITEBYTECODE="1")
-    run = subprocess.run([sys.executable, "-c", AUDIT, when], env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", AUDIT, path], env=env, capture_output=True, text=True,
                          timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == out
-    warned = "setting __code__ of kcovdf_t_audit.f was refused (an audit hook?); its calls are not recorded"
-    assert (warned in run.stderr) == (when == "after")
+    assert run.returncode == 0, run.stderr  # never raised into the program
+    assert json.loads(run.stdout) == [out, [warned]]
 
 
 PROXY = """\
