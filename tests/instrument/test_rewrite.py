@@ -549,6 +549,141 @@ def test_patched_code_comes_from_the_cache_too(rec, monkeypatch):
     assert of(rec, pc("kinds", second))
 
 
+# --- code identity: a program sees the same code object for as long as it holds one -------------
+REGISTRY = """\
+import sys
+
+REGISTRY = set()
+
+
+def internal(f):
+    REGISTRY.add(f.__code__)  # as a template engine marks its own frames for traceback rewriting
+    return f
+
+
+@internal
+def f(x):
+    return sys._getframe().f_code in REGISTRY, x + 1
+
+
+class C:
+    @internal
+    def m(self, x):
+        return sys._getframe().f_code in REGISTRY, x * 2
+
+
+def plain(x):
+    return x
+"""
+
+
+def test_a_code_object_registered_at_definition_stays_the_one_running(rec, shape, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_registry", REGISTRY)
+    m = load("kcovdf_t_registry")
+    obj, funcs = m.C(), (m.f, m.C.m)
+    registered = {id(code) for code in m.REGISTRY}
+    assert {id(func.__code__) for func in funcs} == registered
+    for on in (False, True, False, True, True, False, True):
+        rec.set_active(on)
+        rec.records.clear()
+        assert m.f(1) == (True, 2) and obj.m(2) == (True, 4)
+        assert {id(func.__code__) for func in funcs} == registered
+        assert [r[0] for r in rec.records] == (["entry", "ret", "entry", "entry", "ret"] if on else [])
+    assert [switch.get().state(func) for func in funcs] == [switch.State.UNPATCHED] * 2
+    # the module's other functions are patched as usual
+    assert switch.get().patched(m.plain) == (shape == "patched")
+
+
+LATE = """\
+import sys
+
+SEEN = []
+
+
+def f(x):
+    SEEN.append(sys._getframe().f_code)  # held from the first call on
+    return x + 1
+"""
+
+
+@pytest.mark.parametrize("first_call_enabled", [False, True])
+def test_a_code_object_held_after_the_patch_is_never_swapped_away(rec, shape, tmp_path, monkeypatch, recwarn,
+                                                                    first_call_enabled):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_late", LATE)
+    m = load("kcovdf_t_late")
+    pc_f = pc_of("kcovdf_t_late", "f", 6)
+    rec.set_active(first_call_enabled)
+    assert m.f(1) == 2
+    held = m.SEEN[0]
+    for on in (not first_call_enabled, first_call_enabled, not first_call_enabled, True):
+        rec.set_active(on)
+        rec.records.clear()
+        assert m.f(2) == 3
+        assert m.f.__code__ is held and {id(code) for code in m.SEEN} == {id(held)}
+        recorded = [r[0] for r in rec.records if r[1] == pc_f]
+        if shape != "patched" or first_call_enabled:
+            # the code that runs has the recorder calls: while enabled the call is recorded (the
+            # recorded variant calls a real recorder while idle too, which records nothing)
+            assert recorded == (["entry", "ret"] if on or shape == "patched" else [])
+        else:
+            assert recorded == []  # held while it ran the original code: said below
+    warned = [str(w.message) for w in recwarn if w.category is InstrumentWarning]
+    if shape == "patched" and not first_call_enabled:
+        assert switch.get().state(m.f) is switch.State.PINNED
+        assert warned == ["kcovdf: calls to kcovdf_t_late.f are not recorded from now on: it runs the "
+                          "uninstrumented code and its code is held elsewhere (by a list), so kcovdf no "
+                          "longer swaps it"]
+    else:
+        assert warned == []
+
+
+BENIGN = """\
+import types
+
+
+def running(flip):
+    flip()
+    return 1
+
+
+def gen():
+    yield 1
+    yield 2
+
+
+def shared(x):
+    return x
+
+
+copy = types.FunctionType(shared.__code__, globals(), "copy")
+
+
+def outer():
+    def inner():
+        return 3
+    return inner
+"""
+
+
+def test_frames_generators_shared_code_and_closures_do_not_hold_code(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_benign", BENIGN)
+    m = load("kcovdf_t_benign")
+    sw = switch.get()
+    suspended = m.gen()
+    assert next(suspended) == 1  # started on the original code
+    inner = m.outer()
+    assert m.running(lambda: rec.set_active(True)) == 1  # flipped while running
+    for func in (m.running, m.gen, m.shared, m.copy, m.outer):
+        assert sw.state(func) is switch.State.RECORDED, func
+    assert next(suspended) == 2 and inner() == 3  # the suspended call goes on as it started
+    rec.set_active(False)
+    for func in (m.running, m.gen, m.shared, m.copy, m.outer):
+        assert sw.state(func) is switch.State.ORIGINAL, func
+
+
 AUDIT = """\
 import json, sys, warnings
 import kcovdf
@@ -592,17 +727,17 @@ REFUSED = "setting __code__ was refused (an audit hook?)"
 
 @pytest.mark.parametrize("path, out, warned", [
     ("import", ["UNPATCHED", 4, 2],  # never patched: the split code records
-     f"kcovdf: {REFUSED} for kcovdf_t_audit.f; they keep the split code, and their calls are recorded "
+     f"kcovdf: {REFUSED} for kcovdf_t_audit.f: it keeps the split code, and its calls are recorded "
      "as usual"),
     ("flip", ["PINNED", 4, 0],
-     f"kcovdf: kcovdf_t_audit.f stay on their uninstrumented code ({REFUSED}): calls to them are not "
-     "recorded from now on"),
+     f"kcovdf: calls to kcovdf_t_audit.f are not recorded from now on: it runs the uninstrumented code and "
+     f"{REFUSED}, so kcovdf no longer swaps it"),
     ("in_place", ["UNPATCHED", 4, 0],
-     f"kcovdf: module kcovdf_t_audit was imported before the hook: {REFUSED} for kcovdf_t_audit.f; they stay "
-     "uninstrumented and their calls are not recorded"),
+     f"kcovdf: module kcovdf_t_audit was imported before the hook: {REFUSED} for kcovdf_t_audit.f; it "
+     "stays uninstrumented, and its calls are not recorded"),
     ("func", ["UNPATCHED", 4, 0],
-     f"kcovdf: instrument_func(): kcovdf_t_audit.f: {REFUSED} for kcovdf_t_audit.f; they stay uninstrumented "
-     "and their calls are not recorded"),
+     f"kcovdf: instrument_func(): kcovdf_t_audit.f: {REFUSED}; it stays uninstrumented, and its calls are "
+     "not recorded"),
 ])
 def test_an_audit_hook_refusing_code_swaps_is_said_once_on_every_path(tmp_path, path, out, warned):
     (tmp_path / "kcovdf_t_audit.py").write_text("def f(x):\n    return x + 1\n")

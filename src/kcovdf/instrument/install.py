@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 from kcovdf.errors import ConfigError
 from kcovdf.instrument import cache, rewrite, selection, switch
 from kcovdf.instrument.config import Config
-from kcovdf.instrument.switch import names, report
+from kcovdf.instrument.switch import names, pronouns, report
 from kcovdf.symtab import Symbol
 
 log = logging.getLogger("kcovdf")
@@ -182,15 +182,21 @@ def known_refs(code: types.CodeType) -> int:
     return 1 if id(code) in _done_keys else 0
 
 
-def _say_left(where: str, swapped: Swapped) -> None:
-    """One warning for the functions swap_code() left: what holds them, and that their calls are lost."""
+def _say_left(where: str, swapped: Swapped, listed: bool = True) -> None:
+    """One warning for the functions swap_code() left: what holds them, and that their calls are lost.
+
+    ``listed``: name them (``where`` does not).
+    """
     if swapped.held:
-        holder = swapped.held[0][1]
-        report(f"kcovdf: {where}: {names(f for f, _ in swapped.held)} keep their code, whose code object "
-               f"is held elsewhere ({holder}); their calls are not recorded")
+        w = pronouns(len(swapped.held))
+        who = f"{names(f for f, _ in swapped.held)} keep{w['s']}" if listed else f"{w['it']} keeps"
+        report(f"kcovdf: {where}: {who} {w['its']} uninstrumented code, which is held elsewhere (by "
+               f"{swapped.held[0][1]}); {w['its']} calls are not recorded")
     if swapped.refused:
-        report(f"kcovdf: {where}: setting __code__ was refused (an audit hook?) for "
-               f"{names(swapped.refused)}; they stay uninstrumented and their calls are not recorded")
+        w = pronouns(len(swapped.refused))
+        whom = f" for {names(swapped.refused)}" if listed else ""
+        report(f"kcovdf: {where}: setting __code__ was refused (an audit hook?){whom}; {w['it']} "
+               f"stay{w['s']} uninstrumented, and {w['its']} calls are not recorded")
 
 
 # --- modules imported before the hook ---------------------------------------------------------
@@ -252,7 +258,7 @@ def instrument_function(func: F) -> F:
     done = _done.get(target.__code__)
     if done is not None:  # a nested function made again by its enclosing function
         flags.plant(target.__globals__)
-        _say_left(where, _swap_one(target, done))
+        _say_left(where, _swap_one(target, done), listed=False)
         return func
     if rewrite.RESERVED in target.__code__.co_names or flags.patched(target):
         return func  # already instrumented (by the hook or an earlier decorator)
@@ -279,7 +285,7 @@ def instrument_function(func: F) -> F:
     swapped = swap_code(iter([target]), module_code_)
     del module_code_
     if swapped.held or swapped.refused:
-        _say_left(where, swapped)
+        _say_left(where, swapped, listed=False)
         return func
     if not swapped.done:
         report(f"kcovdf: {where} does not match its source in {filename}; left uninstrumented")

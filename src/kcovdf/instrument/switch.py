@@ -77,6 +77,13 @@ def names(funcs: Iterable[types.FunctionType]) -> str:
     return ", ".join(shown[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
+def pronouns(count: int) -> dict[str, str]:
+    """The words of a message about ``count`` functions: it/they, its/their, it/them, s/"" (runs/run)."""
+    if count == 1:
+        return {"it": "it", "its": "its", "them": "it", "s": "s"}
+    return {"it": "they", "its": "their", "them": "them", "s": ""}
+
+
 class Switch:
     """Flips ``__kcovdf_on__`` in every instrumented namespace when recording starts or stops.
 
@@ -165,8 +172,10 @@ class Switch:
                     else:
                         refused.append(func)
                 if refused:
-                    report(f"kcovdf: setting __code__ was refused (an audit hook?) for {names(refused)}; "
-                           "they keep the split code, and their calls are recorded as usual")
+                    w = pronouns(len(refused))
+                    report(f"kcovdf: setting __code__ was refused (an audit hook?) for {names(refused)}: "
+                           f"{w['it']} keep{w['s']} the split code, and {w['its']} calls are recorded as "
+                           "usual")
             self._pending = waiting
 
     def state(self, func: types.FunctionType) -> State:
@@ -225,11 +234,12 @@ def _report_pinned(kept: list[tuple[types.FunctionType, str | None]]) -> None:
             "setting __code__ was refused (an audit hook?)"
         log.info("kcovdf: %s.%s is no longer swapped: %s", func.__module__, func.__qualname__, why)
     if lost:
+        w = pronouns(len(lost))
         holder = next((h for f, h in kept if h and f in lost), None)
-        why = f"their code objects are held elsewhere ({holder}, …)" if holder else \
+        why = f"{w['its']} code is held elsewhere (by {holder})" if holder else \
             "setting __code__ was refused (an audit hook?)"
-        report(f"kcovdf: {names(lost)} stay on their uninstrumented code ({why}): calls to them are not "
-               "recorded from now on")
+        report(f"kcovdf: calls to {names(lost)} are not recorded from now on: {w['it']} run{w['s']} the "
+               f"uninstrumented code and {why}, so kcovdf no longer swaps {w['them']}")
 
 
 def set_code(func: types.FunctionType, code: types.CodeType) -> bool:

@@ -21,7 +21,7 @@ import types
 
 from kcovdf import __version__, abi
 from kcovdf.errors import ConfigError
-from kcovdf.instrument import config, selection
+from kcovdf.instrument import config, install, selection
 from kcovdf.run import bootstrap
 from kcovdf.runtime import tasks
 
@@ -205,10 +205,10 @@ class Program:
         with open(self.filename, "rb") as f:
             source = f.read()
         if self._selected(recording.hook.config):
-            compiled = recording.hook.compile("__main__", self.filename, source)
-            if compiled is not None:
-                recording.hook.switch.plant(main.__dict__, compiled.variants)
-                return compiled.code
+            code = install.module_code("__main__", self.filename, source, recording.hook.config,
+                                       main.__dict__, recording.hook.tally)
+            if code is not None:
+                return code
         return compile(source, self.filename, "exec", dont_inherit=True)
 
     def _selected(self, cfg: config.Config) -> bool:
