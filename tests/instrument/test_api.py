@@ -76,6 +76,51 @@ def test_instrument_func(rec, tmp_path):
     assert kcovdf.instrument_func(m.traced) is m.traced  # idempotent
 
 
+def test_instrument_func_leaves_a_function_whose_code_is_held(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_func_held", textwrap.dedent("""
+        import sys
+        import kcovdf
+
+        REGISTRY = set()
+
+        def internal(f):
+            REGISTRY.add(f.__code__)
+            return f
+
+        @kcovdf.instrument_func
+        @internal
+        def traced(a):
+            return sys._getframe().f_code in REGISTRY
+    """))
+    forget("kcovdf_t_func_held")
+    with pytest.warns(InstrumentWarning) as caught:
+        m = importlib.import_module("kcovdf_t_func_held")
+    assert [str(w.message) for w in caught] == [
+        "kcovdf: instrument_func(): kcovdf_t_func_held.traced: it keeps its uninstrumented code, which is "
+        "held elsewhere (by a set); its calls are not recorded"]
+    rec.set_active(True)
+    assert m.traced(1) is True and not instrumented(m.traced) and rec.records == []
+
+
+def test_instrument_func_on_a_nested_function_made_again_and_again(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_func_nested", textwrap.dedent("""
+        import kcovdf
+
+        def outer(n):
+            @kcovdf.instrument_func
+            def inner(x):
+                return x + n
+            return inner(1)
+    """))
+    forget("kcovdf_t_func_nested")
+    m = importlib.import_module("kcovdf_t_func_nested")
+    rec.set_active(True)
+    assert [m.outer(n) for n in range(3)] == [1, 2, 3]
+    # each new inner was instrumented (from the second on without parsing again)
+    assert [(r[0], r[3]) for r in rec.records] == [("entry", 1), ("ret", 1), ("entry", 1), ("ret", 2),
+                                                   ("entry", 1), ("ret", 3)]
+
+
 def test_instrument_func_rejects_non_functions(rec):
     with pytest.raises(ConfigError, match=r"instrument_func\(\): expected a function, got int"):
         kcovdf.instrument_func(3)
