@@ -8,6 +8,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+try:  # json's C encoder, called directly: a program recording the json module must not see kcovdf's lines
+    from _json import encode_basestring as _c_str
+    from _json import encode_basestring_ascii as _c_ascii
+    from _json import make_encoder as _c_make_encoder
+except ImportError:
+    _c_make_encoder = None
+
+
+def _unserializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj: dict[str, Any], ascii: bool) -> str:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii)``, through no Python function of json."""
+    if _c_make_encoder is None:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii)
+    encode = _c_make_encoder({}, _unserializable, _c_ascii if ascii else _c_str, None, ":", ",", False, False,
+                             True)
+    return "".join(encode(obj, 0))
+
 
 def line(obj: dict[str, Any]) -> bytes:
     """One table line, without its newline: compact UTF-8 JSON.
@@ -17,9 +37,9 @@ def line(obj: dict[str, Any]) -> bytes:
     byte for byte the same way.
     """
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _dumps(obj, False).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        return _dumps(obj, True).encode("ascii")
 
 
 def _clean(value: Any) -> Any:

@@ -165,16 +165,20 @@ class Hook:
     def no_source_notes(self) -> list[str]:
         """A line per kind of selected module without Python source (compiled, frozen, built in)."""
         out = []
-        kinds = {"compiled": "compiled extension modules (C, Cython or mypyc); kcovdf rewrites Python "
-                             "source, so their functions are not recorded",
-                 "frozen": "frozen into the interpreter, so kcovdf has no source to rewrite",
-                 "built in": "built into the interpreter, so kcovdf has no source to rewrite"}
-        for kind, why in kinds.items():
+        kinds = {"compiled": ("compiled (a C, Cython or mypyc extension)",
+                              "compiled (C, Cython or mypyc extensions)"),
+                 "frozen": ("frozen into the interpreter",) * 2,
+                 "built in": ("built into the interpreter",) * 2}
+        for kind, (one, many) in kinds.items():
             found = sorted(n for n, k in self.tally.no_source.items() if k == kind)
-            if found:
-                more = f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
-                are = "modules are" if len(found) > 1 else "module is"
-                out.append(f"{len(found)} selected {are} {why}: {', '.join(found[:_SHOWN])}{more}")
+            if not found:
+                continue
+            more = f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
+            if len(found) == 1:
+                what = f"1 selected module is {one}, so kcovdf cannot record its functions"
+            else:
+                what = f"{len(found)} selected modules are {many}, so kcovdf cannot record their functions"
+            out.append(f"{what} (it rewrites Python source): {', '.join(found[:_SHOWN])}{more}")
         return out
 
 

@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import types
+from typing import Any
 
 from kcovdf import __version__, abi
 from kcovdf.errors import ConfigError
@@ -124,6 +125,8 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
     if os.getpid() != recording.pid:
         return  # a forked child that exited normally: only the parent reports
     recording.stop()
+    for note in unrecorded(recording.hook):
+        sys.stderr.write(f"kcovdf: {note}\n")
     s = tasks.summarize(trace_dir)
     rel = os.path.relpath(trace_dir)
     shown = trace_dir if rel.startswith("..") else rel
@@ -135,6 +138,20 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
         sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def unrecorded(hook: Any) -> list[str]:
+    """What the selection left out and why, and how to select when nothing was selected."""
+    notes = hook.notes()
+    cfg = hook.config
+    if not cfg.include and not cfg.instrument_all:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        package = spec.name.partition(".")[0] if spec is not None else ""
+        example = f" (here perhaps --include {package})" if package and package != "__main__" else ""
+        notes.append(f"no module was selected, so only the main {'module' if spec else 'script'} was "
+                     f"instrumented: name the modules and packages to record with --include MODULE[,MODULE]"
+                     f"{example}, or use --instrument-all")
+    return notes
 
 
 # --- the program -----------------------------------------------------------------------
