@@ -320,3 +320,26 @@ def test_reentrant_lookup_does_not_recurse(rec, tmp_path):
     spec = importlib.util.find_spec("kcovdf_t_re")
     assert spec is not None and calls == ["kcovdf_t_re"]
     assert isinstance(spec.loader, hook.Loader)
+
+
+def test_a_hook_is_installed_until_removed(rec, tmp_path):
+    h = hook.install(Config(include=("kcovdf_t_state",)))
+    assert h.state is hook.State.INSTALLED
+    hook.uninstall(h)
+    assert h.state is hook.State.REMOVED
+    hook.uninstall(h)  # removing it again does nothing, as close() does
+    with pytest.raises(RuntimeError, match=r"install\(\): with: the hook was taken off sys.meta_path "
+                                           r"already \(state REMOVED\)"):
+        with h:
+            pass
+
+
+def test_the_switch_names_the_state_of_a_function(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_sw", SRC)
+    m = load("kcovdf_t_sw")
+    sw = switch.get()
+    assert sw.state(m.f) is switch.State.ORIGINAL
+    rec.set_active(True)
+    assert sw.state(m.f) is switch.State.RECORDED
+    with pytest.raises(TypeError, match=r"Switch.state\(\): expected a function, not int"):
+        sw.state(3)

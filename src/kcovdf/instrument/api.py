@@ -5,8 +5,9 @@
   code without Python source (C extensions, frozen modules) or lambdas.
 - ``@instrument_func``: one function, from its module's source file. Cannot reach
   functions defined by exec() or at the interactive prompt.
-- ``instrument_all()``: everything importable except kcovdf and the safety list
-  (selection.SAFETY). Cannot reach what ``instrument_imports`` cannot.
+- ``instrument_all()``: everything importable except kcovdf, the safety list
+  (selection.SAFETY) and the modules kcovdf uses itself (selection.OWN_USE, which
+  ``instrument_imports`` can name). Cannot reach what ``instrument_imports`` cannot.
 
 API calls read no config file and no environment: their arguments are the whole config.
 """
@@ -83,7 +84,7 @@ def instrument_imports(include: Iterable[str] = (), exclude: Iterable[str] = (),
 def instrument_all(exclude: Iterable[str] = (), *, args: bool = True, ret: bool = True,
                    yields: bool = False, redact: Iterable[str] | None = None,
                    redact_extra: Iterable[str] = (), cache: bool = True) -> Hook:
-    """Instrument every module with Python source except ``exclude``, kcovdf and the safety list."""
+    """Instrument every module with Python source except ``exclude``, kcovdf, the safety list and OWN_USE."""
     config = _config("instrument_all()", (), exclude, True, args, ret, yields, redact, redact_extra, cache)
     return install(config, "instrument_all()")
 
