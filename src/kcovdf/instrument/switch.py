@@ -396,6 +396,8 @@ def _referrers(suspects: list[_Entry], mine: list[object], census: _Census) -> N
     for obj in gc.get_referrers(*codes):
         if id(obj) in skip or id(obj) in funcs:
             continue
+        if type(obj) is tuple and len(obj) == len(codes) and all(a is b for a, b in zip(obj, codes)):
+            continue  # the arguments of this very get_referrers() call (a tuple on some versions)
         counts = collections.Counter(id(x) for x in gc.get_referents(obj) if id(x) in by_id)
         for code_id, n in counts.items():
             e = by_id[code_id]
