@@ -595,6 +595,18 @@ def test_a_code_object_registered_at_definition_stays_the_one_running(rec, shape
     assert switch.get().patched(m.plain) == (shape == "patched")
 
 
+def test_a_holder_the_garbage_collector_cannot_see_counts_as_one(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # a dict holding only code objects and strings is not tracked: gc.get_referrers cannot find it
+    write_module(tmp_path, "kcovdf_t_untracked", "NAMES = {}\n\n\ndef f(x):\n    return x\n\n\n"
+                 "NAMES[f.__code__] = 'f'\n")
+    m = load("kcovdf_t_untracked")
+    assert not gc.is_tracked(m.NAMES)
+    assert switch.get().state(m.f) is switch.State.UNPATCHED and next(iter(m.NAMES)) is m.f.__code__
+    assert switch.holders([(m.f, 0)]) == {id(m.f): "a reference the garbage collector cannot see (C code, "
+                                                    "or an untracked dict or tuple)"}
+
+
 LATE = """\
 import sys
 

@@ -282,65 +282,70 @@ def holders(batch: Iterable[tuple[types.FunctionType, int]], own: Iterable[objec
     odd = [(func, known) for func, known in batch if sys.getrefcount(func.__code__) - base > known]
     if not odd:
         return {}
-    entries = _entries(odd)
+    entries = _suspects(odd)
     del odd
     _measure(entries)
-    suspects = [e for e in entries if e[3] > 0]
+    suspects = [e for e in entries if e.unexplained > 0]
     if not suspects:
         return {}
     census = _census(suspects)
     for e in suspects:
-        e[3] -= census.refs[id(e[0])]
-    suspects = [e for e in suspects if e[3] > 0]
+        e.unexplained -= census.refs[id(e.code)]
+    suspects = [e for e in suspects if e.unexplained > 0]
     if not suspects:
         return {}
     _referrers(suspects, [entries, suspects, *entries, *own], census)
     out: dict[int, str] = {}
     again = []
     for e in suspects:
-        if e[4] is None:
-            e[3] -= e[5]
-            if e[3] > 0:
-                again.append(e)
-        for func in e[2]:
-            if e[4] is not None:
-                out[id(func)] = e[4]
+        if e.holder is not None:
+            out.update((id(func), e.holder) for func in e.funcs)
+        elif e.unexplained - e.benign > 0:
+            again.append(e)
     if again:
         # a frame of another thread may have started or ended meanwhile: count once more
         _measure(again)
         census = _census(again)
         for e in again:
-            if e[3] - census.refs[id(e[0])] - e[5] > 0:
-                for func in e[2]:
-                    out[id(func)] = "a reference the garbage collector cannot see (C code, or an untracked " \
-                                    "dict or tuple)"
+            if e.unexplained - census.refs[id(e.code)] - e.benign > 0:
+                out.update((id(func), "a reference the garbage collector cannot see (C code, or an "
+                                      "untracked dict or tuple)") for func in e.funcs)
     return out
 
 
-# An entry: [code, references kcovdf holds, functions running it, unexplained references,
-#            holder found or None, references from benign referrers]
-_Entry = list
+class _Suspect:
+    """One code object under test: the only reference to it holders() keeps while counting."""
+
+    __slots__ = ("code", "known", "funcs", "unexplained", "holder", "benign")
+
+    def __init__(self, code: types.CodeType, known: int, func: types.FunctionType) -> None:
+        self.code = code
+        self.known = known  # references kcovdf holds, its functions' __code__ aside
+        self.funcs = [func]  # the functions running it
+        self.unexplained = 0  # references left to explain
+        self.holder: str | None = None  # what holds it, when found
+        self.benign = 0  # references from referrers that only run or share it
 
 
-def _entries(batch: Iterable[tuple[types.FunctionType, int]]) -> list[_Entry]:
-    """One entry per distinct current code (in its own frame, so no local keeps a code alive)."""
-    by_code: dict[int, _Entry] = {}
+def _suspects(batch: Iterable[tuple[types.FunctionType, int]]) -> list[_Suspect]:
+    """One suspect per distinct current code (in its own frame, so no local keeps a code alive)."""
+    by_code: dict[int, _Suspect] = {}
     for func, known in batch:
         e = by_code.get(id(func.__code__))
         if e is None:
-            by_code[id(func.__code__)] = [func.__code__, known, [func], 0, None, 0]
+            by_code[id(func.__code__)] = _Suspect(func.__code__, known, func)
         else:
-            e[1] = max(e[1], known)
-            e[2].append(func)
+            e.known = max(e.known, known)
+            e.funcs.append(func)
     return list(by_code.values())
 
 
-def _measure(entries: list[_Entry]) -> None:
-    """Set each entry's unexplained references: its count beyond a fresh code held the same way."""
-    probe = [compile("", "<kcovdf probe>", "exec")]
-    base = sys.getrefcount(probe[0])
-    for e in entries:
-        e[3] = sys.getrefcount(e[0]) - base - e[1] - len(e[2])
+def _measure(suspects: list[_Suspect]) -> None:
+    """Set each suspect's unexplained references: its count beyond a fresh code held the same way."""
+    probe = _Suspect(compile("", "<kcovdf probe>", "exec"), 0, _measure)  # type: ignore[arg-type]
+    base = sys.getrefcount(probe.code)
+    for e in suspects:
+        e.unexplained = sys.getrefcount(e.code) - base - e.known - len(e.funcs)
 
 
 class _Census:
@@ -352,7 +357,7 @@ class _Census:
         self.consts: set[int] = set()
 
 
-def _census(suspects: list[_Entry]) -> _Census:
+def _census(suspects: list[_Suspect]) -> _Census:
     """Each running frame holds its code; each live code holds its code constants.
 
     The live code looked at: that of the running frames, and that of the functions of
@@ -368,7 +373,7 @@ def _census(suspects: list[_Entry]) -> _Census:
             frame = frame.f_back
     modules: set[int] = set()
     for e in suspects:
-        for func in e[2]:
+        for func in e.funcs:
             namespace = func.__globals__
             if id(namespace) not in modules:
                 modules.add(id(namespace))
@@ -387,25 +392,26 @@ def _census(suspects: list[_Entry]) -> _Census:
     return census
 
 
-def _referrers(suspects: list[_Entry], mine: list[object], census: _Census) -> None:
-    """Classify what refers to each suspect's code: a holder (e[4]) or benign references (e[5])."""
-    codes = [e[0] for e in suspects]
-    by_id = {id(e[0]): e for e in suspects}
+def _referrers(suspects: list[_Suspect], mine: list[object], census: _Census) -> None:
+    """Classify what refers to each suspect's code: its holder, or references that are benign."""
+    codes = [e.code for e in suspects]
+    by_id = {id(e.code): e for e in suspects}
     skip = {id(obj) for obj in mine} | {id(codes), id(by_id)} | census.frames | census.consts
-    funcs = {id(f) for e in suspects for f in e[2]}
+    funcs = {id(f) for e in suspects for f in e.funcs}
     for obj in gc.get_referrers(*codes):
         if id(obj) in skip or id(obj) in funcs:
             continue
-        if type(obj) is tuple and len(obj) == len(codes) and all(a is b for a, b in zip(obj, codes)):
+        if type(obj) is tuple and len(obj) == len(codes) and \
+                all(a is b for a, b in zip(obj, codes, strict=True)):
             continue  # the arguments of this very get_referrers() call (a tuple on some versions)
         counts = collections.Counter(id(x) for x in gc.get_referents(obj) if id(x) in by_id)
         for code_id, n in counts.items():
             e = by_id[code_id]
-            holder = _holder(obj, e[0])
+            holder = _holder(obj, e.code)
             if holder is None:
-                e[5] += n
-            elif e[4] is None:
-                e[4] = holder
+                e.benign += n
+            elif e.holder is None:
+                e.holder = holder
 
 
 def _holder(obj: object, code: types.CodeType) -> str | None:
