@@ -51,6 +51,22 @@ def test_selection_matching_nothing_warns(rec):
     assert "instrument_imports() instrumented no module" in text
 
 
+def test_compiled_modules_of_the_selection_are_named_at_the_end_of_the_block(rec, tmp_path):
+    import _json
+    import shutil
+
+    pkg = tmp_path / "kcovdf_t_apiext"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(SRC)
+    shutil.copy(_json.__file__, pkg)  # a compiled submodule, as in a mypyc or Cython wheel
+    with pytest.warns(InstrumentWarning) as caught:
+        with kcovdf.instrument_imports(include=["kcovdf_t_apiext"]):
+            importlib.import_module("kcovdf_t_apiext._json")
+    assert [str(w.message) for w in caught] == [
+        "kcovdf: instrument_imports(): 1 selected module is compiled (a C, Cython or mypyc extension), so "
+        "kcovdf cannot record its functions (it rewrites Python source): kcovdf_t_apiext._json"]
+
+
 def test_instrument_func(rec, tmp_path):
     write_module(tmp_path, "kcovdf_t_func", textwrap.dedent("""
         import kcovdf

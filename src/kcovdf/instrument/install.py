@@ -307,6 +307,7 @@ def _swap_one(func: types.FunctionType, new: types.CodeType) -> Swapped:
     held = switch.holders([(func, known_refs(func.__code__))])
     if held:
         return Swapped([], [(func, held[id(func)])], [])
+    old = func.__code__
     if not switch.set_code(func, new):
         return Swapped([], [], [func])
-    return Swapped([(func, new)], [], [])
+    return Swapped([(func, old)], [], [])
