@@ -37,7 +37,6 @@ log = logging.getLogger("kcovdf")
 
 # Attributes under which loader wrappers commonly keep the loader they wrap.
 _WRAPPED_LOADER_ATTRS = ("loader", "_loader", "__wrapped__", "wrapped")
-_SHOWN = 5  # module names a note lists before "…"
 
 
 class State(enum.Enum):
@@ -173,12 +172,11 @@ class Hook:
             found = sorted(n for n, k in self.tally.no_source.items() if k == kind)
             if not found:
                 continue
-            more = f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
             if len(found) == 1:
                 what = f"1 selected module is {one}, so kcovdf cannot record its functions"
             else:
                 what = f"{len(found)} selected modules are {many}, so kcovdf cannot record their functions"
-            out.append(f"{what} (it rewrites Python source): {', '.join(found[:_SHOWN])}{more}")
+            out.append(f"{what} (it rewrites Python source): {switch.listed(found)}")
         return out
 
 

@@ -49,7 +49,7 @@ log = logging.getLogger("kcovdf")
 
 _CO_NEWLOCALS = 0x2  # inspect.CO_NEWLOCALS: set on function code, not on class bodies
 _KCOVDF_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_SHOWN = 4  # names a message lists before "and N more"
+_SHOWN = 5  # names a message lists before "and N more"
 
 
 class State(enum.Enum):
@@ -70,11 +70,16 @@ def report(message: str) -> None:
         pass
 
 
-def names(funcs: Iterable[types.FunctionType]) -> str:
-    """``mod.f, mod.C.g`` for a message, at most a few, then how many more."""
-    shown = [f"{f.__module__}.{f.__qualname__}" for f in funcs]
+def listed(items: Iterable[str]) -> str:
+    """``a, b, c`` for a message, at most a few, then how many more."""
+    shown = list(items)
     more = len(shown) - _SHOWN
     return ", ".join(shown[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def names(funcs: Iterable[types.FunctionType]) -> str:
+    """``mod.f, mod.C.g`` for a message (listed())."""
+    return listed(f"{f.__module__}.{f.__qualname__}" for f in funcs)
 
 
 def pronouns(count: int) -> dict[str, str]:
