@@ -56,6 +56,26 @@ _HEADER = struct.Struct("<8sIIQQQQQQ")
 #: Bytes of the header page that hold fields; the rest of the page is zero.
 HEADER_FIELDS_SIZE = _HEADER.size
 
+try:  # json's C encoder, called directly: a program recording the json module must not see kcovdf's lines
+    from _json import encode_basestring as _c_str
+    from _json import encode_basestring_ascii as _c_ascii
+    from _json import make_encoder as _c_make_encoder
+except ImportError:
+    _c_make_encoder = None
+
+
+def _unserializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj: dict[str, Any], ascii: bool) -> str:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii)``, through no Python function of json."""
+    if _c_make_encoder is None:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii)
+    encode = _c_make_encoder({}, _unserializable, _c_ascii if ascii else _c_str, None, ":", ",", False, False,
+                             True)
+    return "".join(encode(obj, 0))
+
 
 class Header(NamedTuple):
     """The fields of a .kdf header page (docs/abi.md §3)."""
@@ -117,9 +137,9 @@ def line(obj: dict[str, Any]) -> bytes:
     byte for byte the same way.
     """
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _dumps(obj, False).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        return _dumps(obj, True).encode("ascii")
 
 
 def _clean(value: Any) -> Any:

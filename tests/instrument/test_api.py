@@ -43,12 +43,28 @@ def test_instrument_imports_validates_up_front(rec, kwargs, message):
 
 def test_selection_matching_nothing_warns(rec):
     with pytest.warns(InstrumentWarning) as caught:
-        with kcovdf.instrument_imports(include=["kcovdf_t_no_such_module", "json"]):
+        with kcovdf.instrument_imports(include=["kcovdf_t_no_such_module", "importlib"]):
             pass
     text = "\n".join(str(w.message) for w in caught)
     assert "include 'kcovdf_t_no_such_module' matches no importable module" in text
-    assert "include 'json' stays uninstrumented (safety list" in text
+    assert "include 'importlib' stays uninstrumented (safety list: the import system" in text
     assert "instrument_imports() instrumented no module" in text
+
+
+def test_compiled_modules_of_the_selection_are_named_at_the_end_of_the_block(rec, tmp_path):
+    import _json
+    import shutil
+
+    pkg = tmp_path / "kcovdf_t_apiext"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(SRC)
+    shutil.copy(_json.__file__, pkg)  # a compiled submodule, as in a mypyc or Cython wheel
+    with pytest.warns(InstrumentWarning) as caught:
+        with kcovdf.instrument_imports(include=["kcovdf_t_apiext"]):
+            importlib.import_module("kcovdf_t_apiext._json")
+    assert [str(w.message) for w in caught] == [
+        "kcovdf: instrument_imports(): 1 selected module is compiled (a C, Cython or mypyc extension), so "
+        "kcovdf cannot record its functions (it rewrites Python source): kcovdf_t_apiext._json"]
 
 
 def test_instrument_func(rec, tmp_path):
@@ -74,6 +90,51 @@ def test_instrument_func(rec, tmp_path):
     assert [b'"qualname":"traced"' in line or b'traced.<locals>.inner' in line for line in rec.lines] == [
         True, True]
     assert kcovdf.instrument_func(m.traced) is m.traced  # idempotent
+
+
+def test_instrument_func_leaves_a_function_whose_code_is_held(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_func_held", textwrap.dedent("""
+        import sys
+        import kcovdf
+
+        REGISTRY = set()
+
+        def internal(f):
+            REGISTRY.add(f.__code__)
+            return f
+
+        @kcovdf.instrument_func
+        @internal
+        def traced(a):
+            return sys._getframe().f_code in REGISTRY
+    """))
+    forget("kcovdf_t_func_held")
+    with pytest.warns(InstrumentWarning) as caught:
+        m = importlib.import_module("kcovdf_t_func_held")
+    assert [str(w.message) for w in caught] == [
+        "kcovdf: instrument_func(): kcovdf_t_func_held.traced: it keeps its uninstrumented code, which is "
+        "held elsewhere (by a set); its calls are not recorded"]
+    rec.set_active(True)
+    assert m.traced(1) is True and not instrumented(m.traced) and rec.records == []
+
+
+def test_instrument_func_on_a_nested_function_made_again_and_again(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_func_nested", textwrap.dedent("""
+        import kcovdf
+
+        def outer(n):
+            @kcovdf.instrument_func
+            def inner(x):
+                return x + n
+            return inner(1)
+    """))
+    forget("kcovdf_t_func_nested")
+    m = importlib.import_module("kcovdf_t_func_nested")
+    rec.set_active(True)
+    assert [m.outer(n) for n in range(3)] == [1, 2, 3]
+    # each new inner was instrumented (from the second on without parsing again)
+    assert [(r[0], r[3]) for r in rec.records] == [("entry", 1), ("ret", 1), ("entry", 1), ("ret", 2),
+                                                   ("entry", 1), ("ret", 3)]
 
 
 def test_instrument_func_rejects_non_functions(rec):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import kcovdf
 from kcovdf import __version__
 from kcovdf.instrument import cache
 from kcovdf.instrument.config import Config
@@ -99,3 +103,29 @@ def test_unwritable_location_never_raises(writable):
     blocker.write_text("not a directory")
     store(str(blocker / "__pycache__" / "m.pyc"))
     assert cache.read(str(blocker / "__pycache__" / "m.pyc"), DIGEST, "m", Config()) is None
+
+
+def test_the_pass_key_hashes_the_pass_and_not_the_code_that_uses_it():
+    here = Path(kcovdf.__file__).parent
+    assert sorted(Path(p).relative_to(here).as_posix() for p in cache.pass_sources()) == [
+        "instrument/redact.py", "instrument/rewrite.py", "symbols.py"]
+
+
+@pytest.mark.parametrize("edited, changes", [
+    ("instrument/switch.py", False), ("instrument/install.py", False), ("instrument/hook.py", False),
+    ("instrument/rewrite.py", True), ("symbols.py", True)])
+def test_editing_a_module_changes_the_pass_key_only_for_the_pass(tmp_path, edited, changes):
+    tree = tmp_path / "kcovdf"
+    shutil.copytree(Path(kcovdf.__file__).parent, tree, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+
+    def key():
+        script = "import kcovdf, kcovdf.instrument.cache as c\nprint(kcovdf.__file__, c.pass_key())"
+        out = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                             capture_output=True, text=True, timeout=60, check=True)
+        where, value = out.stdout.split()
+        assert where == str(tree / "__init__.py")  # the copy, not the installed tree
+        return value
+    before = key()
+    with open(tree / edited, "a") as f:
+        f.write("\n# an edit\n")
+    assert (key() != before) == changes

@@ -96,6 +96,42 @@ def test_already_imported_module_is_rewritten_in_place(rec):
     assert m.counter()() == 1  # nested functions created from now on are instrumented too
 
 
+REGISTERED = """\
+import sys
+
+REGISTRY = set()
+
+
+def internal(f):
+    REGISTRY.add(f.__code__)
+    return f
+
+
+@internal
+def held(x):
+    return sys._getframe().f_code in REGISTRY, x
+
+
+def free(x):
+    return x
+"""
+
+
+def test_already_imported_functions_whose_code_is_held_keep_it(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_held", REGISTERED)
+    m = load("kcovdf_t_held", False)
+    with pytest.warns(InstrumentWarning) as caught:
+        h = hook.install(Config(include=("kcovdf_t_held",)))
+    hook.uninstall(h)
+    assert [str(w.message) for w in caught] == [
+        "kcovdf: module kcovdf_t_held was imported before the hook: kcovdf_t_held.held keeps its "
+        "uninstrumented code, which is held elsewhere (by a set); its calls are not recorded"]
+    assert not instrumented(m.held) and instrumented(m.free) and instrumented(m.internal)
+    rec.set_active(True)
+    assert m.held(1) == (True, 1) and m.free(2) == 2
+    assert [r[0] for r in rec.records] == ["entry", "ret"]  # free's
+
+
 def test_already_imported_without_source_warns(rec):
     import math  # noqa: F401 - imported before the hook, builtin or extension
     with pytest.warns(InstrumentWarning, match="math"):
@@ -289,3 +325,26 @@ def test_reentrant_lookup_does_not_recurse(rec, tmp_path):
     spec = importlib.util.find_spec("kcovdf_t_re")
     assert spec is not None and calls == ["kcovdf_t_re"]
     assert isinstance(spec.loader, hook.Loader)
+
+
+def test_a_hook_is_installed_until_removed(rec, tmp_path):
+    h = hook.install(Config(include=("kcovdf_t_state",)))
+    assert h.state is hook.State.INSTALLED
+    hook.uninstall(h)
+    assert h.state is hook.State.REMOVED
+    hook.uninstall(h)  # removing it again does nothing, as close() does
+    with pytest.raises(RuntimeError, match=r"install\(\): with: the hook was taken off sys.meta_path "
+                                           r"already \(state REMOVED\)"):
+        with h:
+            pass
+
+
+def test_the_switch_names_the_state_of_a_function(rec, tmp_path):
+    write_module(tmp_path, "kcovdf_t_sw", SRC)
+    m = load("kcovdf_t_sw")
+    sw = switch.get()
+    assert sw.state(m.f) is switch.State.ORIGINAL
+    rec.set_active(True)
+    assert sw.state(m.f) is switch.State.RECORDED
+    with pytest.raises(TypeError, match=r"Switch.state\(\): expected a function, not int"):
+        sw.state(3)

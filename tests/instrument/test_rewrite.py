@@ -549,43 +549,216 @@ def test_patched_code_comes_from_the_cache_too(rec, monkeypatch):
     assert of(rec, pc("kinds", second))
 
 
-AUDIT = """\
-import importlib, json, logging, sys
-from instr_samples.fake_recorder import FakeRecorder
-from kcovdf.instrument import hook, switch
-from kcovdf.instrument.config import Config
-rec = FakeRecorder()
-switch._switch = switch.Switch(rec)
-veto = []
-def audit(event, args):
-    if veto and veto[-1] and event == "object.__setattr__" and args[1] == "__code__":
-        raise RuntimeError("no code changes here")
-sys.addaudithook(audit)
-logging.basicConfig(level=logging.WARNING, format="%(message)s")
-veto.append(sys.argv[1] == "before")
-h = hook.install(Config(include=["kcovdf_t_audit"]))
-import kcovdf_t_audit as m
-hook.uninstall(h)
-veto.append(True)
-rec.set_active(True)
-print(json.dumps([switch.get().patched(m.f), m.f(3), len(rec.records)]))
+# --- code identity: a program sees the same code object for as long as it holds one -------------
+REGISTRY = """\
+import sys
+
+REGISTRY = set()
+
+
+def internal(f):
+    REGISTRY.add(f.__code__)  # as a template engine marks its own frames for traceback rewriting
+    return f
+
+
+@internal
+def f(x):
+    return sys._getframe().f_code in REGISTRY, x + 1
+
+
+class C:
+    @internal
+    def m(self, x):
+        return sys._getframe().f_code in REGISTRY, x * 2
+
+
+def plain(x):
+    return x
 """
 
 
-@pytest.mark.parametrize("when, out", [
-    ("before", [False, 4, 2]),  # never patched: the split code records
-    ("after", [False, 4, 0]),  # patched, then the swap to the recorded code is refused: said so
+def test_a_code_object_registered_at_definition_stays_the_one_running(rec, shape, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_registry", REGISTRY)
+    m = load("kcovdf_t_registry")
+    obj, funcs = m.C(), (m.f, m.C.m)
+    registered = {id(code) for code in m.REGISTRY}
+    assert {id(func.__code__) for func in funcs} == registered
+    for on in (False, True, False, True, True, False, True):
+        rec.set_active(on)
+        rec.records.clear()
+        assert m.f(1) == (True, 2) and obj.m(2) == (True, 4)
+        assert {id(func.__code__) for func in funcs} == registered
+        assert [r[0] for r in rec.records] == (["entry", "ret", "entry", "entry", "ret"] if on else [])
+    assert [switch.get().state(func) for func in funcs] == [switch.State.UNPATCHED] * 2
+    # the module's other functions are patched as usual
+    assert switch.get().patched(m.plain) == (shape == "patched")
+
+
+def test_a_holder_the_garbage_collector_cannot_see_counts_as_one(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # a dict holding only code objects and strings is not tracked: gc.get_referrers cannot find it
+    write_module(tmp_path, "kcovdf_t_untracked", "NAMES = {}\n\n\ndef f(x):\n    return x\n\n\n"
+                 "NAMES[f.__code__] = 'f'\n")
+    m = load("kcovdf_t_untracked")
+    assert not gc.is_tracked(m.NAMES)
+    assert switch.get().state(m.f) is switch.State.UNPATCHED and next(iter(m.NAMES)) is m.f.__code__
+    assert switch.holders([(m.f, 0)]) == {id(m.f): "a reference the garbage collector cannot see (C code, "
+                                                    "or an untracked dict or tuple)"}
+
+
+LATE = """\
+import sys
+
+SEEN = []
+
+
+def f(x):
+    SEEN.append(sys._getframe().f_code)  # held from the first call on
+    return x + 1
+"""
+
+
+@pytest.mark.parametrize("first_call_enabled", [False, True])
+def test_a_code_object_held_after_the_patch_is_never_swapped_away(rec, shape, tmp_path, monkeypatch, recwarn,
+                                                                    first_call_enabled):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_late", LATE)
+    m = load("kcovdf_t_late")
+    pc_f = pc_of("kcovdf_t_late", "f", 6)
+    rec.set_active(first_call_enabled)
+    assert m.f(1) == 2
+    held = m.SEEN[0]
+    for on in (not first_call_enabled, first_call_enabled, not first_call_enabled, True):
+        rec.set_active(on)
+        rec.records.clear()
+        assert m.f(2) == 3
+        assert m.f.__code__ is held and {id(code) for code in m.SEEN} == {id(held)}
+        recorded = [r[0] for r in rec.records if r[1] == pc_f]
+        if shape != "patched" or first_call_enabled:
+            # the code that runs has the recorder calls: while enabled the call is recorded (the
+            # recorded variant calls a real recorder while idle too, which records nothing)
+            assert recorded == (["entry", "ret"] if on or shape == "patched" else [])
+        else:
+            assert recorded == []  # held while it ran the original code: said below
+    warned = [str(w.message) for w in recwarn if w.category is InstrumentWarning]
+    if shape == "patched" and not first_call_enabled:
+        assert switch.get().state(m.f) is switch.State.PINNED
+        assert warned == ["kcovdf: calls to kcovdf_t_late.f are not recorded from now on: it runs the "
+                          "uninstrumented code and its code is held elsewhere (by a list), so kcovdf no "
+                          "longer swaps it"]
+    else:
+        assert warned == []
+
+
+BENIGN = """\
+import types
+
+
+def running(flip):
+    flip()
+    return 1
+
+
+def gen():
+    yield 1
+    yield 2
+
+
+def shared(x):
+    return x
+
+
+copy = types.FunctionType(shared.__code__, globals(), "copy")
+
+
+def outer():
+    def inner():
+        return 3
+    return inner
+"""
+
+
+def test_frames_generators_shared_code_and_closures_do_not_hold_code(rec, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_module(tmp_path, "kcovdf_t_benign", BENIGN)
+    m = load("kcovdf_t_benign")
+    sw = switch.get()
+    suspended = m.gen()
+    assert next(suspended) == 1  # started on the original code
+    inner = m.outer()
+    assert m.running(lambda: rec.set_active(True)) == 1  # flipped while running
+    for func in (m.running, m.gen, m.shared, m.copy, m.outer):
+        assert sw.state(func) is switch.State.RECORDED, func
+    assert next(suspended) == 2 and inner() == 3  # the suspended call goes on as it started
+    rec.set_active(False)
+    for func in (m.running, m.gen, m.shared, m.copy, m.outer):
+        assert sw.state(func) is switch.State.ORIGINAL, func
+
+
+AUDIT = """\
+import json, sys, warnings
+import kcovdf
+from instr_samples.fake_recorder import FakeRecorder
+from kcovdf.errors import InstrumentWarning
+from kcovdf.instrument import switch
+rec = FakeRecorder()
+switch._switch = switch.Switch(rec)
+veto = [False]
+def audit(event, args):
+    if veto[0] and event == "object.__setattr__" and args[1] == "__code__":
+        raise RuntimeError("no code changes here")
+sys.addaudithook(audit)
+path = sys.argv[1]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    if path == "import":  # through the hook's loader: the patch at settle is refused
+        veto[0] = True
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            import kcovdf_t_audit as m
+    elif path == "flip":  # patched, then the swap to the recorded code is refused
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            import kcovdf_t_audit as m
+        veto[0] = True
+    elif path == "in_place":  # imported before the hook: rewritten in place
+        import kcovdf_t_audit as m
+        veto[0] = True
+        with kcovdf.instrument_imports(include=["kcovdf_t_audit"]):
+            pass
+    else:  # @instrument_func
+        import kcovdf_t_audit as m
+        veto[0] = True
+        kcovdf.instrument_func(m.f)
+    rec.set_active(True)
+    out = [switch.get().state(m.f).name, m.f(3), len(rec.records)]
+print(json.dumps([out, [str(w.message) for w in caught if w.category is InstrumentWarning]]))
+"""
+
+REFUSED = "setting __code__ was refused (an audit hook?)"
+
+
+@pytest.mark.parametrize("path, out, warned", [
+    ("import", ["UNPATCHED", 4, 2],  # never patched: the split code records
+     f"kcovdf: {REFUSED} for kcovdf_t_audit.f: it keeps the split code, and its calls are recorded "
+     "as usual"),
+    ("flip", ["PINNED", 4, 0],
+     f"kcovdf: calls to kcovdf_t_audit.f are not recorded from now on: it runs the uninstrumented code and "
+     f"{REFUSED}, so kcovdf no longer swaps it"),
+    ("in_place", ["UNPATCHED", 4, 0],
+     f"kcovdf: module kcovdf_t_audit was imported before the hook: {REFUSED} for kcovdf_t_audit.f; it "
+     "stays uninstrumented, and its calls are not recorded"),
+    ("func", ["UNPATCHED", 4, 0],
+     f"kcovdf: instrument_func(): kcovdf_t_audit.f: {REFUSED}; it stays uninstrumented, and its calls are "
+     "not recorded"),
 ])
-def test_an_audit_hook_refusing_code_swaps(tmp_path, when, out):
+def test_an_audit_hook_refusing_code_swaps_is_said_once_on_every_path(tmp_path, path, out, warned):
     (tmp_path / "kcovdf_t_audit.py").write_text("def f(x):\n    return x + 1\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]),
                PYTHONDONTWRITEBYTECODE="1")
-    run = subprocess.run([sys.executable, "-c", AUDIT, when], env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", AUDIT, path], env=env, capture_output=True, text=True,
                          timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == out
-    warned = "setting __code__ of kcovdf_t_audit.f was refused (an audit hook?); its calls are not recorded"
-    assert (warned in run.stderr) == (when == "after")
+    assert run.returncode == 0, run.stderr  # never raised into the program
+    assert json.loads(run.stdout) == [out, [warned]]
 
 
 PROXY = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kcovdf.instrument.config import Config
-from kcovdf.instrument.selection import SAFETY, by_name, decide, is_test_module
+from kcovdf.instrument.selection import OWN_USE, SAFETY, by_name, decide, is_test_module
 
 INC = Config(include=("app", "lib.core"), exclude=("app.vendor",))
 
@@ -45,14 +45,35 @@ def test_instrument_all_keeps_kcovdf_and_the_safety_list_out():
     assert decide("anything.at.all", "/x/all.py", config) == (True, "instrument_all")
     assert decide("noisy.sub", "/x/sub.py", config) == (False, "exclude 'noisy'")
     assert not decide("kcovdf", "/x/kcovdf/__init__.py", config).instrument
-    for name in ("importlib.util", "encodings.utf_8", "threading", "json.decoder", "logging.handlers"):
+    for name in ("importlib.util", "encodings.utf_8", "threading", "weakref", "abc"):
         verdict = decide(name, f"/lib/{name}.py", config)
         assert not verdict.instrument and verdict.rule.startswith("safety list: ")
+    for name in ("json.decoder", "logging.handlers", "ast", "tomllib"):
+        verdict = decide(name, f"/lib/{name}.py", config)
+        assert not verdict.instrument and verdict.rule.startswith("used by kcovdf itself (")
+        assert verdict.rule.endswith("name it in include to record it")
 
 
 def test_safety_list_wins_over_explicit_include():
-    verdict = by_name("json", Config(include=("json",)))
-    assert verdict == (False, f"safety list: {SAFETY['json']}")
+    verdict = by_name("importlib", Config(include=("importlib",)))
+    assert verdict == (False, f"safety list: {SAFETY['importlib']}")
+
+
+@pytest.mark.parametrize("name", ["json", "json.decoder", "tomllib", "logging.handlers", "ast", "re"])
+def test_modules_kcovdf_only_uses_are_recordable_by_include(name):
+    top = name.partition(".")[0]
+    assert name not in SAFETY and top in OWN_USE
+    verdict = decide(name, f"/lib/{name}.py", Config(include=(top,)))
+    assert verdict.instrument and verdict.rule.startswith(f"include {top!r}")
+
+
+def test_the_safety_list_keeps_only_what_would_break_kcovdf():
+    # the import system, startup, the runtime's threads and the Switch's weak tables, ABC checks
+    assert set(SAFETY) == {
+        "importlib", "_frozen_importlib", "_frozen_importlib_external", "zipimport", "encodings", "codecs",
+        "site", "sitecustomize", "usercustomize", "_sitebuiltins", "threading", "_threading_local",
+        "weakref", "_weakrefset", "abc", "_py_abc", "_collections_abc"}
+    assert not set(SAFETY) & set(OWN_USE)
 
 
 def test_test_module_names():

@@ -31,12 +31,24 @@ def run_python(cwd: Path, *args: str, input: str | None = None) -> subprocess.Co
 
 
 def split_summary(stderr: str) -> tuple[str, re.Match[str]]:
-    """The program's own stderr and the parsed summary line (which must be the last line)."""
+    """The program's own stderr and the parsed summary line (which must be the last line).
+
+    kcovdf's notes on what was not instrumented (notes()) come just before the summary.
+    """
     lines = stderr.splitlines(keepends=True)
     assert lines, "no summary line on stderr"
     match = SUMMARY.match(lines[-1].rstrip("\n"))
     assert match, f"last stderr line is not the summary: {lines[-1]!r}"
-    return "".join(lines[:-1]), match
+    return "".join(lines[:-1 - len(notes(stderr))]), match
+
+
+def notes(stderr: str) -> list[str]:
+    """kcovdf's notes at exit: the ``kcovdf: `` lines just before the summary, without that prefix."""
+    lines = stderr.splitlines()[:-1]
+    out: list[str] = []
+    while lines and lines[-1].startswith("kcovdf: "):
+        out.insert(0, lines.pop()[len("kcovdf: "):])
+    return out
 
 
 def write(path: Path, text: str) -> Path:
@@ -440,3 +452,77 @@ def test_a_warning_of_the_api_prints_once_pointing_at_the_callers_line(zipped):
         f"{zipped / 'prog.py'}:5: InstrumentWarning: kcovdf: instrument_imports() instrumented no module "
         "(include=['zmod'], instrument_all=False)",
         '  with kcovdf.instrument_imports(include=["zmod"]):']
+
+
+# --- runs that record nothing say why --------------------------------------------------------
+HOW = "name the modules and packages to record with --include MODULE[,MODULE]"
+
+
+def test_an_include_matching_no_module_says_so(tmp_path):
+    write(tmp_path / "p.py", "print(1)\n")
+    write(tmp_path / "lonely.py", "def f():\n    return 1\n")
+    r = run_kcovdf(tmp_path, "--include", "nosuchpkg,lonely", "p.py")
+    assert r.returncode == 0 and r.stdout == "1\n"
+    assert notes(r.stderr) == ["--include nosuchpkg: no module named 'nosuchpkg' can be imported",
+                               "--include lonely: this process never imported lonely"]
+
+
+def test_an_include_on_the_safety_list_says_why(tmp_path):
+    write(tmp_path / "p.py", "import threading\nprint(threading.active_count())\n")
+    r = run_kcovdf(tmp_path, "--include", "threading", "p.py")
+    assert r.returncode == 0
+    from kcovdf.instrument.selection import SAFETY
+    assert notes(r.stderr) == [f"--include threading: not instrumented: safety list: {SAFETY['threading']}"]
+
+
+@pytest.mark.parametrize("module", [False, True])
+def test_no_selection_says_how_to_choose_modules(tmp_path, module):
+    pkg = tmp_path / "tool"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "def work(x):\n    return x\n")
+    write(pkg / "__main__.py", "from tool import work\nprint(work(1))\n")
+    write(tmp_path / "p.py", "from tool import work\nprint(work(1))\n")
+    r = run_kcovdf(tmp_path, *(["-m", "tool"] if module else ["p.py"]))
+    assert r.returncode == 0 and r.stdout == "1\n"
+    main = "module" if module else "script"
+    hint = " (here perhaps --include tool)" if module else ""
+    assert notes(r.stderr) == [f"no module was selected, so only the main {main} was instrumented: "
+                               f"{HOW}{hint}, or use --instrument-all"]
+    assert split_summary(r.stderr)[1].group(1) == "0"
+
+
+def test_compiled_modules_matching_the_selection_are_named(tmp_path):
+    import _json
+    import shutil
+
+    pkg = tmp_path / "kcovdf_t_ext"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "def pure(x):\n    return x\n")
+    shutil.copy(_json.__file__, pkg)  # a compiled module of the package, as a mypyc or Cython wheel has
+    write(tmp_path / "p.py", "import kcovdf_t_ext, kcovdf_t_ext._json\nprint(kcovdf_t_ext.pure(2))\n")
+    r = run_kcovdf(tmp_path, "--include", "kcovdf_t_ext", "p.py")
+    assert r.returncode == 0 and r.stdout == "2\n"
+    assert notes(r.stderr) == [
+        "1 selected module is compiled (a C, Cython or mypyc extension), so kcovdf cannot record its "
+        "functions (it rewrites Python source): kcovdf_t_ext._json"]
+    assert [q for _, k, q, _ in calls(tmp_path / "kcovdf-trace") if k == "entry"] == ["pure"]
+
+
+def test_include_json_records_json_and_nothing_else_changes(tmp_path):
+    write(tmp_path / "p.py", """
+        import json
+        def main():
+            data = {"b": [1, 2.5, None], "a": "x"}
+            text = json.dumps(data, sort_keys=True)
+            print(text, json.loads(text) == data)
+        main()
+    """)
+    plain = run_python(tmp_path, "p.py")
+    traced = run_kcovdf(tmp_path, "--include", "json", "p.py")
+    assert traced.returncode == plain.returncode == 0
+    assert traced.stdout == plain.stdout and split_summary(traced.stderr)[0] == plain.stderr
+    assert notes(traced.stderr) == []
+    returned = [q for _, k, q, _ in calls(tmp_path / "kcovdf-trace") if k == "return"]
+    # json's own functions, each called once by the program and never by kcovdf (its symbol lines)
+    assert sorted(returned) == ["JSONDecoder.decode", "JSONDecoder.raw_decode", "JSONEncoder.__init__",
+                                "JSONEncoder.encode", "JSONEncoder.iterencode", "dumps", "loads", "main"]

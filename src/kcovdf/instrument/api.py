@@ -5,34 +5,26 @@
   code without Python source (C extensions, frozen modules) or lambdas.
 - ``@instrument_func``: one function, from its module's source file. Cannot reach
   functions defined by exec() or at the interactive prompt.
-- ``instrument_all()``: everything importable except kcovdf and the safety list
-  (selection.SAFETY). Cannot reach what ``instrument_imports`` cannot.
+- ``instrument_all()``: everything importable except kcovdf, the safety list
+  (selection.SAFETY) and the modules kcovdf uses itself (selection.OWN_USE, which
+  ``instrument_imports`` can name). Cannot reach what ``instrument_imports`` cannot.
 
 API calls read no config file and no environment: their arguments are the whole config.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import linecache
-import logging
-import sys
-import types
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from kcovdf.errors import ConfigError
-from kcovdf.instrument import rewrite, selection, switch
+from kcovdf.instrument import install as installer
+from kcovdf.instrument import selection
 from kcovdf.instrument.config import DEFAULT_REDACT, Config, check_module_name
-from kcovdf.instrument.hook import Hook, install, report, swap_code
+from kcovdf.instrument.hook import Hook, install
+from kcovdf.instrument.switch import report
 
-log = logging.getLogger("kcovdf")
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Already rewritten function code -> its instrumented code, so that a decorated nested
-# function is parsed once, not at every call of its enclosing function.
-_done: dict[types.CodeType, types.CodeType] = {}
 
 
 def _names(value: Iterable[str], call: str, what: str) -> tuple[str, ...]:
@@ -68,16 +60,7 @@ def _warn_unmatched(config: Config, call: str) -> None:
         if not verdict.instrument:
             report(f"kcovdf: {call}: include {name!r} stays uninstrumented ({verdict.rule})")
             continue
-        if name in sys.modules:
-            continue
-        parent = name.rpartition(".")[0]
-        if parent and parent not in sys.modules:
-            name = name.partition(".")[0]  # only the top level can be looked up without importing
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
+        if not selection.importable(name):
             report(f"kcovdf: {call}: include {name!r} matches no importable module")
 
 
@@ -101,56 +84,11 @@ def instrument_imports(include: Iterable[str] = (), exclude: Iterable[str] = (),
 def instrument_all(exclude: Iterable[str] = (), *, args: bool = True, ret: bool = True,
                    yields: bool = False, redact: Iterable[str] | None = None,
                    redact_extra: Iterable[str] = (), cache: bool = True) -> Hook:
-    """Instrument every module with Python source except ``exclude``, kcovdf and the safety list."""
+    """Instrument every module with Python source except ``exclude``, kcovdf, the safety list and OWN_USE."""
     config = _config("instrument_all()", (), exclude, True, args, ret, yields, redact, redact_extra, cache)
     return install(config, "instrument_all()")
 
 
 def instrument_func(func: F) -> F:
     """Decorator: instrument one function (and the functions nested in it) in place; returns it."""
-    target: Any = func
-    for _ in range(16):  # reach the function under functools.wraps-style wrappers
-        if isinstance(target, types.FunctionType) or not hasattr(target, "__wrapped__"):
-            break
-        target = target.__wrapped__
-    if not isinstance(target, types.FunctionType):
-        raise ConfigError(f"instrument_func(): expected a function, got {type(func).__qualname__}")
-    old = target.__code__
-    if old in _done:
-        switch.get().plant(target.__globals__)
-        target.__code__ = _done[old]
-        return func
-    if rewrite.RESERVED in old.co_names or switch.get().patched(target):
-        return func  # already instrumented (by the hook or an earlier decorator)
-    name = target.__module__ or "__main__"
-    verdict = selection.by_name(name, Config(include=(name,)))
-    if not verdict.instrument:
-        report(f"kcovdf: instrument_func(): {name}.{target.__qualname__} stays uninstrumented "
-               f"({verdict.rule})")
-        return func
-    filename = old.co_filename
-    source = "".join(linecache.getlines(filename, target.__globals__))
-    if not source:
-        report(f"kcovdf: instrument_func(): no source for {name}.{target.__qualname__} ({filename}); "
-               "left uninstrumented")
-        return func
-    flags = switch.get()
-    try:
-        tree = ast.parse(source, filename)
-        result = rewrite.rewrite(tree, source, name, filename, Config(), flags.symbols.collides)
-        codes = rewrite.compile_rewritten(result, filename)
-    except Exception as exc:  # noqa: BLE001 - the program goes on with the plain function
-        report(f"kcovdf: instrument_func(): cannot rewrite {name}.{target.__qualname__}: "
-               f"{type(exc).__name__}: {exc}; left uninstrumented")
-        return func
-    if not swap_code(iter([target]), codes[0]):
-        report(f"kcovdf: instrument_func(): {name}.{target.__qualname__} does not match its source "
-               f"in {filename}; left uninstrumented")
-        return func
-    _done[old] = target.__code__
-    flags.plant(target.__globals__, switch.variants(codes))
-    mine = target.__qualname__
-    flags.symbols.register(s for s in result.symbols
-                           if s.qualname == mine or s.qualname.startswith(mine + ".<locals>."))
-    log.info("kcovdf: instrumented function %s.%s", name, mine)
-    return func
+    return installer.instrument_function(func)

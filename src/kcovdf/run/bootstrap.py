@@ -113,9 +113,9 @@ def start(cfg: config.Config, plan: Plan) -> Recording:
 
 
 def _record(cfg: config.Config, plan: Plan) -> Recording:
-    from kcovdf.instrument import hook
+    from kcovdf.instrument import hook, switch
 
-    hook.set_reporter(_say)  # one "kcovdf: ..." line each, untouched by the program's warning filters
+    switch.set_reporter(_say)  # one "kcovdf: ..." line each, untouched by the program's warning filters
     installed = hook.install(cfg)
     task_set = tasks.Tasks(plan.trace_dir, plan.words, follow_threads=plan.threads,
                            follow_forks=plan.forks)

@@ -19,11 +19,12 @@ import signal
 import sys
 import time
 import types
+from typing import Any
 
 from kcovdf import __version__, abi, tracefile
 from kcovdf.cli import DEFAULT_TRACE
 from kcovdf.errors import ConfigError, RunError
-from kcovdf.instrument import config, selection
+from kcovdf.instrument import config, install, selection
 from kcovdf.run import bootstrap
 from kcovdf.runtime import tasks
 
@@ -146,6 +147,8 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
     if os.getpid() != recording.pid:
         return  # a forked child that exited normally: only the parent reports
     recording.stop()
+    for note in unrecorded(recording.hook):
+        sys.stderr.write(f"kcovdf: {note}\n")
     s = tasks.summarize(trace_dir)
     rel = os.path.relpath(trace_dir)
     shown = trace_dir if rel.startswith("..") else rel
@@ -157,6 +160,20 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
         sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def unrecorded(hook: Any) -> list[str]:
+    """What the selection left out and why, and how to select when nothing was selected."""
+    notes = hook.notes()
+    cfg = hook.config
+    if not cfg.include and not cfg.instrument_all:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        package = spec.name.partition(".")[0] if spec is not None else ""
+        example = f" (here perhaps --include {package})" if package and package != "__main__" else ""
+        notes.append(f"no module was selected, so only the main {'module' if spec else 'script'} was "
+                     f"instrumented: name the modules and packages to record with --include MODULE[,MODULE]"
+                     f"{example}, or use --instrument-all")
+    return notes
 
 
 # --- the program -----------------------------------------------------------------------
@@ -251,15 +268,13 @@ class Program:
             with open(self.filename, "rb") as f:
                 source = f.read()
         if self._selected(recording.hook.config):
-            compiler = recording.hook
+            cfg = recording.hook.config
             if self.code is not None:  # there is no file to cache next to
-                compiler = type(compiler)(dataclasses.replace(compiler.config, cache=False))
-            compiled = compiler.compile("__main__", self.filename, source)
-            if compiler is not recording.hook:
-                recording.hook.instrumented += compiler.instrumented
-            if compiled is not None:
-                recording.hook.switch.plant(main.__dict__, compiled.variants)
-                return compiled.code
+                cfg = dataclasses.replace(cfg, cache=False)
+            code = install.module_code("__main__", self.filename, source, cfg, main.__dict__,
+                                       recording.hook.tally)
+            if code is not None:
+                return code
         return compile(source, self.filename, "exec", dont_inherit=True)
 
     def _selected(self, cfg: config.Config) -> bool:
