@@ -42,12 +42,15 @@ def split_summary(stderr: str) -> tuple[str, re.Match[str]]:
     return "".join(lines[:-1 - len(notes(stderr))]), match
 
 
+NOTE = "kcovdf: note: "
+
+
 def notes(stderr: str) -> list[str]:
-    """kcovdf's notes at exit: the ``kcovdf: `` lines just before the summary, without that prefix."""
+    """kcovdf's notes at exit: the ``kcovdf: note: `` lines just before the summary, without that prefix."""
     lines = stderr.splitlines()[:-1]
     out: list[str] = []
-    while lines and lines[-1].startswith("kcovdf: "):
-        out.insert(0, lines.pop()[len("kcovdf: "):])
+    while lines and lines[-1].startswith(NOTE):
+        out.insert(0, lines.pop()[len(NOTE):])
     return out
 
 

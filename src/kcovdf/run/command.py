@@ -148,7 +148,7 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
         return  # a forked child that exited normally: only the parent reports
     recording.stop()
     for note in unrecorded(recording.hook):
-        sys.stderr.write(f"kcovdf: {note}\n")
+        sys.stderr.write(f"kcovdf: note: {note}\n")
     s = tasks.summarize(trace_dir)
     rel = os.path.relpath(trace_dir)
     shown = trace_dir if rel.startswith("..") else rel
