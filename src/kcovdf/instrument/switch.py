@@ -122,20 +122,13 @@ class Switch:
 
 def _set_code(func: types.FunctionType, code: types.CodeType) -> bool:
     """Set ``func.__code__``; False if refused (an audit hook may veto the object.__setattr__ event)."""
+    from kcovdf.runtime import core  # the one place that picks the C core or its twin
+
     try:
-        if _c_set_code is not None:
-            _c_set_code(func, code)  # also keeps its call sites specializable on 3.13
-        else:
-            func.__code__ = code
+        core.set_code(func, code)  # the C core's also keeps its call sites specializable on 3.13
     except Exception:  # noqa: BLE001 - the function keeps the code it has; the caller says what that means
         return False
     return True
-
-
-try:
-    from kcovdf._core._recorder import _set_code as _c_set_code
-except ImportError:  # the C core is not built: the plain setter serves (3.13 calls run unspecialized)
-    _c_set_code = None
 
 
 _switch: Switch | None = None
