@@ -835,24 +835,6 @@ static inline int kdf_encode_common(PyObject *obj, int emit, struct kdf_value *o
 }
 
 /*
- * An instance of a class kdf_object found served by its layout cache (fast_tag),
- * while the class keeps that tag and qualname: straight to the cache. 1 if done.
- */
-static inline __attribute__((always_inline)) int kdf_encode_cached(PyObject *obj, int emit,
-								   struct kdf_value *out)
-{
-	PyTypeObject *tp = Py_TYPE(obj);
-	struct kdf_type *te = kdf_type_peek(tp);
-	struct kdf_enc e;
-
-	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_type_version(tp) ||
-	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
-	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
-		return 0;
-	return kdf_layout_encode(&e, emit, obj, te, te->plan, out);
-}
-
-/*
  * The value words of obj, for a record (emit) or encode(). One general encoder,
  * kdf_encode_value, with the layout cache inside it (kdf_object), and two fast paths in
  * front of it, kept because benchmarks/record_cost.py shows they pay their way (figures
@@ -870,22 +852,6 @@ static inline __attribute__((always_inline)) void kdf_encode(PyObject *obj, int 
 	if (!redacted && kdf_encode_cached(obj, emit, out))
 		return;
 	kdf_encode_value(obj, redacted, emit, 1, out);
-}
-
-/*
- * The _encode_cached test seam: obj through its class's layout cache alone, as the
- * encoder would serve it (the plan current, the layout filled by an earlier value).
- * 1 if done; 0 when the cache does not serve obj.
- */
-static int kdf_encode_from_layout(PyObject *obj, struct kdf_value *out)
-{
-	struct kdf_type *te = kdf_type_of(Py_TYPE(obj));
-	struct kdf_plan *p;
-	struct kdf_enc e;
-
-	if (!te || !te->plan || !(p = kdf_plan_of(te, Py_TYPE(obj))) || p->layout.nkeys < 0)
-		return 0;
-	return kdf_layout_encode(&e, 0, obj, te, p, out);
 }
 
 /* _items(): a length, then the first items nested. */

@@ -11,7 +11,7 @@
  *   types.c   the type cache (one entry per class: name, class id, plan, shape) and
  *             the type table (the JSON lines written to every table fd);
  *   layout.c  where an instance's attributes are (read in place through compat.h's
- *             mirrors) and the per-class layout cache;
+ *             mirrors), the per-class layout cache and the fast path straight to it;
  *   encode.c  the value encoder, function for function the twin of runtime/encode.py;
  *   record.c  per-thread state, the hot path, the lifecycle, the control entry points
  *             and the module table.
@@ -206,7 +206,6 @@ struct kdf_fields {
 static inline void kdf_encode(PyObject *obj, int redacted, int emit, struct kdf_value *out);
 static void kdf_encode_value(PyObject *obj, int redacted, int emit, int cached,
 			     struct kdf_value *out);
-static int kdf_encode_from_layout(PyObject *obj, struct kdf_value *out);
 static int kdf_qualified_name(struct kdf_type *te, PyTypeObject *tp);
 static Py_ssize_t kdf_utf8(PyObject *s, unsigned char *out, Py_ssize_t cap, Py_ssize_t stop);
 static inline int kdf_str_eq(PyObject *a, PyObject *b);
@@ -217,6 +216,7 @@ static inline int kdf_instance_dict(PyObject *obj, PyTypeObject *tp, struct kdf_
 				    struct kdf_attrs *a);
 static inline void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid,
 			      Py_ssize_t total, unsigned form, struct kdf_value *out);
+static struct kdf_plan *kdf_plan_of(struct kdf_type *te, PyTypeObject *tp);
 static void kdf_plan_free(struct kdf_plan *p);
 static int kdf_encode_init(void);
 
@@ -226,6 +226,8 @@ static void kdf_layout_fill_tuple(struct kdf_plan *p, PyObject *const *names, Py
 				  uint64_t sid);
 static inline int kdf_layout_encode(struct kdf_enc *e, int emit, PyObject *obj,
 				    struct kdf_type *te, struct kdf_plan *p, struct kdf_value *out);
+static inline int kdf_encode_cached(PyObject *obj, int emit, struct kdf_value *out);
+static int kdf_encode_from_layout(PyObject *obj, struct kdf_value *out);
 static inline void kdf_enc_init(struct kdf_enc *e, int emit, int cached, struct kdf_value *out);
 static void kdf_pend_free(struct kdf_enc *e);
 static inline uint64_t kdf_total_bits(Py_ssize_t n);

@@ -14,9 +14,11 @@
  *
  * The layout cache (struct kdf_layout, kdf.h) remembers where the fields of a
  * class's last instance were. kdf_layout_encode() serves an instance with the same
- * layout from its values alone, and must give the words the full walk
- * (kdf_encode_object) gives: tests/runtime/test_layout_cache.py checks that against
- * the _encode_general test seam, which never uses the cache. Part of kdf.h's unity build.
+ * layout from its values alone, inside the general encoder (kdf_object) or straight
+ * from kdf_encode (kdf_encode_cached, the fast path), and must give the words the full
+ * walk (kdf_encode_object) gives: tests/runtime/test_layout_cache.py checks that
+ * against the _encode_general test seam, which never uses the cache, with the
+ * _encode_cached seam (the cache alone). Part of kdf.h's unity build.
  */
 #include "kdf.h"
 
@@ -435,6 +437,40 @@ miss:
 
 #undef KDF_LAYOUT_FIELDS
 #undef KDF_LAYOUT_STATE
+
+/*
+ * An instance of a class kdf_object found served by its layout cache (fast_tag),
+ * while the class keeps that tag and qualname: straight to the cache. 1 if done.
+ */
+static inline __attribute__((always_inline)) int kdf_encode_cached(PyObject *obj, int emit,
+								   struct kdf_value *out)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+	struct kdf_type *te = kdf_type_peek(tp);
+	struct kdf_enc e;
+
+	if (te->tp != tp || !te->fast_tag || te->fast_tag != kdf_type_version(tp) ||
+	    !PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) ||
+	    te->qualname != ((PyHeapTypeObject *)tp)->ht_qualname)
+		return 0;
+	return kdf_layout_encode(&e, emit, obj, te, te->plan, out);
+}
+
+/*
+ * The _encode_cached test seam: obj through its class's layout cache alone, as the
+ * encoder would serve it (the plan current, the layout filled by an earlier value).
+ * 1 if done; 0 when the cache does not serve obj.
+ */
+static int kdf_encode_from_layout(PyObject *obj, struct kdf_value *out)
+{
+	struct kdf_type *te = kdf_type_of(Py_TYPE(obj));
+	struct kdf_plan *p;
+	struct kdf_enc e;
+
+	if (!te || !te->plan || !(p = kdf_plan_of(te, Py_TYPE(obj))) || p->layout.nkeys < 0)
+		return 0;
+	return kdf_layout_encode(&e, 0, obj, te, p, out);
+}
 
 /* ---------------------------------------------------------------------------
  * The mirrors, tried at import.
