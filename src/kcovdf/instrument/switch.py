@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 from kcovdf.instrument.rewrite import FLAG, RESERVED
+from kcovdf.runtime import core  # the one place that picks the C core or its twin (set_code)
 from kcovdf.symtab import Table
 
 log = logging.getLogger("kcovdf")
@@ -122,8 +123,6 @@ class Switch:
 
 def _set_code(func: types.FunctionType, code: types.CodeType) -> bool:
     """Set ``func.__code__``; False if refused (an audit hook may veto the object.__setattr__ event)."""
-    from kcovdf.runtime import core  # the one place that picks the C core or its twin
-
     try:
         core.set_code(func, code)  # the C core's also keeps its call sites specializable on 3.13
     except Exception:  # noqa: BLE001 - the function keeps the code it has; the caller says what that means
@@ -142,7 +141,6 @@ def get() -> Switch:
     global _switch
     with _switch_lock:
         if _switch is None:
-            from kcovdf.runtime import core
             _switch = Switch(core)
         return _switch
 
