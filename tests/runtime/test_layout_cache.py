@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import mmap
+import os
 import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import parse_records
 from kcovdf import abi
 from kcovdf._core import _recorder
-from kcovdf.runtime.encode import encode_value
+from kcovdf.runtime.encode import encode_value, qualified_name
 
 
 def words(obj: object) -> list[int]:
@@ -195,6 +198,37 @@ def test_the_fast_path_follows_the_layout() -> None:
         words(with_attrs(cls, [("a", 1), ("b", 2)]))
     words(with_attrs(cls, [("b", fresh_class("Pending")()), ("a", 1)]))  # a miss, a class met
     words(with_attrs(cls, [("a", 1), ("b", 2)]))
+
+
+def test_a_record_that_misses_after_meeting_a_class(tmp_path) -> None:
+    """Recorded, an instance whose first field holds a class not yet in the table, and
+    whose second key is not the cached one: the cache gives up after meeting the class,
+    the full walk records the value, and the class gets its table line once."""
+    cls, pending = fresh_class(), fresh_class("Pending")
+    values = [with_attrs(cls, [("a", 1), ("b", 2)]), with_attrs(cls, [("a", 1), ("b", 2)]),
+              with_attrs(cls, [("a", pending()), ("c", 3)]), with_attrs(cls, [("a", 1), ("b", 2)])]
+    words = 1 << 12
+    m = mmap.mmap(-1, abi.FILE_HEADER_SIZE + 8 * words)
+    m[:abi.FILE_HEADER_SIZE] = abi.pack_file_header(words, os.getpid(), 0)
+    table = tmp_path / "table"
+    fd = os.open(table, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    _recorder.add_table(fd)
+    _recorder.enable(m, fd)
+    try:
+        for value in values:
+            _recorder.entry(0x1234, value)
+    finally:
+        _recorder.disable(m)
+        _recorder.remove_table(fd)
+        os.close(fd)
+    buf = memoryview(m)[abi.FILE_HEADER_SIZE:].cast("Q")
+    try:
+        recs = parse_records(buf)
+    finally:
+        buf.release()
+    assert [r.values for r in recs] == [encode_value(v).words for v in values]
+    name = f'"class":"{qualified_name(pending)}","fields":[]'
+    assert sum(name in line for line in table.read_text().splitlines()) == 1
 
 
 # --- any class, any instances, any order ---------------------------------------------------------

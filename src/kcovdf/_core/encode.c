@@ -20,7 +20,7 @@
  */
 #include "kdf.h"
 
-/* The ids of the REDACTED form's class, fixed at init. */
+/* The class id of the REDACTED form, fixed at init. */
 static uint64_t kdf_redacted_cid;
 
 /* ---------------------------------------------------------------------------
@@ -34,7 +34,8 @@ static inline void kdf_enc_init(struct kdf_enc *e, int emit, int cached, struct 
 	e->kinds = 0;
 	e->words = &out->w[2];
 	e->n = 0;
-	e->pend = NULL; /* npend and cappend are set with the first entry */
+	e->pend = NULL;
+	e->npend = e->cappend = 0;
 }
 
 static inline void kdf_put(struct kdf_enc *e, unsigned kind, uint64_t word)
@@ -57,8 +58,6 @@ static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
 		te->registered = 1;
 		return;
 	}
-	if (!e->pend)
-		e->npend = e->cappend = 0;
 	for (i = 0; i < e->npend; i++)
 		if (e->pend[i].id == te->cid)
 			return;
@@ -85,6 +84,7 @@ static void kdf_pend_free(struct kdf_enc *e)
 		PyMem_Free(e->pend[i].name);
 	PyMem_Free(e->pend);
 	e->pend = NULL;
+	e->npend = e->cappend = 0;
 }
 
 /* ---------------------------------------------------------------------------
