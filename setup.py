@@ -1,13 +1,26 @@
-"""Build of the one C extension, kcovdf._core (the hot path); the rest is pure Python."""
+"""Build of kcovdf's two C extensions; the rest is pure Python.
+
+kcovdf._core._recorder is the hot path: one translation unit, _recorder.c, that
+includes the files it is split into (see _core/kdf.h), so the encoder inlines into
+the writers without LTO. kcovdf._core._scan is the decoder's record scanner,
+owned by kcovdf.read.decode.
+"""
 
 from setuptools import Extension, setup
+
+CORE = "src/kcovdf/_core"
+FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[
         Extension(
             "kcovdf._core._recorder",
-            sources=["src/kcovdf/_core/recorder.c", "src/kcovdf/_core/scan.c"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
-        )
+            sources=[f"{CORE}/_recorder.c"],
+            # included by _recorder.c: a change to any of them rebuilds it
+            depends=[f"{CORE}/{name}" for name in
+                     ("kdf.h", "compat.h", "abi.h", "types.c", "layout.c", "encode.c", "record.c")],
+            extra_compile_args=FLAGS,
+        ),
+        Extension("kcovdf._core._scan", sources=[f"{CORE}/scan.c"], extra_compile_args=FLAGS),
     ]
 )

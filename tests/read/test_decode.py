@@ -318,11 +318,12 @@ def test_records_from_several_writers_interleaved():
     assert t.records.column("seq").to_pylist() == [1, 1, 2, 2]
 
 
-@pytest.mark.c_core(reason="scan.c is part of the C extension")
-def test_c_scanner_is_built_into_the_extension():
-    from kcovdf._core import _recorder
+@pytest.mark.c_core(reason="scan.c is built as its own extension, kcovdf._core._scan")
+def test_c_scanner_is_its_own_extension():
+    from kcovdf._core import _recorder, _scan
 
-    assert callable(_recorder.scan), "scan.c's kcovdf_scan_methods are not added to _recorder"
+    assert callable(_scan.scan), "scan.c is not built as kcovdf._core._scan"
+    assert not hasattr(_recorder, "scan"), "the recorder ships the reader's scanner"
 
 
 # --- fuzzing --------------------------------------------------------------------------

@@ -135,7 +135,8 @@ def test_type_lines_exact_bytes_once_per_process(dev: Device) -> None:
 
 def test_cached_layouts_record_their_type_lines_once(dev: Device) -> None:
     """Fresh classes of each cached layout (dict, slots, namedtuple), recorded again and
-    again: the full walk, the cache with the encoder state, the readers that call nothing."""
+    again: the full walk, then the layout cache (first through the general encoder, then
+    straight to it), with builtin and other values."""
     class FreshDict:
         def __init__(self) -> None:
             self.a, self.b = 1, "b"
@@ -299,7 +300,7 @@ def test_twin_guard_drops_records_made_during_a_record(monkeypatch: pytest.Monke
 
     class Noisy:
         def __del__(self) -> None:
-            ran.append(twin._tls.busy)
+            ran.append(twin.in_record())
             twin.entry(PC + 1, "inner")
             twin.ret(PC + 1, "inner")
 
@@ -325,3 +326,49 @@ def test_twin_guard_drops_records_made_during_a_record(monkeypatch: pytest.Monke
         core.use(before)
     assert ran == [True]
     assert [(r.pc, r.values) for r in recs] == [(PC, encode_value(1).words)]
+
+
+def test_in_record_is_true_only_while_a_record_is_made(dev: Device) -> None:
+    seen: list[bool] = []
+    core.set_record_hook(lambda: seen.append(core.in_record()))
+    try:
+        assert not core.in_record()
+        dev.enable()
+        core.entry(PC, 1, "two")
+        core.ret(PC, 3)
+        dev.disable()
+    finally:
+        core.set_record_hook(None)
+    assert seen == [True, True, True]
+    assert not core.in_record()
+
+
+def test_record_hook_must_be_callable_or_none(recorder: core.Recorder) -> None:
+    with pytest.raises(TypeError, match=r"^set_record_hook\(\): expected a callable or None, not int$"):
+        core.set_record_hook(3)  # type: ignore[arg-type]
+
+
+def _answer() -> int:
+    return 1
+
+
+def _other_answer() -> int:
+    return 2
+
+
+def test_set_code_swaps_the_code_of_a_function(recorder: core.Recorder) -> None:
+    original = _answer.__code__
+    try:
+        core.set_code(_answer, _other_answer.__code__)
+        assert _answer() == 2 and _answer.__code__ is _other_answer.__code__
+    finally:
+        core.set_code(_answer, original)
+    assert _answer() == 1
+
+
+@pytest.mark.parametrize("args", [(len, _answer.__code__), (_answer, "code")])
+def test_set_code_takes_a_function_and_a_code_object(recorder: core.Recorder, args: tuple) -> None:
+    with pytest.raises(TypeError, match=r"^set_code\(\) takes a function and a code object$"):
+        core.set_code(*args)
+    with pytest.raises(TypeError):
+        core.set_code(_answer)  # type: ignore[call-arg]

@@ -198,12 +198,12 @@ def test_entry_records_are_the_same_reserved_together_or_one_by_one() -> None:
     def run(words: int, hooked: bool) -> tuple[list[int], int]:
         with enabled(words=words) as m:
             if hooked:
-                R._set_record_hook(lambda: None)
+                R.set_record_hook(lambda: None)
             try:
                 R.entry(PC, *args)
                 R.entry(PC, *args[:2])
             finally:
-                R._set_record_hook(None)
+                R.set_record_hook(None)
             buf = memoryview(m)[tracefile.FILE_HEADER_SIZE:].cast("Q")
             try:
                 return list(buf), u64(m, tracefile.HDR_DROPS)
@@ -323,7 +323,7 @@ def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -
 
     arg, err = {"k": [1, 2]}, KeyError("outer")
     with enabled() as m:
-        R._set_record_hook(interrupt)
+        R.set_record_hook(interrupt)
         try:
             assert R.entry(PC, 7, "two", arg) is None
             assert R.ret(PC, arg) is arg
@@ -333,7 +333,7 @@ def test_record_hook_interrupts_mid_record_and_writers_inside_record_nothing() -
                 R.exc(PC)  # the outer exception, not the one the hook raised and caught
             assert sys.exc_info()[1] is None
         finally:
-            R._set_record_hook(None)
+            R.set_record_hook(None)
         R.entry(PC, 8)  # the hook is gone: the next record is made as usual
         recs = records(m)
     expected = [(abi.TYPE_ENTRY, 0, 7), (abi.TYPE_ENTRY, 1, "two"), (abi.TYPE_ENTRY, 2, arg),
@@ -353,11 +353,11 @@ def test_record_hook_that_disables_stops_the_call_without_writing_through_the_ol
         R.disable(m)
 
     with enabled() as m:
-        R._set_record_hook(interrupt)
+        R.set_record_hook(interrupt)
         try:
             R.entry(PC, 1, 2, 3)
         finally:
-            R._set_record_hook(None)
+            R.set_record_hook(None)
         assert R.active() == 0 and u64(m, tracefile.HDR_OWNER) == 0
         R.entry(PC, 4)  # disabled: nothing
     # the first record was reserved and its header written; its values never were
@@ -367,9 +367,9 @@ def test_record_hook_that_disables_stops_the_call_without_writing_through_the_ol
 
 
 def test_record_hook_must_be_callable_or_none() -> None:
-    with pytest.raises(TypeError, match=r"_set_record_hook\(\): expected a callable or None, not int"):
-        R._set_record_hook(3)  # type: ignore[arg-type]
-    R._set_record_hook(None)
+    with pytest.raises(TypeError, match=r"set_record_hook\(\): expected a callable or None, not int"):
+        R.set_record_hook(3)  # type: ignore[arg-type]
+    R.set_record_hook(None)
 
 
 # --- threads and the errno contract ---------------------------------------------------------

@@ -1,1 +1,2 @@
-"""The C hot path (``_recorder``): per-thread state, the encoder and the record writers."""
+"""The C extensions: ``_recorder`` (the hot path: per-thread state, the encoder, the record writers)
+and ``_scan`` (the decoder's record scanner)."""

@@ -1,10 +1,11 @@
 """Type stub of the C recorder ``kcovdf._core._recorder`` (docs/core.md §1).
 
-``kcovdf.record`` is its Python twin with the same API; ``kcovdf.core`` picks one.
-The decoder's scanner (scan.c) is added to this module too; see ``kcovdf.decode``.
+``kcovdf.runtime.twin`` is its Python twin with the same API (``kcovdf.runtime.core.Recorder``);
+``kcovdf.runtime.core`` picks one. The names with a leading underscore are C-only test seams.
 """
 
 from collections.abc import Callable
+from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -41,8 +42,11 @@ def yld(pc: int, value: _T) -> _T:
 def active() -> int:
     """Number of threads of this process currently enabled."""
 
+def in_record() -> bool:
+    """Whether a record is being made on the calling thread (the re-entrancy guard is held)."""
+
 def encode(obj: object, redacted: bool = False) -> list[int]:
-    """The value words of ``obj`` (shape, layout, fields), as ``kcovdf.encode.encode_value``."""
+    """The value words of ``obj`` (shape, layout, fields), as ``kcovdf.runtime.encode.encode_value``."""
 
 def add_table(fd: int) -> None:
     """Register a table fd (O_WRONLY|O_APPEND) and replay every remembered line into it."""
@@ -64,11 +68,12 @@ def set_exit_hook(hook: Callable[[], object] | None) -> None:
     reported as unraisable.
     """
 
-def _set_code(func: Callable[..., object], code: object) -> None:
-    """``func.__code__ = code`` through the setter; on 3.13 it also gives the function the
-    version a new function of that code gets, so its call sites can specialize again."""
+def set_code(func: FunctionType, code: CodeType) -> None:
+    """``func.__code__ = code`` through the setter (so audit hooks see it); on 3.13 it also
+    gives the function the version a new function of that code gets, so its call sites can
+    specialize again. ``TypeError`` unless given a function and a code object."""
 
-def _set_record_hook(hook: Callable[[], object] | None) -> None:
+def set_record_hook(hook: Callable[[], object] | None) -> None:
     """Test seam: call ``hook()`` in the middle of every record (None: stop).
 
     It runs after the record's words are reserved and before its values are
@@ -77,11 +82,13 @@ def _set_record_hook(hook: Callable[[], object] | None) -> None:
     dropped. If it disables the thread, the call stops without writing more.
     """
 
+def _encode_general(obj: object, redacted: bool = False) -> list[int]:
+    """Test seam: ``encode()`` through the general encoder alone, the layout cache neither
+    used nor filled: what every cached layout must reproduce."""
+
+def _encode_cached(obj: object) -> list[int] | None:
+    """Test seam: ``encode()`` through the class's layout cache alone (no type table lines);
+    None when the cache does not serve ``obj``."""
+
 def _layout() -> bool:
     """Test seam: whether instance attributes are read where CPython keeps them (3.10-3.13)."""
-
-def _noop(*args: object) -> None:
-    """An empty C call with the writers' calling convention: the benchmarks' baseline."""
-
-def scan(*args: Any, **kwargs: Any) -> Any:
-    """The decoder's record scanner (scan.c); documented in ``kcovdf.decode``."""

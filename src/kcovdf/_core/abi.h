@@ -2,7 +2,7 @@
 /*
  * Record constants of the kcovdf ABI (docs/abi.md), the C twin of kcovdf/abi.py.
  * Only constants live here, as kcov keeps its uapi header apart.
- * tests/test_core_encode.py parses every KDF_* define and checks it against abi.py.
+ * tests/runtime/test_encode_c.py parses every KDF_* define and checks it against abi.py.
  */
 #ifndef KCOVDF_ABI_H
 #define KCOVDF_ABI_H

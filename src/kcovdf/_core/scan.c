@@ -1,11 +1,12 @@
-/* Record scanner for kcovdf.decode: finds where the records of a buffer start.
+/* kcovdf._core._scan, the record scanner of kcovdf.read.decode: finds where the records
+ * of a buffer start. Its own extension: the reader owns it, the recorder never calls it.
  *
  * This is the parsing loop of the kernel documentation (kcov-dataflow.rst),
  * with its resync rule kept exactly: a word that is not a valid header (bits
  * 63:32 nonzero, or a type nibble other than 0xE/0xF) is skipped one word at a
  * time; a value count of 0 is read as 1. It returns the record offsets, or on
  * request fills the columns of the records table in the same pass instead: a
- * numpy gather from the offsets costs ten times the scan (kcovdf.decode keeps
+ * numpy gather from the offsets costs ten times the scan (kcovdf.read.decode keeps
  * that gather as the reference twin).
  *
  * Two deliberate differences from the documentation's loop:
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* Reasons of a skipped run; kcovdf.decode names them. */
+/* Reasons of a skipped run; kcovdf.read.decode names them. */
 enum {
     SKIP_INVALID = 0,   /* words that are not a valid record header */
     SKIP_TRUNCATED = 1, /* a valid header whose record runs past the end */
@@ -89,11 +90,11 @@ static int push_skip(vec *skips, Py_ssize_t at, Py_ssize_t count, int reason)
 /* The columns of the records table, filled in the same pass as the scan. Each is a
  * bytearray allocated at its upper bound (every record takes at least 4 words):
  * only the pages actually written get committed, and the final resize gives back
- * the rest. Order and item sizes are those kcovdf.decode's _c_columns reads.
+ * the rest. Order and item sizes are those kcovdf.read.decode's _c_columns reads.
  *
  * The value lists are a list-view (an offset and a size per record). With
  * copy_values false the offsets point at the value words in the scanned buffer
- * itself, which kcovdf.decode then uses as the list child without copying: the
+ * itself, which kcovdf.read.decode then uses as the list child without copying: the
  * values are half of what a full table would write. With copy_values true
  * (memory the caller may still write to) they are copied, compactly, into their
  * own column. Offsets and sizes are int64 when wide, int32 otherwise. */
@@ -154,7 +155,7 @@ columns_put(columns *c, Py_ssize_t n, const unsigned char *w, Py_ssize_t i, uint
 {
     uint64_t meta = load_word(w, i + 2);
     uint8_t arg = meta >> 56;
-    /* kind codes index kcovdf.decode.KINDS: entry, return, exception, yield */
+    /* kind codes index kcovdf.read.decode.KINDS: entry, return, exception, yield */
     c->kind[n] = ((h >> 28) & 0xF) == 0xE ? 0 : arg == 0xFF ? 2 : arg == 0xFE ? 3 : 1;
     c->task[n] = task;
     c->seq[n] = h & 0x00FFFFFF;
@@ -323,7 +324,20 @@ done:
     return result;
 }
 
-PyMethodDef kcovdf_scan_methods[] = {
+static PyMethodDef scan_methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {NULL, NULL, 0, NULL},
 };
+
+static struct PyModuleDef scan_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "kcovdf._core._scan",
+    .m_doc = "The record scanner of kcovdf.read.decode (the kernel documentation's parsing loop).",
+    .m_size = -1,
+    .m_methods = scan_methods,
+};
+
+PyMODINIT_FUNC PyInit__scan(void)
+{
+    return PyModule_Create(&scan_module);
+}

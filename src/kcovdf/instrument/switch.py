@@ -43,6 +43,7 @@ from typing import Any
 
 from kcovdf.errors import InstrumentWarning
 from kcovdf.instrument.rewrite import FLAG, RESERVED
+from kcovdf.runtime import core  # the one place that picks the C core or its twin (set_code)
 from kcovdf.symbols import SymbolTable
 
 log = logging.getLogger("kcovdf")
@@ -272,19 +273,10 @@ def _report_pinned(kept: list[tuple[types.FunctionType, str | None]]) -> None:
 def set_code(func: types.FunctionType, code: types.CodeType) -> bool:
     """Set ``func.__code__``; False if refused (an audit hook may veto the object.__setattr__ event)."""
     try:
-        if _c_set_code is not None:
-            _c_set_code(func, code)  # also keeps its call sites specializable on 3.13
-        else:
-            func.__code__ = code
+        core.set_code(func, code)  # the C core's also keeps its call sites specializable on 3.13
     except Exception:  # noqa: BLE001 - the function keeps the code it has; the caller says what that means
         return False
     return True
-
-
-try:
-    from kcovdf._core._recorder import _set_code as _c_set_code
-except ImportError:  # the C core is not built: the plain setter serves (3.13 calls run unspecialized)
-    _c_set_code = None
 
 
 # --- who holds a code object -------------------------------------------------------------
@@ -466,7 +458,6 @@ def get() -> Switch:
     global _switch
     with _switch_lock:
         if _switch is None:
-            from kcovdf.runtime import core
             _switch = Switch(core)
         return _switch
 

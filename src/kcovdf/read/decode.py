@@ -34,6 +34,7 @@ import pyarrow as pa
 from kcovdf import abi, symbols
 from kcovdf.errors import CorruptBufferError
 from kcovdf.read import sources, walk
+from kcovdf.runtime import core
 from kcovdf.runtime.encode import TypeEntry
 
 log = logging.getLogger(__name__)
@@ -59,20 +60,17 @@ SCHEMA = pa.schema([
 ])
 
 
-def _pick_scanner() -> Any:
+try:
+    from kcovdf._core._scan import scan as _c_scan
+except ImportError as exc:  # not built: the Python twin below serves
+    log.info("decode: C scanner unavailable (%s); using the Python scanner", exc)
+    _c_scan = None
+
+
+def _scanner() -> Any:
+    """The C scanner while the C core is in use (kcovdf.runtime.core chooses), else None."""
     # The C loop is the fast path; the Python loop below is its reference twin.
-    if os.environ.get("KCOVDF_CORE") == "py":
-        log.info("decode: KCOVDF_CORE=py, using the Python scanner")
-        return None
-    try:
-        from kcovdf._core._recorder import scan as c_scan
-    except ImportError as exc:
-        log.info("decode: C scanner unavailable (%s); using the Python scanner", exc)
-        return None
-    return c_scan
-
-
-_c_scan = _pick_scanner()
+    return _c_scan if core.name == "c" else None
 
 
 class Task(NamedTuple):
@@ -185,8 +183,9 @@ def _scan(w: np.ndarray, columns: bool, *, task: int = 0,
     # The buffer is the list child only where its words are native (little-endian) u64.
     copy_values = copy_values or not _NATIVE_LE
     cols = None
-    if _c_scan is not None:
-        got = _c_scan(w, 1, 1 + count, columns, task, copy_values, len(w) > _INT32_MAX)
+    c_scan = _scanner()
+    if c_scan is not None:
+        got = c_scan(w, 1, 1 + count, columns, task, copy_values, len(w) > _INT32_MAX)
         offsets = np.frombuffer(got[0], dtype=np.int64)
         raw_skips = np.frombuffer(got[1], dtype=np.int64).reshape(-1, 3).tolist()
         if columns:

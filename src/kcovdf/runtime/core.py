@@ -5,6 +5,11 @@ of this module; callers always go through ``core.enable`` etc., so ``use()``
 can switch implementations at run time (tests, ``kcovdf selftest --core``).
 This module also keeps the activity listeners: instrumented code tests one
 flag, which they keep in step with "some thread of this process is enabled".
+
+Nothing else reads ``KCOVDF_CORE`` or imports an implementation: the decoder asks
+``core.name`` whether to use the C scanner (``_core/scan.c``) or its twin
+(``read/walk.py``), the Switch swaps code through ``core.set_code``, and
+``kcovdf selftest`` drives either core through this API alone.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from types import ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any, Protocol, TypeVar
 
 from kcovdf.errors import ConfigError
@@ -23,9 +28,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Every name the C module and the twin must both define.
-API = ("enable", "disable", "entry", "ret", "exc", "yld", "REDACTED", "active", "encode",
-       "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook")
+#: Every name the C module and the twin must both define (docs/core.md §1).
+API = ("enable", "disable", "entry", "ret", "exc", "yld", "REDACTED", "active", "in_record", "encode",
+       "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook", "set_record_hook",
+       "set_code")
 
 _MODULES = {"c": "kcovdf._core._recorder", "py": "kcovdf.runtime.twin"}
 
@@ -42,12 +48,15 @@ class Recorder(Protocol):
     def exc(self, pc: int, exc: object = ...) -> None: ...
     def yld(self, pc: int, value: T) -> T: ...
     def active(self) -> int: ...
+    def in_record(self) -> bool: ...
     def encode(self, obj: object, redacted: bool = False) -> list[int]: ...
     def add_table(self, fd: int) -> None: ...
     def remove_table(self, fd: int) -> None: ...
     def emit(self, line: bytes, remember: bool = True) -> None: ...
     def after_fork_child(self) -> None: ...
     def set_exit_hook(self, hook: Callable[[], object] | None) -> None: ...
+    def set_record_hook(self, hook: Callable[[], object] | None) -> None: ...
+    def set_code(self, func: FunctionType, code: CodeType) -> None: ...
 
 
 # Re-exported from the implementation in use (bound by _bind()).
@@ -59,12 +68,15 @@ exc: Callable[..., None]
 yld: Callable[[int, Any], Any]
 REDACTED: object
 active: Callable[[], int]
+in_record: Callable[[], bool]
 encode: Callable[..., list[int]]
 add_table: Callable[[int], None]
 remove_table: Callable[[int], None]
 emit: Callable[..., None]
 after_fork_child: Callable[[], None]
 set_exit_hook: Callable[[Callable[[], object] | None], None]
+set_record_hook: Callable[[Callable[[], object] | None], None]
+set_code: Callable[[FunctionType, CodeType], None]
 
 #: "c" or "py": the implementation in use.
 name: str

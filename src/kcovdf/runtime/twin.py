@@ -19,6 +19,7 @@ import os
 import struct
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -119,7 +120,7 @@ def _locked(lock_fd: int) -> Iterator[None]:
 
 # --- the hot path -------------------------------------------------------------
 
-_hook: Callable[[], object] | None = None  # test seam: see _set_record_hook
+_hook: Callable[[], object] | None = None  # test seam: see set_record_hook
 _exit_hook: Callable[[], object] | None = None  # see set_exit_hook
 
 
@@ -134,7 +135,7 @@ def set_exit_hook(hook: Callable[[], object] | None) -> None:
     _exit_hook = hook
 
 
-def _set_record_hook(hook: Callable[[], object] | None) -> None:
+def set_record_hook(hook: Callable[[], object] | None) -> None:
     """Test seam: call ``hook()`` in the middle of every record, with the guard held (None: stop).
 
     It stands for the kernel's interrupt arriving mid-record: writers it calls on this
@@ -144,7 +145,7 @@ def _set_record_hook(hook: Callable[[], object] | None) -> None:
     """
     global _hook
     if hook is not None and not callable(hook):
-        raise TypeError(f"_set_record_hook(): expected a callable or None, not {type(hook).__name__}")
+        raise TypeError(f"set_record_hook(): expected a callable or None, not {type(hook).__name__}")
     _hook = hook
 
 
@@ -296,6 +297,11 @@ def active() -> int:
     return sum(1 for t in list(_tasks) if t.live and t.pid == pid)
 
 
+def in_record() -> bool:
+    """Whether a record is being made on the calling thread (the re-entrancy guard is held)."""
+    return _tls.busy
+
+
 def after_fork_child() -> None:
     """In a fork child: start disabled, with fresh locks (another thread may have held them)."""
     global _lock, _table_lock
@@ -313,6 +319,14 @@ def after_fork_child() -> None:
 def encode(obj: object, redacted: bool = False) -> list[int]:
     """The value words of ``obj`` (shape, layout, fields)."""
     return encode_value(obj, redacted=redacted).words
+
+
+def set_code(func: types.FunctionType, code: types.CodeType) -> None:
+    """``func.__code__ = code``, for the Switch's patching (the C core's also keeps 3.13's
+    call sites specializable; here the plain setter serves)."""
+    if type(func) is not types.FunctionType or type(code) is not types.CodeType:
+        raise TypeError("set_code() takes a function and a code object")
+    func.__code__ = code
 
 
 def _type_line(entry: TypeEntry) -> bytes:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from kcovdf import abi
-from kcovdf.runtime import core, twin
+from kcovdf.runtime import core
 from kcovdf.runtime.device import Device
 
 WORDS = 4096
@@ -245,7 +245,7 @@ def _interrupted_records() -> None:
         raise RuntimeError("escapes the hook")  # dropped: the interrupted record still lands
 
     outer = KeyError("outer")
-    set_hook = core.implementation._set_record_hook  # type: ignore[attr-defined]
+    set_hook = core.set_record_hook
     with Device() as dev:
         dev.init_trace(WORDS)
         buf = dev.mmap()
@@ -273,20 +273,15 @@ def reentrancy_guard() -> None:
     """Nothing is recorded from inside a record: an interrupt (the record hook), finalizers."""
     _interrupted_records()
     inside_runs: list[bool] = []  # per finalizer run inside a record: did it add words?
-    # The twin makes a record in twin._write (called only with the guard set), where
-    # its encoder's allocations trigger collections; the C core runs no collection there.
-    writer = twin._write.__code__
+    # The twin's encoder allocates while it makes a record (core.in_record() is then
+    # true), so collections run finalizers there; the C core runs no collection there.
 
     class Finalized:
         def __init__(self) -> None:
             self.cycle = self
 
         def __del__(self) -> None:
-            f = sys._getframe(1)
-            inside = False
-            while f is not None:
-                inside = inside or f.f_code is writer
-                f = f.f_back
+            inside = core.in_record()
             before = buf[0]
             core.entry(PC + 1, "finalizer")
             if inside:

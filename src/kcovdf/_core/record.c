@@ -1,0 +1,820 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The record writers of KCOV-Dataflow for Python: per-thread state, the hot path, the
+ * task lifecycle and the control entry points, in kernel/kcov.c's order. Part of
+ * kdf.h's unity build; the encoder they call is encode.c.
+ *
+ * One struct kdf_task per OS thread (_Thread_local). State transitions of a thread,
+ * as of a kcov task:
+ *  - initial state: disabled (area == NULL), and so is a fork child;
+ *  - enable(mapping, table_fd): CAS the header's owner word 0 -> tid; area, size and
+ *    hdr point into the mapping, seq = 0, and a kdf_holder in the thread's state dict
+ *    keeps the mapping exported;
+ *  - then entry/ret/yld/exc append whole records, or count a drop when one does not fit;
+ *  - disable(mapping): owner word back to 0, the holder dropped, disabled again;
+ *  - or the thread ends while enabled: CPython clears the thread's state dict and the
+ *    holder's dealloc does what disable() would (the owner word is cleared only if it
+ *    still names this thread of this process), then the exit hook hears of it. A
+ *    holder inherited through fork belongs to the parent: the child only lets go of
+ *    its export.
+ * enable/disable can be repeated; a buffer has one owner at a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kdf.h"
+
+struct kdf_task {
+	/* the enabled buffer (area[0] counts the words after it); NULL: disabled (the mode check) */
+	uint64_t *area;
+	uint64_t size;	  /* its length in words */
+	uint64_t *hdr;	  /* the .kdf header page in front of it: the drops and owner words */
+	uint32_t seq;	  /* 24-bit sequence: reset to 0 by enable(), pre-incremented per record */
+	/*
+	 * Re-entrancy guard: set while a record is being made, so that finalizers, signal
+	 * handlers, the runtime itself or the record hook (an "interrupt" mid-record)
+	 * record nothing.
+	 */
+	int busy;
+	PyObject *holder; /* the kdf_holder keeping the mapping exported; borrowed (the thread dict owns it) */
+};
+
+/*
+ * Only its own thread touches a kdf_task. Shared words: buf[0] and the header's drops
+ * and owner words may be written by several threads and by processes sharing a
+ * MAP_SHARED mapping after fork; they change only through atomic compare-and-swap or
+ * fetch-add. Every other static (the type cache, seen ids, table fds, remembered
+ * lines, the active count, the hooks) is protected by the GIL: nothing in the
+ * recorder releases it.
+ *
+ * initial-exec: the module is loaded by dlopen, whose default (general dynamic) model
+ * calls __tls_get_addr on every access; a few dozen bytes fit glibc's static TLS surplus.
+ */
+static _Thread_local struct kdf_task kdf_task __attribute__((tls_model("initial-exec")));
+
+/* Threads of this process enabled right now. */
+static long kdf_active;
+/* The REDACTED sentinel. */
+static PyObject *kdf_redacted;
+static PyObject *s_task_key;
+
+/* OSError(err, message), as the kernel's errno for the same misuse. */
+static PyObject *kdf_oserror(int err, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	PyObject *exc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	exc = Py_BuildValue("(is)", err, msg);
+	if (exc) {
+		PyErr_SetObject(PyExc_OSError, exc);
+		Py_DECREF(exc);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * The hot path: mode check, encode, bounded append, drop counter.
+ */
+
+/*
+ * Reserve n words after buf[0]. A record that does not fit whole is dropped and
+ * counted (unless `batch`: the caller then reserves its records one by one);
+ * buf[0] therefore never exceeds size - 1.
+ */
+static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n, int batch)
+{
+	uint64_t pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
+
+	do {
+		if (pos >= t->size - 1 || n > t->size - 1 - pos) {
+			if (!batch)
+				__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	} while (!__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return &t->area[1 + pos];
+}
+
+/*
+ * Test seam (set_record_hook): a callable run in the middle of every record, after
+ * its words are reserved and before its values are written, with the guard held: it
+ * stands for the kernel's interrupt arriving mid-record. NULL in production, so the
+ * hot path pays one load and test.
+ */
+static PyObject *kdf_hook;
+
+/*
+ * Run the hook. Returns -1 if it left this thread on another buffer (it disabled
+ * it): the reserved words must not be written through the old pointer. What the
+ * hook raises is dropped, as nothing an interrupt does can fail the record.
+ */
+static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
+{
+	uint64_t *area = t->area;
+	PyObject *hook = Py_NewRef(kdf_hook), *r;
+
+	r = PyObject_CallNoArgs(hook);
+	Py_DECREF(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_Clear();
+	return t->area == area ? 0 : -1;
+}
+
+/* The three header words of a record whose value takes nv words. */
+static inline void kdf_header(uint64_t *w, unsigned rtype, uint32_t seq, int nv, uint64_t pc,
+			      unsigned arg_idx, PyObject *value)
+{
+	w[0] = (uint64_t)rtype << 28 | (uint64_t)(nv & 0xF) << 24 | seq;
+	w[1] = pc;
+	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
+	       (value == kdf_redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
+}
+
+/*
+ * Append one encoded record (its own reservation); -1 if the thread's buffer changed
+ * under it (only the hook can do that).
+ */
+static inline int kdf_append(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+			     PyObject *value, const struct kdf_value *v)
+{
+	uint64_t *w;
+
+	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+	w = kdf_reserve(t, KDF_HEADER_WORDS + v->n, 0);
+	if (!w)
+		return 0;
+	kdf_header(w, rtype, t->seq, v->n, pc, arg_idx, value);
+	if (kdf_hook && kdf_call_hook(t) < 0)
+		return -1;
+	memcpy(&w[3], v->w, sizeof(uint64_t) * v->n);
+	return 0;
+}
+
+/* One record; -1 if the thread's buffer changed under it (only the hook can do that). */
+static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+		     PyObject *value)
+{
+	struct kdf_value v;
+
+	kdf_encode(value, value == kdf_redacted, 1, &v);
+	if (!t->area)
+		return -1; /* cannot happen (no code ran), but never write through a stale pointer */
+	return kdf_append(t, rtype, pc, arg_idx, value, &v);
+}
+
+/*
+ * The entry records of args[0..n), 1 < n <= KDF_BATCH, with one reservation when they
+ * fit together: the same words and drops as one kdf_write each, as no code can run
+ * in between (no hook). What does not fit is appended record by record, so that
+ * drops stay counted per record.
+ */
+#define KDF_BATCH 6
+
+static __attribute__((noinline)) void kdf_write_batch(struct kdf_task *t, uint64_t pc,
+						      PyObject *const *args, Py_ssize_t n)
+{
+	struct kdf_value v[KDF_BATCH];
+	uint64_t need = 0, *w;
+	Py_ssize_t i;
+
+	for (i = 0; i < n; i++) {
+		kdf_encode(args[i], args[i] == kdf_redacted, 1, &v[i]);
+		need += KDF_HEADER_WORDS + v[i].n;
+	}
+	if (!t->area)
+		return;
+	w = kdf_reserve(t, need, 1);
+	if (!w) {
+		for (i = 0; i < n; i++)
+			kdf_append(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[i], &v[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		t->seq = (t->seq + 1) & KDF_SEQ_MASK;
+		kdf_header(w, KDF_TYPE_ENTRY, t->seq, v[i].n, pc, (unsigned)i, args[i]);
+		memcpy(&w[3], v[i].w, sizeof(uint64_t) * v[i].n);
+		w += KDF_HEADER_WORDS + v[i].n;
+	}
+}
+
+/*
+ * The last pc object and its value: instrumented code passes the same constant each
+ * time, and an int never changes, so identity is enough. The strong reference keeps
+ * the address from being reused by another int.
+ */
+static PyObject *kdf_pc_obj;
+static uint64_t kdf_pc_val;
+
+static int kdf_pc(const char *call, PyObject *o, uint64_t *pc)
+{
+	if (o == kdf_pc_obj) {
+		*pc = kdf_pc_val;
+		return 0;
+	}
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s(): pc must be an int, not %.100s", call,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	*pc = PyLong_AsUnsignedLongLongMask(o); /* cannot fail on an int */
+	if (PyLong_CheckExact(o)) {
+		/* no Python code runs when an exact int dies: safe inside a record */
+		Py_XSETREF(kdf_pc_obj, Py_NewRef(o));
+		kdf_pc_val = *pc;
+	}
+	return 0;
+}
+
+static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	uint64_t pc;
+	Py_ssize_t i, n;
+
+	if (nargs < 1) {
+		PyErr_SetString(PyExc_TypeError, "entry() missing its pc argument");
+		return NULL;
+	}
+	if (!t->area || t->busy)
+		Py_RETURN_NONE;
+	if (args[0] == kdf_pc_obj)
+		pc = kdf_pc_val;
+	else if (kdf_pc("entry", args[0], &pc) < 0)
+		return NULL;
+	n = nargs - 1;
+	if (n > KDF_ARG_MAX_PARAM + 1)
+		n = KDF_ARG_MAX_PARAM + 1;
+	t->busy = 1;
+	if (n > 1 && n <= KDF_BATCH && !kdf_hook) {
+		kdf_write_batch(t, pc, args + 1, n);
+	} else {
+		for (i = 0; i < n; i++)
+			if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
+				break;
+	}
+	t->busy = 0;
+	Py_RETURN_NONE;
+}
+
+/* One return-type record; returns a new reference to value (ret, yld). */
+static PyObject *kdf_return(const char *call, unsigned arg_idx, PyObject *const *args,
+			    Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	uint64_t pc;
+
+	if (nargs != 2) {
+		PyErr_Format(PyExc_TypeError, "%s() takes 2 arguments (pc, value), got %zd", call,
+			     nargs);
+		return NULL;
+	}
+	if (t->area && !t->busy) {
+		if (kdf_pc(call, args[0], &pc) < 0)
+			return NULL;
+		t->busy = 1;
+		kdf_write(t, KDF_TYPE_RETURN, pc, arg_idx, args[1]);
+		t->busy = 0;
+	}
+	return Py_NewRef(args[1]);
+}
+
+static PyObject *kdf_ret(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	return kdf_return("ret", KDF_ARG_RETURN, args, nargs);
+}
+
+static PyObject *kdf_yld(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	return kdf_return("yld", KDF_ARG_YIELD, args, nargs);
+}
+
+static PyObject *kdf_exc(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	PyObject *value;
+	uint64_t pc;
+
+	if (nargs < 1 || nargs > 2) {
+		PyErr_Format(PyExc_TypeError, "exc() takes 1 or 2 arguments (pc[, exc]), got %zd",
+			     nargs);
+		return NULL;
+	}
+	if (!t->area || t->busy)
+		Py_RETURN_NONE;
+	if (kdf_pc("exc", args[0], &pc) < 0)
+		return NULL;
+	if (nargs == 2) {
+		value = Py_NewRef(args[1]);
+	} else {
+		value = kdf_handled_exception();
+		if (!value)
+			value = Py_NewRef(Py_None);
+	}
+	t->busy = 1;
+	kdf_write(t, KDF_TYPE_RETURN, pc, KDF_ARG_EXCEPTION, value);
+	/* the handled exception (or the caller's argument) keeps it alive: no finalizer here */
+	Py_DECREF(value);
+	t->busy = 0;
+	Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------
+ * The task lifecycle: enable, disable, a thread's end, fork.
+ */
+
+typedef struct {
+	PyObject_HEAD
+	Py_buffer view; /* the export of the mapping, held while live */
+	uint64_t *hdr;
+	uint64_t tid;
+	pid_t pid;
+	int live;
+} kdf_holder;
+
+static uint64_t kdf_gettid(void)
+{
+	return (uint64_t)syscall(SYS_gettid);
+}
+
+/*
+ * Stop the task the holder stands for. clear_owner: this process owns it, so the
+ * owner word goes back to 0 if it still names the thread, and it stops counting
+ * as active; a holder inherited through fork leaves both to the parent.
+ */
+static void kdf_holder_release(kdf_holder *h, int clear_owner)
+{
+	uint64_t want = h->tid;
+
+	if (!h->live)
+		return;
+	h->live = 0;
+	if (kdf_task.holder == (PyObject *)h) {
+		/* the guard outlives the task: a record hook may disable mid-record */
+		int busy = kdf_task.busy;
+
+		memset(&kdf_task, 0, sizeof(kdf_task));
+		kdf_task.busy = busy;
+	}
+	if (clear_owner) {
+		__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &want, 0, 0, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
+		kdf_active--;
+	}
+	PyBuffer_Release(&h->view);
+}
+
+/* Called (set_exit_hook) once a thread that ended while enabled has been released. */
+static PyObject *kdf_exit_hook;
+
+static int kdf_run_exit_hook(void *unused)
+{
+	PyObject *hook = Py_XNewRef(kdf_exit_hook), *r;
+
+	if (!hook)
+		return 0;
+	r = PyObject_CallNoArgs(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_WriteUnraisable(hook); /* a pending call that fails would raise in the main thread */
+	Py_DECREF(hook);
+	return 0;
+}
+
+static void kdf_holder_dealloc(PyObject *self)
+{
+	kdf_holder *h = (kdf_holder *)self;
+	int ours = h->live && h->pid == getpid();
+
+	/* the thread ended while enabled: as the kernel does at task exit */
+	kdf_holder_release(h, h->pid == getpid());
+	/*
+	 * The dying thread is clearing its state: tell the hook from the main thread, soon.
+	 * A full pending-call queue loses the call; listeners catch up at the next flip.
+	 */
+	if (ours && kdf_exit_hook)
+		(void)Py_AddPendingCall(kdf_run_exit_hook, NULL);
+	Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject kdf_holder_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "kcovdf._core._recorder._Task",
+	.tp_basicsize = sizeof(kdf_holder),
+	.tp_dealloc = kdf_holder_dealloc,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "The buffer export of one enabled thread (internal).",
+};
+
+static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *mapping, *tdict;
+	kdf_holder *h;
+	uint64_t words, owner = 0;
+	Py_buffer *view;
+
+	if (nargs != 2) {
+		PyErr_Format(PyExc_TypeError, "enable() takes 2 arguments (mapping, table_fd), got %zd",
+			     nargs);
+		return NULL;
+	}
+	mapping = args[0];
+	/* table_fd is the twin's lock file; the C core needs none (CAS on buf[0]) */
+	if (!PyLong_Check(args[1])) {
+		PyErr_Format(PyExc_TypeError, "enable(): table_fd must be an int, not %.100s",
+			     Py_TYPE(args[1])->tp_name);
+		return NULL;
+	}
+	if (kdf_task.area)
+		return kdf_oserror(EBUSY, "enable(): this thread is already enabled on a device");
+	if (!PyObject_CheckBuffer(mapping)) {
+		PyErr_Format(PyExc_TypeError,
+			     "enable(): mapping must be a writable buffer (an mmap), not %.100s",
+			     Py_TYPE(mapping)->tp_name);
+		return NULL;
+	}
+	tdict = PyThreadState_GetDict();
+	if (!tdict) {
+		PyErr_SetString(PyExc_RuntimeError, "enable(): no thread state dict");
+		return NULL;
+	}
+	h = PyObject_New(kdf_holder, &kdf_holder_type);
+	if (!h)
+		return NULL;
+	h->live = 0;
+	view = &h->view;
+	if (PyObject_GetBuffer(mapping, view, PyBUF_WRITABLE) < 0) {
+		Py_DECREF(h);
+		PyErr_SetString(PyExc_TypeError, "enable(): mapping must be writable");
+		return NULL;
+	}
+	h->live = 1;
+	h->hdr = view->buf;
+	h->pid = getpid();
+	h->tid = kdf_gettid();
+	if (view->len < KDF_FILE_HEADER_SIZE || h->hdr[0] != KDF_FILE_MAGIC_LE64) {
+		PyErr_SetString(PyExc_ValueError,
+				"enable(): mapping does not start with a kcovdf header page");
+		goto fail;
+	}
+	words = h->hdr[KDF_HDR_WORDS / 8];
+	if (words < KDF_MIN_WORDS || words > (uint64_t)(view->len - KDF_FILE_HEADER_SIZE) / 8) {
+		PyErr_Format(PyExc_ValueError, "enable(): header says %llu words, mapping holds %lld",
+			     (unsigned long long)words,
+			     (long long)((view->len - KDF_FILE_HEADER_SIZE) / 8));
+		goto fail;
+	}
+	if ((uintptr_t)view->buf & 7) {
+		PyErr_SetString(PyExc_ValueError, "enable(): mapping is not 8-byte aligned");
+		goto fail;
+	}
+	if (!__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &owner, h->tid, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		kdf_oserror(EBUSY, "enable(): device already enabled by task %llu",
+			    (unsigned long long)owner);
+		goto fail;
+	}
+	kdf_active++;
+	if (PyDict_SetItem(tdict, s_task_key, (PyObject *)h) < 0) {
+		kdf_holder_release(h, 1);
+		Py_DECREF(h);
+		return NULL;
+	}
+	kdf_task.area = (uint64_t *)((char *)view->buf + KDF_FILE_HEADER_SIZE);
+	kdf_task.size = words;
+	kdf_task.hdr = h->hdr;
+	kdf_task.seq = 0;
+	kdf_task.holder = (PyObject *)h;
+	Py_DECREF(h); /* the thread dict holds it */
+	Py_RETURN_NONE;
+fail:
+	h->live = 0;
+	PyBuffer_Release(view);
+	Py_DECREF(h);
+	return NULL;
+}
+
+static PyObject *kdf_disable(PyObject *mod, PyObject *mapping)
+{
+	kdf_holder *h = (kdf_holder *)kdf_task.holder;
+	PyObject *tdict;
+	uint64_t owner;
+
+	if (!kdf_task.area || !h || h->view.obj != mapping)
+		return kdf_oserror(EINVAL, "disable(): this thread is not enabled on this device");
+	owner = __atomic_load_n(&h->hdr[KDF_HDR_OWNER / 8], __ATOMIC_ACQUIRE);
+	if (owner != h->tid)
+		return kdf_oserror(EINVAL, "disable(): device owned by task %llu, not %llu",
+				   (unsigned long long)owner, (unsigned long long)h->tid);
+	kdf_holder_release(h, 1);
+	tdict = PyThreadState_GetDict();
+	if (tdict && PyDict_DelItem(tdict, s_task_key) < 0)
+		PyErr_Clear();
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_after_fork_child(PyObject *mod, PyObject *unused)
+{
+	kdf_holder *h = (kdf_holder *)kdf_task.holder;
+	PyObject *tdict;
+
+	if (h) {
+		/* the task belongs to the parent: its owner word and count stay as they are */
+		kdf_holder_release(h, 0);
+		tdict = PyThreadState_GetDict();
+		if (tdict && PyDict_DelItem(tdict, s_task_key) < 0)
+			PyErr_Clear();
+	}
+	memset(&kdf_task, 0, sizeof(kdf_task));
+	kdf_active = 0; /* only the forking thread exists in the child */
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_set_exit_hook(PyObject *mod, PyObject *hook)
+{
+	if (hook != Py_None && !PyCallable_Check(hook)) {
+		PyErr_Format(PyExc_TypeError, "set_exit_hook(): expected a callable or None, not %.100s",
+			     Py_TYPE(hook)->tp_name);
+		return NULL;
+	}
+	Py_XSETREF(kdf_exit_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------
+ * The control entry points: state, values, the type table, the hooks.
+ */
+
+static PyObject *kdf_active_py(PyObject *mod, PyObject *unused)
+{
+	return PyLong_FromLong(kdf_active);
+}
+
+static PyObject *kdf_in_record(PyObject *mod, PyObject *unused)
+{
+	return PyBool_FromLong(kdf_task.busy);
+}
+
+static PyObject *kdf_words_list(const struct kdf_value *v)
+{
+	PyObject *list = PyList_New(v->n);
+	int i;
+
+	for (i = 0; list && i < v->n; i++) {
+		PyObject *w = PyLong_FromUnsignedLongLong(v->w[i]);
+
+		if (!w) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, i, w);
+	}
+	return list;
+}
+
+static PyObject *kdf_encode_py(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"obj", "redacted", NULL};
+	struct kdf_value v;
+	PyObject *obj;
+	int redacted = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:encode", kwlist, &obj, &redacted))
+		return NULL;
+	kdf_encode(obj, redacted, 0, &v);
+	return kdf_words_list(&v);
+}
+
+/* Test seam: the general encoder alone, the layout cache neither used nor filled. */
+static PyObject *kdf_encode_general_py(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"obj", "redacted", NULL};
+	struct kdf_value v;
+	PyObject *obj;
+	int redacted = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:_encode_general", kwlist, &obj, &redacted))
+		return NULL;
+	kdf_encode_value(obj, redacted, 0, 0, &v);
+	return kdf_words_list(&v);
+}
+
+/* Test seam: the layout cache alone; None when it does not serve obj. */
+static PyObject *kdf_encode_cached_py(PyObject *mod, PyObject *obj)
+{
+	struct kdf_value v;
+
+	if (!kdf_encode_from_layout(obj, &v))
+		Py_RETURN_NONE;
+	return kdf_words_list(&v);
+}
+
+static PyObject *kdf_emit(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"line", "remember", NULL};
+	Py_buffer line;
+	int remember = 1, err;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|p:emit", kwlist, &line, &remember))
+		return NULL;
+	if (memchr(line.buf, '\n', (size_t)line.len)) {
+		PyBuffer_Release(&line);
+		PyErr_SetString(PyExc_ValueError, "emit(): a table line must not contain a newline");
+		return NULL;
+	}
+	err = kdf_emit_line(line.buf, (size_t)line.len, remember);
+	PyBuffer_Release(&line);
+	if (err < 0)
+		return NULL;
+	if (err)
+		return kdf_oserror(err, "emit(): cannot write to a table fd: %s", strerror(err));
+	Py_RETURN_NONE;
+}
+
+static int kdf_fd_arg(const char *call, PyObject *o, int *fd)
+{
+	long v;
+
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s(): fd must be an int, not %.100s", call,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	v = PyLong_AsLong(o);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	if (v < 0 || v > INT32_MAX) {
+		PyErr_Format(PyExc_ValueError, "%s(): fd must be a file descriptor >= 0, not %ld",
+			     call, v);
+		return -1;
+	}
+	*fd = (int)v;
+	return 0;
+}
+
+static PyObject *kdf_add_table(PyObject *mod, PyObject *arg)
+{
+	int fd;
+
+	if (kdf_fd_arg("add_table", arg, &fd) < 0)
+		return NULL;
+	if (fcntl(fd, F_GETFL) < 0)
+		return kdf_oserror(errno, "add_table(): fd %d is not open", fd);
+	if (kdf_table_add(fd) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_remove_table(PyObject *mod, PyObject *arg)
+{
+	int fd;
+
+	if (kdf_fd_arg("remove_table", arg, &fd) < 0)
+		return NULL;
+	kdf_table_remove(fd);
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
+{
+	if (hook != Py_None && !PyCallable_Check(hook)) {
+		PyErr_Format(PyExc_TypeError,
+			     "set_record_hook(): expected a callable or None, not %.100s",
+			     Py_TYPE(hook)->tp_name);
+		return NULL;
+	}
+	/* a running hook holds its own reference (kdf_call_hook) */
+	Py_XSETREF(kdf_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_RETURN_NONE;
+}
+
+/*
+ * func.__code__ = code, for the Switch's patching (kcovdf/instrument/switch.py).
+ * Through the setter, so audit hooks and function watchers see it; then the function
+ * keeps a version its call sites can specialize for (kdf_function_keep_version).
+ */
+static PyObject *kdf_set_code(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	if (nargs != 2 || !PyFunction_Check(args[0]) || !PyCode_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "set_code() takes a function and a code object");
+		return NULL;
+	}
+	if (PyObject_SetAttrString(args[0], "__code__", args[1]) < 0)
+		return NULL;
+	kdf_function_keep_version(args[0], args[1]);
+	Py_RETURN_NONE;
+}
+
+/* Test seam: whether instance attributes and dicts are read in place (layout.c). */
+static PyObject *kdf_layout_py(PyObject *mod, PyObject *unused)
+{
+	return PyBool_FromLong(kdf_mirrors_in_use());
+}
+
+/* ---------------------------------------------------------------------------
+ * The REDACTED sentinel and the module table.
+ */
+
+static PyObject *kdf_redacted_repr(PyObject *self)
+{
+	return PyUnicode_FromString("kcovdf._core._recorder.REDACTED");
+}
+
+static PyTypeObject kdf_redacted_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "kcovdf._core._recorder._Redacted",
+	.tp_basicsize = sizeof(PyObject),
+	.tp_repr = kdf_redacted_repr,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "The sentinel passed in place of a withheld value.",
+};
+
+static PyMethodDef kdf_methods[] = {
+	{"entry", (PyCFunction)(void (*)(void))kdf_entry, METH_FASTCALL,
+	 "entry(pc, *args)\n--\n\nOne entry record per argument, arg_idx = its position."},
+	{"ret", (PyCFunction)(void (*)(void))kdf_ret, METH_FASTCALL,
+	 "ret(pc, value)\n--\n\nOne return record (arg_idx 0); returns value."},
+	{"exc", (PyCFunction)(void (*)(void))kdf_exc, METH_FASTCALL,
+	 "exc(pc[, exc])\n--\n\nOne return record (arg_idx 0xFF) for exc, by default the "
+	 "exception being handled."},
+	{"yld", (PyCFunction)(void (*)(void))kdf_yld, METH_FASTCALL,
+	 "yld(pc, value)\n--\n\nOne return record (arg_idx 0xFE) for a yielded value; returns value."},
+	{"enable", (PyCFunction)(void (*)(void))kdf_enable, METH_FASTCALL,
+	 "enable(mapping, table_fd)\n--\n\nBind the calling thread to the buffer of mapping."},
+	{"disable", kdf_disable, METH_O,
+	 "disable(mapping)\n--\n\nUnbind the calling thread from mapping."},
+	{"after_fork_child", kdf_after_fork_child, METH_NOARGS,
+	 "after_fork_child()\n--\n\nIn a fork child: clear the calling thread's state."},
+	{"set_exit_hook", kdf_set_exit_hook, METH_O,
+	 "set_exit_hook(hook)\n--\n\nCall hook() from the main thread after a thread that ended "
+	 "while enabled is released (None: stop)."},
+	{"active", kdf_active_py, METH_NOARGS,
+	 "active()\n--\n\nNumber of threads of this process currently enabled."},
+	{"in_record", kdf_in_record, METH_NOARGS,
+	 "in_record()\n--\n\nWhether a record is being made on the calling thread (the "
+	 "re-entrancy guard is held)."},
+	{"encode", (PyCFunction)(void (*)(void))kdf_encode_py, METH_VARARGS | METH_KEYWORDS,
+	 "encode(obj, redacted=False)\n--\n\nThe value words of obj (shape, layout, fields)."},
+	{"emit", (PyCFunction)(void (*)(void))kdf_emit, METH_VARARGS | METH_KEYWORDS,
+	 "emit(line, remember=True)\n--\n\nAppend line and a newline to every table fd."},
+	{"add_table", kdf_add_table, METH_O,
+	 "add_table(fd)\n--\n\nRegister a table fd and replay every remembered line into it."},
+	{"remove_table", kdf_remove_table, METH_O,
+	 "remove_table(fd)\n--\n\nForget a table fd (no error if it was not registered)."},
+	{"set_record_hook", kdf_set_record_hook, METH_O,
+	 "set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
+	 "with the re-entrancy guard held (None: stop)."},
+	{"set_code", (PyCFunction)(void (*)(void))kdf_set_code, METH_FASTCALL,
+	 "set_code(func, code)\n--\n\nfunc.__code__ = code, keeping the function's call sites "
+	 "specializable (3.13)."},
+	{"_encode_general", (PyCFunction)(void (*)(void))kdf_encode_general_py,
+	 METH_VARARGS | METH_KEYWORDS,
+	 "_encode_general(obj, redacted=False)\n--\n\nTest seam: encode() through the general "
+	 "encoder alone, without the layout cache."},
+	{"_encode_cached", kdf_encode_cached_py, METH_O,
+	 "_encode_cached(obj)\n--\n\nTest seam: encode() through the layout cache alone (no type "
+	 "table lines); None when the cache does not serve obj."},
+	{"_layout", kdf_layout_py, METH_NOARGS,
+	 "_layout()\n--\n\nTest seam: whether instance attributes are read where CPython keeps "
+	 "them, by key index or entry (else through the C API)."},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef kdf_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "kcovdf._core._recorder",
+	.m_doc = "The C record writers of kcovdf (docs/core.md §1).",
+	.m_size = -1,
+	.m_methods = kdf_methods,
+};
+
+PyMODINIT_FUNC PyInit__recorder(void)
+{
+	PyObject *m;
+
+	if (kdf_encode_init() < 0 || kdf_types_init() < 0 || kdf_layout_init() < 0 ||
+	    kdf_intern(&s_task_key, "kcovdf._core._recorder.task") < 0)
+		return NULL;
+	if (PyType_Ready(&kdf_holder_type) < 0 || PyType_Ready(&kdf_redacted_type) < 0)
+		return NULL;
+	if (!kdf_redacted && !(kdf_redacted = PyObject_New(PyObject, &kdf_redacted_type)))
+		return NULL;
+	m = PyModule_Create(&kdf_module);
+	if (!m)
+		return NULL;
+	if (PyModule_AddObjectRef(m, "REDACTED", kdf_redacted) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}
