@@ -84,7 +84,7 @@ def test_the_switch_patches_code_through_core(recorder: core.Recorder, monkeypat
         return 1
 
     monkeypatch.setattr(core, "set_code", spy)
-    assert switch._set_code(f, (lambda: 2).__code__)
+    assert switch.set_code(f, (lambda: 2).__code__)
     assert calls and calls[0][0] is f and f() == 2
 
 
