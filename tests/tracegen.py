@@ -38,7 +38,13 @@ def type_line(entry: TypeEntry) -> dict[str, Any]:
 
 
 class TraceBuilder:
-    """Records of one task, with the type and sym lines a real trace would carry."""
+    """Records of one task, with the type and sym lines a real trace would carry.
+
+    Format 2 records (docs/abi.md §1) are written by passing ``cid``, the call id that
+    goes into meta's pointer: ``call(pc, *args, cid=c)`` (an ARG_NONE entry without args),
+    ``ret``/``exc``/``yld(..., cid=c)``, ``resume(pc, c, by=r)`` and ``suspend(pc, c)``.
+    Without ``cid`` the pointer is the object's address (format 1).
+    """
 
     def __init__(self) -> None:
         self.words: list[int] = []
@@ -55,36 +61,54 @@ class TraceBuilder:
         return pc
 
     def value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False,
-              ptr: int | None = None) -> TraceBuilder:
-        """One record of ``obj`` (the REDACTED form with pointer 0 when ``redacted``).
+              ptr: int | None = None, cid: int | None = None) -> TraceBuilder:
+        """One record of ``obj`` (the REDACTED form when ``redacted``).
 
-        ``ptr`` defaults to the object's address, as the recorder writes it.
+        The pointer is the call id ``cid`` (format 2), else ``ptr``, by default the object's
+        address, as a format 1 writer wrote it (0 for a redacted value).
         """
         enc = encode_value(obj, redacted=redacted)
         for t in enc.types:
             self.types.setdefault(t.id, t)
         self.seq += 1
-        ptr = 0 if redacted else id(obj) if ptr is None else ptr
+        ptr = cid if cid is not None else 0 if redacted else id(obj) if ptr is None else ptr
         self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
         return self
 
-    def call(self, pc: int, *args: Any, redact: tuple[int, ...] = ()) -> TraceBuilder:
-        """Entry records, one per argument."""
+    def call(self, pc: int, *args: Any, redact: tuple[int, ...] = (),
+             cid: int | None = None) -> TraceBuilder:
+        """Entry records, one per argument; with a call id and no argument, the ARG_NONE entry."""
+        if cid is not None and not args:
+            return self.word(abi.TYPE_ENTRY, pc, abi.ARG_NONE, 0, cid)
         for i, a in enumerate(args):
-            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
+            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact, cid=cid)
         return self
 
-    def ret(self, pc: int, value: Any) -> TraceBuilder:
+    def ret(self, pc: int, value: Any, cid: int | None = None) -> TraceBuilder:
         """A return record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value, cid=cid)
 
-    def exc(self, pc: int, exc: BaseException) -> TraceBuilder:
+    def exc(self, pc: int, exc: BaseException, cid: int | None = None) -> TraceBuilder:
         """An exception record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc, cid=cid)
 
-    def yld(self, pc: int, value: Any) -> TraceBuilder:
+    def yld(self, pc: int, value: Any, cid: int | None = None) -> TraceBuilder:
         """A yield record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value, cid=cid)
+
+    def word(self, rtype: int, pc: int, arg_idx: int, value: int, ptr: int) -> TraceBuilder:
+        """A record of one bare value word (format 2's ARG_NONE entries and events)."""
+        self.seq += 1
+        self.words += record(rtype, self.seq, pc, arg_idx, [value], abi.PY_VALUE_SIZE, ptr)
+        return self
+
+    def resume(self, pc: int, cid: int, by: int = 0) -> TraceBuilder:
+        """A RESUME event: call ``cid`` runs again, resumed by call ``by`` (0: none)."""
+        return self.word(abi.TYPE_EVENT, pc, abi.EVENT_RESUME, by, cid)
+
+    def suspend(self, pc: int, cid: int) -> TraceBuilder:
+        """A SUSPEND event: call ``cid`` left its thread's stack without a yield record."""
+        return self.word(abi.TYPE_EVENT, pc, abi.EVENT_SUSPEND, 0, cid)
 
     def buffer(self, size: int | None = None) -> list[int]:
         """The buffer words, buf[0] first, padded with zeros to ``size`` words."""
@@ -111,9 +135,13 @@ def words_bytes(words: list[int]) -> bytes:
 
 
 def write_kdf(path: str | os.PathLike[str], words: list[int], lines: list[dict[str, Any]] = (),
-              drops: int = 0, table_tail: bytes = b"", version: int = tracefile.FORMAT_VERSION,
+              drops: int = 0, table_tail: bytes = b"", version: int = 1,
               pid: int = 4242, created_ns: int = 1) -> Path:
-    """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines."""
+    """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines.
+
+    ``version`` 1 by default: the records of a TraceBuilder without call ids; traces built
+    with call ids are written with ``version=2``.
+    """
     head = bytearray(tracefile.pack_header(len(words), pid=pid, created_ns=created_ns))
     head[tracefile.HDR_DROPS:tracefile.HDR_DROPS + 8] = drops.to_bytes(8, "little")
     head[tracefile.HDR_VERSION:tracefile.HDR_VERSION + 4] = version.to_bytes(4, "little")
@@ -130,10 +158,11 @@ def trace_dir(root: str | os.PathLike[str]) -> Path:
     return Path(root)
 
 
-def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder]) -> Path:
+def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder],
+              version: int = 1) -> Path:
     """A trace directory as ``kcovdf run`` writes it: run.json and one .kdf per task."""
     d = trace_dir(root)
     for (pid, tid, name), b in tasks.items():
         write_kdf(tracefile.free_task_path(str(d), pid, tid), b.buffer(len(b.words) + 64),
-                  b.table_lines((pid, tid, name)))
+                  b.table_lines((pid, tid, name)), version=version, pid=pid)
     return d

@@ -130,7 +130,7 @@ def test_json_output(capsys, trace_file):
     assert rc == 0 and err.startswith("# Captured")
     assert [o["kind"] for o in objs] == ["entry", "entry", "exception", "entry", "entry", "return"]
     first = objs[1]
-    assert first["param"] == "p" and first["text"] == "Point(x=1, y=2)" and first["function"] == "app.f"
+    assert first["param"] == "p" and first["rendered"] == "Point(x=1, y=2)" and first["function"] == "app.f"
     assert first["value"]["fields"] == [["x", 1], ["y", 2]]
     assert first["pc"] == hex(tg.pc_of("app", "f", 3)) and first["tid"] == 8
 

@@ -23,7 +23,7 @@ def records(w: Sequence[int], start: int, stop: int) -> tuple[list[int], list[tu
     i, run = start, -1
     while i + 3 < stop:
         h = w[i]
-        if h >> 32 or (h >> 28) & 0xF not in (abi.TYPE_ENTRY, abi.TYPE_RETURN):
+        if h >> 32 or (h >> 28) & 0xF not in abi.HEADER_TYPES:
             if run < 0:
                 run = i
             i += 1
