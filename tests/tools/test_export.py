@@ -81,7 +81,8 @@ def test_parquet_tables_and_metadata(trace_dir: Path, tmp_path: Path) -> None:
                 "values", "class", "number", "rendered", "value", "call"):
         assert col in records.column_names
     stats = json.loads(records.schema.metadata[b"kcovdf.stats"])
-    assert stats["drops"] == 3 and records.schema.metadata[b"kcovdf.format"] == str(tracefile.FORMAT_VERSION).encode()
+    assert stats["drops"] == 3
+    assert records.schema.metadata[b"kcovdf.format"] == str(tracefile.FORMAT_VERSION).encode()
     # what Spark or Dask do: read the files, join records with symbols by pc
     rows = duckdb.sql(f"""
         SELECT s.qualname, s.line, count(*) AS n
