@@ -15,7 +15,7 @@ from kcovdf.runtime.encode import TypeEntry, encode_value
 from kcovdf.symbols import pc_of
 
 __all__ = ["pc_of", "record", "sym_line", "type_line", "TraceBuilder", "write_kdf", "trace_dir",
-           "write_dir", "words_bytes"]
+           "write_dir", "words_bytes", "zip_generators", "gather_coroutines", "no_parameters"]
 
 
 def record(rtype: int, seq: int, pc: int, arg_idx: int, values: list[int],
@@ -166,3 +166,61 @@ def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], Tr
         write_kdf(tracefile.free_task_path(str(d), pid, tid), b.buffer(len(b.words) + 64),
                   b.table_lines((pid, tid, name)), version=version, pid=pid)
     return d
+
+
+# --- format 2 record streams of issue 9's examples, as a format 2 writer writes them ------
+def zip_generators() -> TraceBuilder:
+    """``main()`` returns ``len(list(zip(gen(1, 2), gen(2, 2))))``, with yields recorded::
+
+        def gen(a, n):
+            for i in range(n):
+                yield helper(a + i)
+            return f"done{a}"
+        def helper(x): return x
+
+    zip stops when gen(1, 2) returns; gen(2, 2) is closed afterwards (GeneratorExit).
+    """
+    b = TraceBuilder()
+    main = b.func("m", "main", 1)
+    gen = b.func("m", "gen", 5, ("a", "n"))
+    helper = b.func("m", "helper", 9, ("x",))
+    b.call(main, cid=1)
+    b.call(gen, 1, 2, cid=2).call(helper, 1, cid=3).ret(helper, 1, cid=3).yld(gen, 1, cid=2)
+    b.call(gen, 2, 2, cid=4).call(helper, 2, cid=5).ret(helper, 2, cid=5).yld(gen, 2, cid=4)
+    b.resume(gen, 2, by=1).call(helper, 2, cid=6).ret(helper, 2, cid=6).yld(gen, 2, cid=2)
+    b.resume(gen, 4, by=1).call(helper, 3, cid=7).ret(helper, 3, cid=7).yld(gen, 3, cid=4)
+    b.resume(gen, 2, by=1).ret(gen, "done1", cid=2)
+    b.resume(gen, 4, by=1).exc(gen, GeneratorExit(), cid=4)
+    b.ret(main, 2, cid=1)
+    return b
+
+
+def gather_coroutines() -> TraceBuilder:
+    """``asyncio.run(amain())`` with ``await asyncio.gather(acoro(0), acoro(1), acoro(2))``::
+
+        async def acoro(i):
+            await asyncio.sleep(0)
+            return i * 10
+
+    Each coroutine suspends in sleep(0) (a SUSPEND: no yield record) and is resumed by the
+    event loop, which records nothing (resumer 0).
+    """
+    b = TraceBuilder()
+    amain = b.func("m", "amain", 1)
+    acoro = b.func("m", "acoro", 5, ("i",))
+    b.call(amain, cid=1).suspend(amain, 1)
+    for i in range(3):
+        b.call(acoro, i, cid=2 + i).suspend(acoro, 2 + i)
+    for i in range(3):
+        b.resume(acoro, 2 + i).ret(acoro, i * 10, cid=2 + i)
+    b.resume(amain, 1).ret(amain, [0, 10, 20], cid=1)
+    return b
+
+
+def no_parameters() -> TraceBuilder:
+    """``main()`` without parameters calls ``add(1, 2)`` and returns what it returned."""
+    b = TraceBuilder()
+    main = b.func("m", "main", 1)
+    add = b.func("m", "add", 4, ("a", "b"))
+    b.call(main, cid=1).call(add, 1, 2, cid=2).ret(add, 3, cid=2).ret(main, 3, cid=1)
+    return b

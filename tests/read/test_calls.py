@@ -27,34 +27,8 @@ def _calls(t: decode.Trace, cols: str = "call, function, args, result, exit, par
     return sql.query(t, f"SELECT {cols} FROM calls ORDER BY call").to_pylist()
 
 
-def zip_generators() -> tg.TraceBuilder:
-    """``main()`` returns ``len(list(zip(gen(1, 2), gen(2, 2))))``, with yields recorded::
-
-        def gen(a, n):
-            for i in range(n):
-                yield helper(a + i)
-            return f"done{a}"
-        def helper(x): return x
-
-    zip stops when gen(1, 2) returns; gen(2, 2) is closed afterwards (GeneratorExit).
-    """
-    b = tg.TraceBuilder()
-    main = b.func("m", "main", 1)
-    gen = b.func("m", "gen", 5, ("a", "n"))
-    helper = b.func("m", "helper", 9, ("x",))
-    b.call(main, cid=1)
-    b.call(gen, 1, 2, cid=2).call(helper, 1, cid=3).ret(helper, 1, cid=3).yld(gen, 1, cid=2)
-    b.call(gen, 2, 2, cid=4).call(helper, 2, cid=5).ret(helper, 2, cid=5).yld(gen, 2, cid=4)
-    b.resume(gen, 2, by=1).call(helper, 2, cid=6).ret(helper, 2, cid=6).yld(gen, 2, cid=2)
-    b.resume(gen, 4, by=1).call(helper, 3, cid=7).ret(helper, 3, cid=7).yld(gen, 3, cid=4)
-    b.resume(gen, 2, by=1).ret(gen, "done1", cid=2)
-    b.resume(gen, 4, by=1).exc(gen, GeneratorExit(), cid=4)
-    b.ret(main, 2, cid=1)
-    return b
-
-
 def test_zip_of_two_generators_pairs_each_with_its_own_result(tmp_path: Path) -> None:
-    rows = _calls(_load(tmp_path, zip_generators()))
+    rows = _calls(_load(tmp_path, tg.zip_generators()))
     assert rows == [
         {"call": 0, "function": "m.main", "args": None, "result": "2", "exit": "return",
          "parent": None, "depth": 0, "yields": 0, "resumes": 0, "resumers": []},
@@ -77,37 +51,15 @@ def test_zip_of_two_generators_pairs_each_with_its_own_result(tmp_path: Path) ->
 def test_the_same_stream_without_call_ids_is_paired_by_stack_as_format_1(tmp_path: Path) -> None:
     # Format 1 keeps its pairing by pc and stack, with issue 9 §2's wrong answer on this
     # stream (results swapped, yield counts 1 and 3): only call ids can tell them apart.
-    t = _load(tmp_path, zip_generators(), version=1)
+    t = _load(tmp_path, tg.zip_generators(), version=1)
     assert [x.format for x in t.tasks] == [1]
     gens = [r for r in _calls(t, "function, result, yields") if r["function"] == "m.gen"]
     assert gens == [{"function": "m.gen", "result": "GeneratorExit()", "yields": 1},
                     {"function": "m.gen", "result": "'done1'", "yields": 3}]
 
 
-def gather_coroutines() -> tg.TraceBuilder:
-    """``asyncio.run(amain())`` with ``await asyncio.gather(acoro(0), acoro(1), acoro(2))``::
-
-        async def acoro(i):
-            await asyncio.sleep(0)
-            return i * 10
-
-    Each coroutine suspends in sleep(0) (a SUSPEND: no yield record) and is resumed by the
-    event loop, which records nothing (resumer 0).
-    """
-    b = tg.TraceBuilder()
-    amain = b.func("m", "amain", 1)
-    acoro = b.func("m", "acoro", 5, ("i",))
-    b.call(amain, cid=1).suspend(amain, 1)
-    for i in range(3):
-        b.call(acoro, i, cid=2 + i).suspend(acoro, 2 + i)
-    for i in range(3):
-        b.resume(acoro, 2 + i).ret(acoro, i * 10, cid=2 + i)
-    b.resume(amain, 1).ret(amain, [0, 10, 20], cid=1)
-    return b
-
-
 def test_gather_gives_each_coroutine_its_own_result_none_inside_another(tmp_path: Path) -> None:
-    rows = _calls(_load(tmp_path, gather_coroutines()),
+    rows = _calls(_load(tmp_path, tg.gather_coroutines()),
                   "function, args, result, parent, depth, resumes, resumers")
     assert rows == [
         {"function": "m.amain", "args": None, "result": "[0, 10, 20]", "parent": None, "depth": 0,
@@ -115,22 +67,13 @@ def test_gather_gives_each_coroutine_its_own_result_none_inside_another(tmp_path
         *({"function": "m.acoro", "args": [str(i)], "result": str(i * 10), "parent": None, "depth": 0,
            "resumes": 1, "resumers": [None]} for i in range(3)),
     ]
-    t = _load(tmp_path, gather_coroutines(), name="again.kdf")
+    t = _load(tmp_path, tg.gather_coroutines(), name="again.kdf")
     _, depths, _ = calls.pair_table(t.records, t.tasks)
     assert set(depths) == {0}
 
 
-def no_parameters() -> tg.TraceBuilder:
-    """``main()`` without parameters calls ``add(1, 2)`` and returns what it returned."""
-    b = tg.TraceBuilder()
-    main = b.func("m", "main", 1)
-    add = b.func("m", "add", 4, ("a", "b"))
-    b.call(main, cid=1).call(add, 1, 2, cid=2).ret(add, 3, cid=2).ret(main, 3, cid=1)
-    return b
-
-
 def test_a_function_without_parameters_has_an_entry_and_its_callees_under_it(tmp_path: Path) -> None:
-    t = _load(tmp_path, no_parameters())
+    t = _load(tmp_path, tg.no_parameters())
     rec = t.records.to_pylist()
     assert rec[0]["kind"] == "entry" and rec[0]["arg_idx"] == abi.ARG_NONE and rec[0]["ptr"] == 1
     rows = _calls(t, "function, params, args, nargs, result, parent, depth")
@@ -226,7 +169,7 @@ def test_call_ids_of_two_processes_do_not_mix(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_pair_returns_one_call_index_per_record(tmp_path: Path, version: int) -> None:
-    b = zip_generators() if version == 2 else no_parameters()
+    b = tg.zip_generators() if version == 2 else tg.no_parameters()
     t = _load(tmp_path, b, version=version)
     ids, table = calls.pair(t.records, t.tasks)
     assert len(ids) == len(t) and ids.null_count == 0
