@@ -7,12 +7,13 @@ calls table (through ``kcovdf sql``'s calls view) with it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 import tracegen as tg
-from kcovdf import abi
+from kcovdf import abi, cli
 from kcovdf.read import calls, decode
 from kcovdf.tools import sql
 
@@ -175,3 +176,24 @@ def test_pair_returns_one_call_index_per_record(tmp_path: Path, version: int) ->
     assert len(ids) == len(t) and ids.null_count == 0
     assert table.schema.equals(calls.SCHEMA)
     assert table.column("call_id").null_count == (table.num_rows if version == 1 else 0)
+
+
+# --- docs/abi.md §1.1: the worked example is this builder's stream, word for word ----------
+DOC = Path(__file__).resolve().parents[2] / "docs" / "abi.md"
+
+
+def test_abi_doc_format_2_example_words_and_view(tmp_path: Path, capsys) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("A format 2 call sequence:"):]
+    blocks = re.findall(r"```text\n(.*?)```", section, re.S)
+    words = [int(line.split()[0], 16) for line in blocks[0].splitlines()]
+    b = tg.TraceBuilder()
+    main = b.func("app", "main", 5)
+    gen = b.func("app", "gen", 1, ("n",))
+    b.call(main, cid=1).call(gen, 7, cid=2).suspend(gen, 2).resume(gen, 2, by=1)
+    b.ret(gen, None, cid=2).ret(main, 7, cid=1)
+    assert [f"{w:#018x}" for w in words] == [f"{w:#018x}" for w in b.words]
+    path = tg.write_kdf(tmp_path / "doc.kdf", b.buffer(), b.table_lines(), version=2)
+    assert cli.main(["view", str(path)]) == 0
+    shown = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("#")]
+    assert shown == blocks[1].splitlines()

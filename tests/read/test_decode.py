@@ -499,3 +499,10 @@ def test_records_table_is_usable_by_duckdb_and_parquet(tmp_path):
     assert got == [(r["task"], r["kind"], r["values"]) for r in rows if r["kind"] != "entry"]
     pq.write_table(rec, tmp_path / "r.parquet")
     assert pq.read_table(tmp_path / "r.parquet").to_pylist() == rows
+
+
+def test_a_format_2_buffer_dumped_raw_is_recognised_as_kcovdf(tmp_path):
+    b = tg.zip_generators()
+    p = tmp_path / "dump.bin"
+    p.write_bytes(tg.words_bytes(b.buffer()))
+    assert decode.load(p).tasks[0].encoding == "kcovdf"

@@ -262,10 +262,12 @@ def _gather(w: np.ndarray, offsets: np.ndarray, task: int = 0, copy_values: bool
 def _looks_kcovdf(cols: _Columns) -> bool:
     """Whether records carry kcovdf's value encoding rather than the kernel's raw words."""
     n = min(len(cols.seq), 256)
-    if n == 0:
+    # format 2's events and ARG_NONE entries hold one bare word, not an encoded value
+    valued = (cols.kind[:n] < 4) & ~((cols.kind[:n] == 0) & (cols.arg_idx[:n] == abi.ARG_NONE))
+    if not valued.any():
         return False
-    starts = cols.voff[:n].astype(np.int64)
-    nvals = cols.vsize[:n].astype(np.int64)
+    starts = cols.voff[:n].astype(np.int64)[valued]
+    nvals = cols.vsize[:n].astype(np.int64)[valued]
     if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(nvals < 2):
         return False
     lay = cols.values[starts + 1]
