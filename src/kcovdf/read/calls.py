@@ -42,7 +42,7 @@ SCHEMA = pa.schema([
 _SUSPENDING = ("yield", "suspend")
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One call: where it sits in its task's tree, how it ended, and how often it was resumed."""
 
@@ -237,8 +237,8 @@ def pair_columns(task: Sequence[int], seq: Sequence[int], kind: Sequence[str], p
     calls: list[Call] = []
     by_pid: dict[int, dict[int, Call]] = {}
     walks: dict[int, Any] = {}
-    ids: list[int | None] = []
-    depths: list[int] = []
+    ids: list[int | None] = [None] * len(task)
+    depths: list[int] = [0] * len(task)
     value0 = value0 or {}
     for row, (t, s, k, p, a) in enumerate(zip(task, seq, kind, pc, arg_idx, strict=True)):
         walk = walks.get(t)
@@ -249,27 +249,26 @@ def pair_columns(task: Sequence[int], seq: Sequence[int], kind: Sequence[str], p
             else:
                 walk = _StackWalk(t, calls)
             walks[t] = walk
-        if isinstance(walk, _IdWalk):
-            call, depth = walk.record(k, p, a, s, ptr[row], value0.get(row))  # type: ignore[index]
+        if type(walk) is _IdWalk:
+            call, depths[row] = walk.record(k, p, a, s, ptr[row], value0.get(row))  # type: ignore[index]
         elif k == "entry":
             call = walk.entry(p, a, s)
-            depth = call.depth
+            depths[row] = call.depth
         elif k in ("return", "exception", "yield"):
             call = walk.exit(p, k, s)
-            depth = call.depth
+            depths[row] = call.depth
         else:  # an event record in a format 1 trace belongs to no call
-            ids.append(None)
-            depths.append(len(walk.stack))
+            depths[row] = len(walk.stack)
             continue
-        ids.append(call.id)
-        depths.append(depth)
+        ids[row] = call.id
     return Paired(ids, depths, calls)
 
 
 def calls_table(calls: Sequence[Call]) -> pa.Table:
     """The calls as a table (columns: ``SCHEMA``)."""
-    return pa.table({name: [getattr(c, "id" if name == "call" else name) for c in calls]
-                     for name in SCHEMA.names}, schema=SCHEMA)
+    columns = {name: [getattr(c, "id" if name == "call" else name) for c in calls]
+               for name in SCHEMA.names}
+    return pa.table(columns, schema=SCHEMA)
 
 
 __all__ = ["SCHEMA", "Call", "Paired", "calls_table", "pair", "pair_columns", "pair_table"]
