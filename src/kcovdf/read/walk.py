@@ -15,8 +15,9 @@ def records(w: Sequence[int], start: int, stop: int) -> tuple[list[int], list[tu
     """(offsets of the records in ``w[start:stop]``, skipped runs as (offset, count, reason)).
 
     The loop of the kernel documentation: a word that is not a valid header (type 0xE, 0xF,
-    or kcovdf's 0xD event, docs/abi.md §1) is skipped one at a time (reason 0); the words after the last whole record are reported as a truncated
-    record (reason 1) or a short tail (reason 2).
+    or kcovdf's 0xD event, docs/abi.md §1) is skipped one at a time (reason 0); the words
+    after the last whole record are reported as a truncated record (reason 1) or a short
+    tail (reason 2).
     """
     offsets: list[int] = []
     skipped: list[tuple[int, int, int]] = []
