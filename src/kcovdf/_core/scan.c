@@ -3,8 +3,8 @@
  * This is the parsing loop of the kernel documentation (kcov-dataflow.rst),
  * with its resync rule kept: a word that is not a valid header (bits 63:32
  * nonzero, or a type nibble other than 0xE/0xF, or kcovdf's own 0xD event of
- * format 2) is skipped one word at a time; a value count of 0 is read as 1. It returns the record offsets, or on
- * request fills the columns of the records table in the same pass instead: a
+ * format 2) is skipped one word at a time; a value count of 0 is read as 1.
+ * It returns the record offsets, or on request fills the columns of the records table in the same pass instead: a
  * numpy gather from the offsets costs ten times the scan (kcovdf.decode keeps
  * that gather as the reference twin).
  *
