@@ -15,7 +15,7 @@ from kcovdf.runtime.encode import TypeEntry, encode_value
 from kcovdf.symbols import pc_of
 
 __all__ = ["pc_of", "record", "sym_line", "type_line", "TraceBuilder", "write_kdf", "trace_dir",
-           "write_dir", "words_bytes"]
+           "write_dir", "words_bytes", "zip_generators", "gather_coroutines", "no_parameters"]
 
 
 def record(rtype: int, seq: int, pc: int, arg_idx: int, values: list[int],
@@ -38,7 +38,13 @@ def type_line(entry: TypeEntry) -> dict[str, Any]:
 
 
 class TraceBuilder:
-    """Records of one task, with the type and sym lines a real trace would carry."""
+    """Records of one task, with the type and sym lines a real trace would carry.
+
+    Format 2 records (docs/abi.md §1) are written by passing ``cid``, the call id that
+    goes into meta's pointer: ``call(pc, *args, cid=c)`` (an ARG_NONE entry without args),
+    ``ret``/``exc``/``yld(..., cid=c)``, ``resume(pc, c, by=r)`` and ``suspend(pc, c)``.
+    Without ``cid`` the pointer is the object's address (format 1).
+    """
 
     def __init__(self) -> None:
         self.words: list[int] = []
@@ -55,36 +61,54 @@ class TraceBuilder:
         return pc
 
     def value(self, rtype: int, pc: int, arg_idx: int, obj: Any, redacted: bool = False,
-              ptr: int | None = None) -> TraceBuilder:
-        """One record of ``obj`` (the REDACTED form with pointer 0 when ``redacted``).
+              ptr: int | None = None, cid: int | None = None) -> TraceBuilder:
+        """One record of ``obj`` (the REDACTED form when ``redacted``).
 
-        ``ptr`` defaults to the object's address, as the recorder writes it.
+        The pointer is the call id ``cid`` (format 2), else ``ptr``, by default the object's
+        address, as a format 1 writer wrote it (0 for a redacted value).
         """
         enc = encode_value(obj, redacted=redacted)
         for t in enc.types:
             self.types.setdefault(t.id, t)
         self.seq += 1
-        ptr = 0 if redacted else id(obj) if ptr is None else ptr
+        ptr = cid if cid is not None else 0 if redacted else id(obj) if ptr is None else ptr
         self.words += record(rtype, self.seq, pc, arg_idx, enc.words, abi.PY_VALUE_SIZE, ptr)
         return self
 
-    def call(self, pc: int, *args: Any, redact: tuple[int, ...] = ()) -> TraceBuilder:
-        """Entry records, one per argument."""
+    def call(self, pc: int, *args: Any, redact: tuple[int, ...] = (),
+             cid: int | None = None) -> TraceBuilder:
+        """Entry records, one per argument; with a call id and no argument, the ARG_NONE entry."""
+        if cid is not None and not args:
+            return self.word(abi.TYPE_ENTRY, pc, abi.ARG_NONE, 0, cid)
         for i, a in enumerate(args):
-            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact)
+            self.value(abi.TYPE_ENTRY, pc, i, a, redacted=i in redact, cid=cid)
         return self
 
-    def ret(self, pc: int, value: Any) -> TraceBuilder:
+    def ret(self, pc: int, value: Any, cid: int | None = None) -> TraceBuilder:
         """A return record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_RETURN, value, cid=cid)
 
-    def exc(self, pc: int, exc: BaseException) -> TraceBuilder:
+    def exc(self, pc: int, exc: BaseException, cid: int | None = None) -> TraceBuilder:
         """An exception record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_EXCEPTION, exc, cid=cid)
 
-    def yld(self, pc: int, value: Any) -> TraceBuilder:
+    def yld(self, pc: int, value: Any, cid: int | None = None) -> TraceBuilder:
         """A yield record."""
-        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value)
+        return self.value(abi.TYPE_RETURN, pc, abi.ARG_YIELD, value, cid=cid)
+
+    def word(self, rtype: int, pc: int, arg_idx: int, value: int, ptr: int) -> TraceBuilder:
+        """A record of one bare value word (format 2's ARG_NONE entries and events)."""
+        self.seq += 1
+        self.words += record(rtype, self.seq, pc, arg_idx, [value], abi.PY_VALUE_SIZE, ptr)
+        return self
+
+    def resume(self, pc: int, cid: int, by: int = 0) -> TraceBuilder:
+        """A RESUME event: call ``cid`` runs again, resumed by call ``by`` (0: none)."""
+        return self.word(abi.TYPE_EVENT, pc, abi.EVENT_RESUME, by, cid)
+
+    def suspend(self, pc: int, cid: int) -> TraceBuilder:
+        """A SUSPEND event: call ``cid`` left its thread's stack without a yield record."""
+        return self.word(abi.TYPE_EVENT, pc, abi.EVENT_SUSPEND, 0, cid)
 
     def buffer(self, size: int | None = None) -> list[int]:
         """The buffer words, buf[0] first, padded with zeros to ``size`` words."""
@@ -111,9 +135,13 @@ def words_bytes(words: list[int]) -> bytes:
 
 
 def write_kdf(path: str | os.PathLike[str], words: list[int], lines: list[dict[str, Any]] = (),
-              drops: int = 0, table_tail: bytes = b"", version: int = tracefile.FORMAT_VERSION,
+              drops: int = 0, table_tail: bytes = b"", version: int = 1,
               pid: int = 4242, created_ns: int = 1) -> Path:
-    """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines."""
+    """A .kdf file (0600): header page, ``words`` as the buffer, then the table lines.
+
+    ``version`` 1 by default: the records of a TraceBuilder without call ids; traces built
+    with call ids are written with ``version=2``.
+    """
     head = bytearray(tracefile.pack_header(len(words), pid=pid, created_ns=created_ns))
     head[tracefile.HDR_DROPS:tracefile.HDR_DROPS + 8] = drops.to_bytes(8, "little")
     head[tracefile.HDR_VERSION:tracefile.HDR_VERSION + 4] = version.to_bytes(4, "little")
@@ -130,10 +158,69 @@ def trace_dir(root: str | os.PathLike[str]) -> Path:
     return Path(root)
 
 
-def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder]) -> Path:
+def write_dir(root: str | os.PathLike[str], tasks: dict[tuple[int, int, str], TraceBuilder],
+              version: int = 1) -> Path:
     """A trace directory as ``kcovdf run`` writes it: run.json and one .kdf per task."""
     d = trace_dir(root)
     for (pid, tid, name), b in tasks.items():
         write_kdf(tracefile.free_task_path(str(d), pid, tid), b.buffer(len(b.words) + 64),
-                  b.table_lines((pid, tid, name)))
+                  b.table_lines((pid, tid, name)), version=version, pid=pid)
     return d
+
+
+# --- format 2 record streams of issue 9's examples, as a format 2 writer writes them ------
+def zip_generators() -> TraceBuilder:
+    """``main()`` returns ``len(list(zip(gen(1, 2), gen(2, 2))))``, with yields recorded::
+
+        def gen(a, n):
+            for i in range(n):
+                yield helper(a + i)
+            return f"done{a}"
+        def helper(x): return x
+
+    zip stops when gen(1, 2) returns; gen(2, 2) is closed afterwards (GeneratorExit).
+    """
+    b = TraceBuilder()
+    main = b.func("m", "main", 1)
+    gen = b.func("m", "gen", 5, ("a", "n"))
+    helper = b.func("m", "helper", 9, ("x",))
+    b.call(main, cid=1)
+    b.call(gen, 1, 2, cid=2).call(helper, 1, cid=3).ret(helper, 1, cid=3).yld(gen, 1, cid=2)
+    b.call(gen, 2, 2, cid=4).call(helper, 2, cid=5).ret(helper, 2, cid=5).yld(gen, 2, cid=4)
+    b.resume(gen, 2, by=1).call(helper, 2, cid=6).ret(helper, 2, cid=6).yld(gen, 2, cid=2)
+    b.resume(gen, 4, by=1).call(helper, 3, cid=7).ret(helper, 3, cid=7).yld(gen, 3, cid=4)
+    b.resume(gen, 2, by=1).ret(gen, "done1", cid=2)
+    b.resume(gen, 4, by=1).exc(gen, GeneratorExit(), cid=4)
+    b.ret(main, 2, cid=1)
+    return b
+
+
+def gather_coroutines() -> TraceBuilder:
+    """``asyncio.run(amain())`` with ``await asyncio.gather(acoro(0), acoro(1), acoro(2))``::
+
+        async def acoro(i):
+            await asyncio.sleep(0)
+            return i * 10
+
+    Each coroutine suspends in sleep(0) (a SUSPEND: no yield record) and is resumed by the
+    event loop, which records nothing (resumer 0).
+    """
+    b = TraceBuilder()
+    amain = b.func("m", "amain", 1)
+    acoro = b.func("m", "acoro", 5, ("i",))
+    b.call(amain, cid=1).suspend(amain, 1)
+    for i in range(3):
+        b.call(acoro, i, cid=2 + i).suspend(acoro, 2 + i)
+    for i in range(3):
+        b.resume(acoro, 2 + i).ret(acoro, i * 10, cid=2 + i)
+    b.resume(amain, 1).ret(amain, [0, 10, 20], cid=1)
+    return b
+
+
+def no_parameters() -> TraceBuilder:
+    """``main()`` without parameters calls ``add(1, 2)`` and returns what it returned."""
+    b = TraceBuilder()
+    main = b.func("m", "main", 1)
+    add = b.func("m", "add", 4, ("a", "b"))
+    b.call(main, cid=1).call(add, 1, 2, cid=2).ret(add, 3, cid=2).ret(main, 3, cid=1)
+    return b

@@ -14,15 +14,23 @@ import enum
 # --- record framing (kernel v2 layout) -------------------------------------
 TYPE_ENTRY = 0xE
 TYPE_RETURN = 0xF
+TYPE_EVENT = 0xD          # kcovdf's own (format 2): a call resumed or suspended
+#: The type nibbles a reader takes for a record header (the kernel writes only 0xE and 0xF).
+HEADER_TYPES = (TYPE_EVENT, TYPE_ENTRY, TYPE_RETURN)
 HEADER_WORDS = 3          # type_and_seq, pc, meta
 MAX_VALUES = 15           # 4-bit value count
 SEQ_MASK = 0x00FFFFFF     # 24-bit per-task sequence
-PTR_MASK = 0xFFFFFFFFFFFF  # 48-bit pointer in meta
+PTR_MASK = 0xFFFFFFFFFFFF  # 48-bit pointer in meta (format 2: the call id)
 
 ARG_RETURN = 0x00
 ARG_EXCEPTION = 0xFF
 ARG_YIELD = 0xFE
 ARG_MAX_PARAM = 0xFC       # parameters at higher positions are not recorded
+ARG_NONE = 0xFD            # format 2: the entry record of a call with no recorded parameter
+
+# arg_idx of a TYPE_EVENT record (format 2)
+EVENT_RESUME = 1           # the call runs again; the value word is the resumer's call id (0: none)
+EVENT_SUSPEND = 2          # the call left its thread's stack without a yield record; value 0
 
 FAULT = 0xBADADD85
 REDACTED = 0x2EDAC7ED
@@ -56,7 +64,7 @@ def split_type_seq(word: int) -> tuple[int, int, int] | None:
     if word >> 32:
         return None
     rtype = (word >> 28) & 0xF
-    if rtype not in (TYPE_ENTRY, TYPE_RETURN):
+    if rtype not in HEADER_TYPES:
         return None
     return rtype, ((word >> 24) & 0xF) or 1, word & SEQ_MASK
 

@@ -32,9 +32,14 @@ from typing import Any, BinaryIO, NamedTuple
 
 from kcovdf.errors import CorruptBufferError
 
-#: Version of the .kdf layout and of the record words in it (header field and run.json
-#: "format"). Bump when either changes meaning (docs/abi.md); readers refuse other versions.
+#: Version of the .kdf layout and of the record words in it that kcovdf's writers produce
+#: (header field and run.json "format"). Bump when either changes meaning (docs/abi.md).
+#: Version 1: meta's pointer is an object address; calls pair by stack. The writers stay at
+#: 1 until they record call ids (issue 9's writer side); the readers already read 2.
 FORMAT_VERSION = 1
+#: The versions readers accept. Version 2: meta's pointer is the call id, an entry for every
+#: call, 0xD event records (docs/abi.md §1.1).
+READ_VERSIONS = (1, 2)
 
 #: Mode of every file that can hold captured values, and of the directories holding them.
 FILE_MODE = 0o600
@@ -115,12 +120,16 @@ def read_header(page: bytes, name: str) -> Header:
         raise CorruptBufferError(f"{name}: not a .kdf trace file: expected magic {FILE_MAGIC!r} "
                                  "at offset 0")
     head = unpack_header(page)
-    if head.version != FORMAT_VERSION:
+    if head.version not in READ_VERSIONS:
         raise CorruptBufferError(f"{name}: format version {head.version} is not supported "
-                                 f"(this kcovdf reads version {FORMAT_VERSION})")
+                                 f"(this kcovdf reads versions {_versions()})")
     if head.header_size != FILE_HEADER_SIZE:
         raise CorruptBufferError(f"{name}: header size {head.header_size}, expected {FILE_HEADER_SIZE}")
     return head
+
+
+def _versions() -> str:
+    return " and ".join(map(str, READ_VERSIONS))
 
 
 def is_kdf_start(data: bytes) -> bool:
@@ -282,9 +291,9 @@ def read_run_info(trace_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptBufferError(f"{path}: not valid JSON ({exc})") from None
     fmt = info.get("format") if isinstance(info, dict) else None
-    if fmt != FORMAT_VERSION:
+    if fmt not in READ_VERSIONS or isinstance(fmt, bool):
         raise CorruptBufferError(f"{path}: format version {fmt!r} is not supported "
-                                 f"(this kcovdf reads version {FORMAT_VERSION})")
+                                 f"(this kcovdf reads versions {_versions()})")
     return info
 
 

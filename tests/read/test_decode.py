@@ -124,7 +124,7 @@ def test_every_entry_of_a_trace_directory_is_read_or_named_in_a_note(tmp_path):
         f"{d}/task-10-11.kdf: empty file (no .kdf header); task file skipped",
         f"{d}/task-10-12.kdf: not a .kdf trace file: expected magic b'KCOVDF\\x00\\x01' at offset 0; "
         "task file skipped",
-        f"{d}/task-10-13.kdf: format version 7 is not supported (this kcovdf reads version 1); "
+        f"{d}/task-10-13.kdf: format version 7 is not supported (this kcovdf reads versions 1 and 2); "
         "task file skipped"]
 
 
@@ -289,11 +289,47 @@ def test_truncated_last_record_is_reported_not_decoded():
 
 
 def test_garbage_between_records_is_skipped_one_word_at_a_time():
-    garbage = [0, 1 << 40, 0xD0000000, 0xFFFFFFFF_F0000000]
+    garbage = [0, 1 << 40, 0xC0000000, 0xFFFFFFFF_F0000000]
     words = one(1) + garbage + one(2)
     sc = decode.scan(np.array([len(words)] + words, dtype=np.uint64))
     assert sc.offsets.tolist() == [1, 9]
     assert sc.skipped == [decode.Skip(5, 4, decode.SKIP_REASONS[0])]
+
+
+def test_format_2_event_records_and_arg_none_entries_are_decoded(tmp_path):
+    b = tg.TraceBuilder()
+    f = b.func("app", "f", 3)
+    b.call(f, cid=4).suspend(f, 4).resume(f, 4, by=9).word(abi.TYPE_EVENT, f, 7, 0, 4).ret(f, 1, cid=4)
+    words = [len(b.words)] + b.words
+    for t in (decode.load(tg.write_kdf(tmp_path / "t.kdf", b.buffer(), b.table_lines(), version=2)),
+              decode.load(np.array(words, dtype=np.uint64), table_lines=b.table_lines())):
+        rows = t.records.to_pylist()
+        assert [r["kind"] for r in rows] == ["entry", "suspend", "resume", "event", "return"]
+        assert [r["arg_idx"] for r in rows] == [abi.ARG_NONE, abi.EVENT_SUSPEND, abi.EVENT_RESUME, 7, 0]
+        assert [r["ptr"] for r in rows] == [4] * 5
+        assert [r["values"] for r in rows[:4]] == [[0], [0], [9], [0]]
+        assert [x.format for x in t.tasks] == [2] and t.skipped == []
+    # the Python scanner and numpy's gather read them the same way
+    assert decode._scan_py(np.array(words, dtype=np.uint64), 1, len(words))[0] == \
+        decode.scan(np.array(words, dtype=np.uint64)).offsets.tolist()
+
+
+def test_record_format_of_each_input():
+    b = sample()
+    assert decode.load(np.array(b.buffer(), dtype=np.uint64), table_lines=b.table_lines()).tasks[0].format \
+        == tracefile.FORMAT_VERSION  # a live buffer of this kcovdf's writers
+    assert decode.load(np.array(b.buffer(), dtype=np.uint64)).tasks[0].format == 1  # bare: the kernel's
+
+
+def test_formats_1_and_2_are_read(tmp_path):
+    for version in (1, 2):
+        t = decode.load(tg.write_kdf(tmp_path / f"v{version}.kdf", sample().buffer(), version=version))
+        assert [x.format for x in t.tasks] == [version] and len(t) == 6
+        d = tg.trace_dir(tmp_path / f"run{version}")
+        tracefile.write_run_info(str(d), {"argv": []})
+        assert tracefile.read_run_info(d)["format"] == tracefile.FORMAT_VERSION
+        (d / tracefile.RUN_INFO).write_text(json.dumps({"format": version}))
+        assert tracefile.read_run_info(d) == {"format": version}
 
 
 def test_zero_count_means_zero_value_words_read_as_one():
@@ -344,13 +380,16 @@ def _covers(sc: decode.Scan, words: np.ndarray) -> None:
 
 
 u64 = st.integers(0, 2**64 - 1)
-header_like = st.builds(lambda t, n, s: abi.type_seq(t, n, s), st.sampled_from([0xE, 0xF, 0xC, 0]),
+header_like = st.builds(lambda t, n, s: abi.type_seq(t, n, s), st.sampled_from([0xE, 0xF, 0xD, 0xC, 0]),
                         st.integers(0, 15), st.integers(0, abi.SEQ_MASK))
+# meta words whose arg_idx selects every kind: entries, returns, exceptions, yields, events
+meta_like = st.builds(lambda a, p: abi.meta(a, 8, p), st.sampled_from([0, 1, 2, 3, 0xFD, 0xFE, 0xFF]),
+                      st.integers(0, abi.PTR_MASK))
 
 
 @pytest.mark.c_core(reason="scan.c against the Python scanner, which KCOVDF_CORE=py decodes with")
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(u64, header_like, st.just(0)), max_size=200), st.integers(0, 300))
+@given(st.lists(st.one_of(u64, header_like, meta_like, st.just(0)), max_size=200), st.integers(0, 300))
 def test_fuzz_random_words_c_and_python_agree(words, count):
     buf = np.array([count] + words, dtype=np.uint64)
     sc = decode.scan(buf)
@@ -463,3 +502,10 @@ def test_records_table_is_usable_by_duckdb_and_parquet(tmp_path):
     assert got == [(r["task"], r["kind"], r["values"]) for r in rows if r["kind"] != "entry"]
     pq.write_table(rec, tmp_path / "r.parquet")
     assert pq.read_table(tmp_path / "r.parquet").to_pylist() == rows
+
+
+def test_a_format_2_buffer_dumped_raw_is_recognised_as_kcovdf(tmp_path):
+    b = tg.zip_generators()
+    p = tmp_path / "dump.bin"
+    p.write_bytes(tg.words_bytes(b.buffer()))
+    assert decode.load(p).tasks[0].encoding == "kcovdf"

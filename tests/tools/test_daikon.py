@@ -180,3 +180,23 @@ def test_checker_rejects_what_the_grammar_forbids() -> None:
         check_dtrace("m.f(x):::ENTER\nthis_invocation_nonce\n1\nx\nnonsensical\n1\n", ppts)
     with pytest.raises(AssertionError):
         check_dtrace("m.f(x):::ENTER\nthis_invocation_nonce\n1\nx\n\"5\"\n1\n", ppts)
+
+
+def test_format_2_trace_pairs_by_call_id_and_has_no_identities(tmp_path) -> None:
+    import tracegen as tg
+
+    b = tg.no_parameters()
+    point = b.func("m", "keep", 7, ("p",))
+    b.call(point, [1, 2], cid=3).ret(point, [1, 2], cid=3)
+    b.call(point, [3], cid=4).ret(point, [3], cid=4)
+    t = decode.load(tg.write_kdf(tmp_path / "t.kdf", b.buffer(), b.table_lines(), version=2))
+    paths = DaikonExporter().write(t, tmp_path / "out")
+    ppts = check_decls(paths[0].read_text())
+    samples = check_dtrace(paths[1].read_text(), ppts)
+    # main() has no parameter: its ARG_NONE entry gives an ENTER with no variable, and its EXIT
+    assert [(ppt, nonce) for ppt, nonce, _ in samples if ppt.startswith("m.main")] == \
+        [("m.main():::ENTER", 0), ("m.main():::EXIT1", 0)]
+    assert ppts["m.main():::ENTER"].vars == []
+    # meta's pointer is the call id in format 2, not the list's identity
+    keep = [values for ppt, _, values in samples if ppt.startswith("m.keep")]
+    assert all(v["p"] == ("nonsensical", "2") for v in keep) and len(keep) == 4

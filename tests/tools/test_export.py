@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import exportgen
-from kcovdf import abi
+from kcovdf import abi, tracefile
 from kcovdf.read import calls, decode
 from kcovdf.runtime.encode import encode_value
 from kcovdf.tools import export
@@ -81,7 +81,8 @@ def test_parquet_tables_and_metadata(trace_dir: Path, tmp_path: Path) -> None:
                 "values", "class", "number", "rendered", "value", "call"):
         assert col in records.column_names
     stats = json.loads(records.schema.metadata[b"kcovdf.stats"])
-    assert stats["drops"] == 3 and records.schema.metadata[b"kcovdf.format"] == b"1"
+    assert stats["drops"] == 3
+    assert records.schema.metadata[b"kcovdf.format"] == str(tracefile.FORMAT_VERSION).encode()
     # what Spark or Dask do: read the files, join records with symbols by pc
     rows = duckdb.sql(f"""
         SELECT s.qualname, s.line, count(*) AS n
@@ -127,8 +128,8 @@ def _pairs(task: exportgen.TaskTrace, tmp_path: Path) -> list[dict]:
 
 def test_argument_records_with_a_seq_gap_start_a_new_call() -> None:
     # rising arg_idx alone would join them; the gap says a record (a return) was dropped between
-    ids, found = calls.pair_columns([0, 0, 0], [1, 2, 4], ["entry", "entry", "entry"],
-                                    [7, 7, 7], [0, 1, 2])
+    ids, _, found = calls.pair_columns([0, 0, 0], [1, 2, 4], ["entry", "entry", "entry"],
+                                       [7, 7, 7], [0, 1, 2])
     assert ids == [0, 0, 1]
     assert [(c.nargs, c.depth) for c in found] == [(2, 0), (1, 1)]
 

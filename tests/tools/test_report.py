@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import exportgen
+import tracegen as tg
 from kcovdf import abi
 from kcovdf.read import decode
 from kcovdf.runtime import core
@@ -94,3 +95,16 @@ def test_tools_on_a_trace_recorded_through_a_device(recorder: core.Recorder, tmp
     decls, dtrace = DaikonExporter().write(trace, tmp_path / "live")
     assert "variable p.y\n  var-kind field y\n  enclosing-var p\n" in decls.read_text()
     assert dtrace.read_text().count("e2e.scale(p,k):::EXIT1\n") == 4
+
+
+def test_report_of_a_format_2_trace_counts_each_call_once(tmp_path: Path) -> None:
+    b = tg.zip_generators()
+    trace = tg.write_dir(tmp_path / "trace", {(7, 8, "MainThread"): b}, version=2)
+    out = tmp_path / "report.html"
+    assert _run([str(trace), "-o", str(out)]) == 0
+    text = out.read_text("utf-8")
+    cells = "".join(f'<td class="num">{n}</td>' for n in (2, 1, 1, 0, 4, 4))
+    assert f"<tr><td>m.gen</td>{cells}</tr>" in text  # 2 calls: returned, raised, 4 yields, 4 resumes
+    cells = "".join(f'<td class="num">{n}</td>' for n in (1, 1, 0, 0, 0, 0))
+    assert f"<tr><td>m.main</td>{cells}</tr>" in text
+    assert "m.main None" not in text  # main()'s ARG_NONE entry is no parameter

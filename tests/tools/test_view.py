@@ -130,7 +130,7 @@ def test_json_output(capsys, trace_file):
     assert rc == 0 and err.startswith("# Captured")
     assert [o["kind"] for o in objs] == ["entry", "entry", "exception", "entry", "entry", "return"]
     first = objs[1]
-    assert first["param"] == "p" and first["text"] == "Point(x=1, y=2)" and first["function"] == "app.f"
+    assert first["param"] == "p" and first["rendered"] == "Point(x=1, y=2)" and first["function"] == "app.f"
     assert first["value"]["fields"] == [["x", 1], ["y", 2]]
     assert first["pc"] == hex(tg.pc_of("app", "f", 3)) and first["tid"] == 8
 
@@ -236,3 +236,71 @@ def test_end_to_end_kcovdf_run(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert body(shown.stdout)[1:] == ["__main__.add(a=1, b=2)", "3 = __main__.add()",
                                       "None = __main__.main()"]
+
+
+# --- format 2: pairing by call id, resumptions drawn under their resumer ------------------
+def _v2(tmp_path, b):
+    return tg.write_kdf(tmp_path / "v2.kdf", b.buffer(len(b.words) + 8),
+                        b.table_lines((7, 8, "MainThread")), version=2)
+
+
+def test_resumed_generators_are_drawn_under_their_resumer_and_named_by_their_call(capsys, tmp_path):
+    rc, out, _ = view(capsys, _v2(tmp_path, tg.zip_generators()))
+    assert rc == 0
+    assert body(out)[1:] == [
+        "m.main()",
+        "  m.gen(a=1, n=2)",
+        "    m.helper(x=1)",
+        "    1 = m.helper()",
+        "  m.gen() yielded 1",
+        "  m.gen(a=2, n=2)",
+        "    m.helper(x=2)",
+        "    2 = m.helper()",
+        "  m.gen() yielded 2",
+        "  ↻ m.gen(a=1, n=2)  created by m.main()",
+        "    m.helper(x=2)",
+        "    2 = m.helper()",
+        "  m.gen() yielded 2",
+        "  ↻ m.gen(a=2, n=2)  created by m.main()",
+        "    m.helper(x=3)",
+        "    3 = m.helper()",
+        "  m.gen() yielded 3",
+        "  ↻ m.gen(a=1, n=2)  created by m.main()",
+        "  'done1' = m.gen()",
+        "  ↻ m.gen(a=2, n=2)  created by m.main()",
+        "  m.gen() raised GeneratorExit()",
+        "2 = m.main()",
+    ]
+
+
+def test_gathered_coroutines_are_not_drawn_inside_each_other(capsys, tmp_path):
+    rc, out, _ = view(capsys, _v2(tmp_path, tg.gather_coroutines()))
+    lines = body(out)[1:]
+    assert rc == 0 and all(not line.startswith(" ") for line in lines)
+    assert [ln for ln in lines if "acoro" in ln and "suspended" not in ln] == [
+        "m.acoro(i=0)", "m.acoro(i=1)", "m.acoro(i=2)",
+        "↻ m.acoro(i=0)", "0 = m.acoro()", "↻ m.acoro(i=1)", "10 = m.acoro()",
+        "↻ m.acoro(i=2)", "20 = m.acoro()"]
+    assert lines.count("m.acoro() suspended") == 3
+
+
+def test_a_function_without_parameters_holds_its_callees(capsys, tmp_path):
+    p = _v2(tmp_path, tg.no_parameters())
+    _, out, _ = view(capsys, p)
+    assert body(out)[1:] == ["m.main()", "  m.add(a=1, b=2)", "  3 = m.add()", "3 = m.main()"]
+    _, out, _ = view(capsys, p, "--raw")
+    assert body(out)[0] == "[ENTRY] seq=  1 m.main none(8) = 0x0"
+
+
+def test_raw_view_names_events_with_their_word(capsys, tmp_path):
+    _, out, _ = view(capsys, _v2(tmp_path, tg.zip_generators()), "--raw")
+    raw = body(out)
+    assert "[RESUME] seq= 12 m.gen resume(8) = 0x1" in raw
+    b = tg.TraceBuilder()
+    f = b.func("m", "f", 1)
+    b.call(f, cid=5).suspend(f, 5).word(abi.TYPE_EVENT, f, 9, 0, 5).resume(f, 5).ret(f, 1, cid=5)
+    _, out, _ = view(capsys, _v2(tmp_path, b), "--raw")
+    assert body(out)[1:4] == ["[SUSPEND] seq=  2 m.f suspend(8) = 0x0", "[EVENT] seq=  3 m.f event(8) = 0x0",
+                              "[RESUME] seq=  4 m.f resume(8) = 0x0"]
+    _, out, _ = view(capsys, _v2(tmp_path, b))
+    assert body(out)[1:] == ["m.f()", "m.f() suspended", "m.f() event 9", "↻ m.f()", "1 = m.f()"]

@@ -2,10 +2,11 @@
  * of a buffer start. Its own extension: the reader owns it, the recorder never calls it.
  *
  * This is the parsing loop of the kernel documentation (kcov-dataflow.rst),
- * with its resync rule kept exactly: a word that is not a valid header (bits
- * 63:32 nonzero, or a type nibble other than 0xE/0xF) is skipped one word at a
- * time; a value count of 0 is read as 1. It returns the record offsets, or on
- * request fills the columns of the records table in the same pass instead: a
+ * with its resync rule kept: a word that is not a valid header (bits 63:32
+ * nonzero, or a type nibble other than 0xE/0xF, or kcovdf's own 0xD event of
+ * format 2) is skipped one word at a time; a value count of 0 is read as 1.
+ * It returns the record offsets, or on request fills the columns of the records
+ * table in the same pass instead: a
  * numpy gather from the offsets costs ten times the scan (kcovdf.read.decode keeps
  * that gather as the reference twin).
  *
@@ -42,7 +43,7 @@ static inline uint64_t load_word(const unsigned char *base, Py_ssize_t i)
 static inline int valid_header(uint64_t h)
 {
     uint32_t type = (h >> 28) & 0xF;
-    return !(h >> 32) && (type == 0xE || type == 0xF);
+    return !(h >> 32) && (type == 0xE || type == 0xF || type == 0xD);
 }
 
 /* A new large output is written once, front to back: transparent huge pages
@@ -155,8 +156,11 @@ columns_put(columns *c, Py_ssize_t n, const unsigned char *w, Py_ssize_t i, uint
 {
     uint64_t meta = load_word(w, i + 2);
     uint8_t arg = meta >> 56;
-    /* kind codes index kcovdf.read.decode.KINDS: entry, return, exception, yield */
-    c->kind[n] = ((h >> 28) & 0xF) == 0xE ? 0 : arg == 0xFF ? 2 : arg == 0xFE ? 3 : 1;
+    /* kind codes index kcovdf.read.decode.KINDS: entry, return, exception, yield,
+     * and for 0xD events resume, suspend, event (any other event number) */
+    uint32_t type = (h >> 28) & 0xF;
+    c->kind[n] = type == 0xE ? 0 : type == 0xD ? (arg == 1 ? 4 : arg == 2 ? 5 : 6)
+               : arg == 0xFF ? 2 : arg == 0xFE ? 3 : 1;
     c->task[n] = task;
     c->seq[n] = h & 0x00FFFFFF;
     c->pc[n] = load_word(w, i + 1);

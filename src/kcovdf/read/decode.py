@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from kcovdf import abi, symbols
+from kcovdf import abi, symbols, tracefile
 from kcovdf.errors import CorruptBufferError
 from kcovdf.read import sources, walk
 from kcovdf.runtime import core
@@ -39,7 +39,9 @@ from kcovdf.runtime.encode import TypeEntry
 
 log = logging.getLogger(__name__)
 
-KINDS = ("entry", "return", "exception", "yield")
+#: Record kinds by the scanner's code: 0xE entry; 0xF return, exception, yield (by arg_idx);
+#: 0xD events of format 2: resume, suspend, or "event" for an event number this kcovdf does not know.
+KINDS = ("entry", "return", "exception", "yield", "resume", "suspend", "event")
 
 #: Why words were skipped, by the reason code of the scanner.
 SKIP_REASONS = {
@@ -84,6 +86,7 @@ class Task(NamedTuple):
     encoding: str = "kcovdf"     # "kcovdf" value encoding, or "kernel": one raw word per scalar
     words: int = 0               # words captured (buf[0], clamped to the buffer)
     drops: int | None = None     # records dropped on a full buffer; None when unknown (no header)
+    format: int = 1              # record format (tracefile.FORMAT_VERSION); 2: meta's ptr is the call id
 
 
 class Skip(NamedTuple):
@@ -227,10 +230,15 @@ def _gather(w: np.ndarray, offsets: np.ndarray, task: int = 0, copy_values: bool
     nvals = ((head >> np.uint64(24)) & np.uint64(0xF)).astype(np.int64)
     nvals[nvals == 0] = 1
     arg_idx = (meta >> np.uint64(56)).astype(np.uint8)
-    ret = ((head >> np.uint64(28)) & np.uint64(0xF)) == abi.TYPE_RETURN
+    rtype = (head >> np.uint64(28)) & np.uint64(0xF)
+    ret = rtype == abi.TYPE_RETURN
     kind = ret.astype(np.int8)
     kind[ret & (arg_idx == abi.ARG_EXCEPTION)] = 2
     kind[ret & (arg_idx == abi.ARG_YIELD)] = 3
+    event = rtype == abi.TYPE_EVENT
+    kind[event] = 6
+    kind[event & (arg_idx == abi.EVENT_RESUME)] = 4
+    kind[event & (arg_idx == abi.EVENT_SUSPEND)] = 5
     off_type = np.int64 if len(w) > _INT32_MAX else np.int32
     if copy_values:
         voff = np.zeros(len(offsets) + 1, dtype=np.int64)
@@ -253,10 +261,12 @@ def _gather(w: np.ndarray, offsets: np.ndarray, task: int = 0, copy_values: bool
 def _looks_kcovdf(cols: _Columns) -> bool:
     """Whether records carry kcovdf's value encoding rather than the kernel's raw words."""
     n = min(len(cols.seq), 256)
-    if n == 0:
+    # format 2's events and ARG_NONE entries hold one bare word, not an encoded value
+    valued = (cols.kind[:n] < 4) & ~((cols.kind[:n] == 0) & (cols.arg_idx[:n] == abi.ARG_NONE))
+    if not valued.any():
         return False
-    starts = cols.voff[:n].astype(np.int64)
-    nvals = cols.vsize[:n].astype(np.int64)
+    starts = cols.voff[:n].astype(np.int64)[valued]
+    nvals = cols.vsize[:n].astype(np.int64)[valued]
     if np.any(cols.size[:n] != abi.PY_VALUE_SIZE) or np.any(nvals < 2):
         return False
     lay = cols.values[starts + 1]
@@ -276,7 +286,7 @@ def _table(cols: _Columns) -> pa.Table:
     values = (pa.LargeListViewArray if wide else pa.ListViewArray).from_arrays(
         pa.array(cols.voff), pa.array(cols.vsize), pa.array(cols.values))
     # safe=False skips pyarrow's range check of every index (5 ms per 6M records): the
-    # scanner and its twin only write the codes 0..3 of KINDS.
+    # scanner and its twin only write the codes of KINDS.
     kinds = pa.DictionaryArray.from_arrays(pa.array(cols.kind), _KIND_DICT, safe=False)
     arrays = [pa.array(cols.task), pa.array(cols.seq), kinds, pa.array(cols.pc),
               pa.array(cols.arg_idx), pa.array(cols.size), pa.array(cols.ptr), values]
@@ -361,7 +371,8 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
         drops = src.drops
         tl = task_line or {}
         out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
-                              str(tl.get("name") or ""), src.name, enc, sc.count, drops))
+                              str(tl.get("name") or ""), src.name, enc, sc.count, drops,
+                              _format(src, enc)))
         out.words += sc.count
         out.drops += drops or 0
         out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
@@ -370,6 +381,19 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
     if tables:
         out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return out
+
+
+def _format(src: sources.Source, encoding: str) -> int:
+    """The record format of a source: its header's version; a live kcovdf buffer is the writer's.
+
+    Kernel-encoded buffers and raw dumps without a table keep the kernel's meaning of
+    meta's pointer (format 1).
+    """
+    if src.header is not None:
+        return src.header.version
+    if encoding == "kcovdf" and src.kind == "buffer" and src.table:
+        return tracefile.FORMAT_VERSION
+    return 1
 
 
 def _may_change(src: sources.Source) -> bool:

@@ -1,5 +1,9 @@
 """Symbol-resolved records: the one table that every export, the SQL views and the report read.
 
+``RECORD_COLUMNS`` is the one list of record columns that every output shares, by name and
+meaning: ``view --json``, JSONL, Parquet's records.parquet and the SQL ``records`` view
+(docs/exports.md). ``records_and_calls`` gives that table with the call pairing joined.
+
 Each record of a decoded trace gets its task's pid/tid, its function's name, its parameter's
 name and its value rendered as text and as a structured (JSON-able) value. Names come from
 the trace's one resolver, ``Trace.names`` (kcovdf.symbols.Symbolizer: the trace's own
@@ -15,7 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from kcovdf.read import values
+from kcovdf import abi
+from kcovdf.read import calls, values
 from kcovdf.read.decode import Trace
 
 #: Columns added to the decoder's records table, in this order.
@@ -28,6 +33,13 @@ SCHEMA = pa.schema([
     ("class", pa.string()), ("number", pa.float64()), ("rendered", pa.string()), ("value", pa.string()),
 ])
 
+#: Columns ``records_and_calls`` adds: the record's call (index in the calls table) and the
+#: depth it is drawn at in its task's call tree.
+PAIRING = pa.schema([("call", pa.int64()), ("depth", pa.int32())])
+
+#: The record columns of every output, in this order (docs/exports.md, "Columns").
+RECORD_COLUMNS: tuple[str, ...] = tuple(SCHEMA.names + PAIRING.names)
+
 
 def function_name(trace: Trace, pc: int) -> str:
     """The display name of a pc (``module.qualname``, a kernel symbol), or the pc in hex."""
@@ -36,7 +48,7 @@ def function_name(trace: Trace, pc: int) -> str:
 
 def param_name(trace: Trace, pc: int, kind: str, arg_idx: int) -> str | None:
     """The parameter an entry record holds; ``None`` for return-side records."""
-    if kind != "entry":
+    if kind != "entry" or arg_idx == abi.ARG_NONE:
         return None
     sym = trace.names.lookup(pc)
     name = sym.param(arg_idx) if sym else None
@@ -66,7 +78,7 @@ def resolve(trace: Trace) -> pa.Table:
     for row in rec.to_pylist():
         task = tasks[row["task"]]
         pc, kind, words = row["pc"], row["kind"], row["values"]
-        value = values.structured(words, trace.types, task.encoding)
+        value = values.of_record(kind, row["arg_idx"], words, trace.types, task.encoding)
         sym = trace.names.lookup(pc)
         for key, val in (("task", row["task"]), ("pid", task.pid), ("tid", task.tid),
                          ("thread", task.name), ("seq", row["seq"]), ("kind", kind), ("pc", pc),
@@ -80,8 +92,36 @@ def resolve(trace: Trace) -> pa.Table:
     return pa.table(cols, schema=SCHEMA)
 
 
+def records_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
+    """(the resolved records with their call and depth: ``RECORD_COLUMNS``, the calls table).
+
+    The calls table is ``kcovdf.read.calls.SCHEMA`` with the function's display name
+    inserted after ``pc``.
+    """
+    records = resolve(trace)
+    ids, depths, found = calls.pair_table(records, trace.tasks)
+    records = records.append_column(PAIRING.field("call"), pa.array(ids, pa.int64()))
+    records = records.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32()))
+    table = calls.calls_table(found)
+    names = [function_name(trace, pc) for pc in table.column("pc").to_pylist()]
+    table = table.add_column(table.schema.get_field_index("pc") + 1, "function",
+                             pa.array(names, pa.string()))
+    return records, table
+
+
+def json_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One row of the resolved records as JSON: the columns of ``RECORD_COLUMNS`` in order,
+    64-bit words (pc, ptr, values) as hex strings, ``value`` as a nested object."""
+    out = {name: row[name] for name in RECORD_COLUMNS}
+    out["pc"], out["ptr"] = f"{row['pc']:#x}", f"{row['ptr']:#x}"
+    out["values"] = [f"{w:#x}" for w in row["values"]]
+    out["value"] = json.loads(row["value"]) if isinstance(row["value"], str) else row["value"]
+    return out
+
+
 def tasks_table(trace: Trace) -> pa.Table:
-    """One row per task: its index (the ``task`` column of records), pid, tid, name, source."""
+    """One row per task: its index (the ``task`` column of records), pid, tid, name, source,
+    value encoding, words, drops and record format (1 or 2: how its calls are paired)."""
     return pa.table({
         "task": pa.array([t.index for t in trace.tasks], pa.int32()),
         "pid": pa.array([t.pid for t in trace.tasks], pa.int64()),
@@ -91,6 +131,7 @@ def tasks_table(trace: Trace) -> pa.Table:
         "encoding": pa.array([t.encoding for t in trace.tasks], pa.string()),
         "words": pa.array([t.words for t in trace.tasks], pa.int64()),
         "drops": pa.array([t.drops for t in trace.tasks], pa.int64()),
+        "format": pa.array([t.format for t in trace.tasks], pa.int32()),
     })
 
 

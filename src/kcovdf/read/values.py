@@ -241,10 +241,25 @@ def _more(shown: int, length: int) -> list[str]:
     return [f"{_ELLIPSIS}+{length - shown}"] if length > shown else []
 
 
+def of_record(kind: str, arg_idx: int, words: Sequence[int], types: Mapping[int, TypeEntry],
+              encoding: str = "kcovdf") -> dict[str, Any]:
+    """The value of one record of a given kind: ``structured``, except for the records of format 2
+    that hold no program value: an ARG_NONE entry (form "none") and an event (form "event",
+    its word: the resumer's call id of a resume)."""
+    if kind == "entry" and arg_idx == abi.ARG_NONE:
+        return {"form": "none"}
+    if kind in ("resume", "suspend", "event"):
+        return {"form": "event", "event": kind if kind != "event" else arg_idx,
+                "word": _hex(int(words[0]) & _U64) if len(words) else None}
+    return structured(words, types, encoding)
+
+
 def text(value: Mapping[str, Any]) -> str:
-    """Python-like text of a value returned by ``structured``."""
+    """Python-like text of a value returned by ``structured`` (or ``of_record``: "" for no value)."""
     form = value["form"]
     cls = value.get("class")
+    if form in ("none", "event"):
+        return ""
     if form == "raw":
         words = value["words"]
         return words[0] if len(words) == 1 else "{" + ", ".join(words) + "}"

@@ -14,16 +14,17 @@ from kcovdf import abi
 def records(w: Sequence[int], start: int, stop: int) -> tuple[list[int], list[tuple[int, int, int]]]:
     """(offsets of the records in ``w[start:stop]``, skipped runs as (offset, count, reason)).
 
-    The loop of the kernel documentation: a word that is not a valid header is skipped one
-    at a time (reason 0); the words after the last whole record are reported as a truncated
-    record (reason 1) or a short tail (reason 2).
+    The loop of the kernel documentation: a word that is not a valid header (type 0xE, 0xF,
+    or kcovdf's 0xD event, docs/abi.md §1) is skipped one at a time (reason 0); the words
+    after the last whole record are reported as a truncated record (reason 1) or a short
+    tail (reason 2).
     """
     offsets: list[int] = []
     skipped: list[tuple[int, int, int]] = []
     i, run = start, -1
     while i + 3 < stop:
         h = w[i]
-        if h >> 32 or (h >> 28) & 0xF not in (abi.TYPE_ENTRY, abi.TYPE_RETURN):
+        if h >> 32 or (h >> 28) & 0xF not in abi.HEADER_TYPES:
             if run < 0:
                 run = i
             i += 1

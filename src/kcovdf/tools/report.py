@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kcovdf import tracefile
+from kcovdf import abi, tracefile
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read.decode import Trace
@@ -154,7 +154,8 @@ def _sections(trace: Trace) -> str:
     counts = con.sql("""
         SELECT function, count(*) AS calls, count(*) FILTER (WHERE exit = 'return') AS returned,
                count(*) FILTER (WHERE exit = 'exception') AS raised,
-               count(*) FILTER (WHERE exit IS NULL) AS unfinished, sum(yields) AS yields
+               count(*) FILTER (WHERE exit IS NULL) AS unfinished, sum(yields) AS yields,
+               sum(resumes) AS resumes
         FROM calls GROUP BY function ORDER BY calls DESC, function""").fetchall()
     records = con.sql("""
         SELECT function, kind, arg_idx, param, class, number, rendered, value
@@ -174,8 +175,8 @@ def _sections(trace: Trace) -> str:
         where = f"{function} {param if kind == 'entry' else kind}"
         for mark in _marks(json.loads(value), set()):
             marked[where, mark] += 1
-        if kind not in ("entry", "return"):
-            continue
+        if kind not in ("entry", "return") or (kind == "entry" and arg_idx == abi.ARG_NONE):
+            continue  # only values of parameters and returns are plotted
         key = (0, arg_idx) if kind == "entry" else (1, 0)
         slot = slots[function].setdefault(key, Slot(param if kind == "entry" else "return"))
         slot.classes[cls or "?"] += 1
@@ -200,8 +201,8 @@ def _sections(trace: Trace) -> str:
     out.append('<h2 id="calls">Calls per function</h2>')
     if counts:
         out.append(_calls_plot([r[0] for r in counts], [r[1] for r in counts]))
-    out.append(_table(["function", "calls", "returned", "raised", "unfinished", "yields"],
-                      [list(r) for r in counts], numeric=frozenset({1, 2, 3, 4, 5})))
+    out.append(_table(["function", "calls", "returned", "raised", "unfinished", "yields", "resumes"],
+                      [list(r) for r in counts], numeric=frozenset({1, 2, 3, 4, 5, 6})))
 
     out.append('<h2 id="problems">Exceptions, FAULTs and drops</h2>')
     out.append("<h3>Exceptions</h3>")

@@ -18,9 +18,8 @@ import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
-from kcovdf.read import calls
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import function_name, resolve, symbols_table, tasks_table, types_table
+from kcovdf.read.resolve import records_and_calls, symbols_table, tasks_table, types_table
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 
 #: one call per row: the pairing of kcovdf.read.calls, with arguments and result resolved
@@ -29,13 +28,14 @@ CREATE VIEW calls AS
 WITH args AS (
     SELECT call, list(param ORDER BY arg_idx) AS params, list(rendered ORDER BY arg_idx) AS args,
            list(value ORDER BY arg_idx) AS arg_values
-    FROM records WHERE kind = 'entry' GROUP BY call),
+    FROM records WHERE kind = 'entry' AND arg_idx <> 253 GROUP BY call),
 result AS (
     SELECT call, rendered AS result, class AS result_class, number AS result_number,
            value AS result_value
     FROM records WHERE kind IN ('return', 'exception'))
-SELECT c.call, c.task, t.pid, t.tid, c.pc, c.function, c.parent, c.depth, c.entry_seq,
-       c.exit_seq, c.exit, c.nargs, c.yields, a.params, a.args, a.arg_values,
+SELECT c.call, c.call_id, c.task, t.pid, t.tid, c.pc, c.function, c.parent, c.depth, c.entry_seq,
+       c.exit_seq, c.exit, c.nargs, c.yields, c.suspends, c.resumes, c.resumers,
+       a.params, a.args, a.arg_values,
        r.result, r.result_class, r.result_number, r.result_value
 FROM _calls c
 JOIN tasks t ON t.task = c.task
@@ -46,11 +46,7 @@ LEFT JOIN result r ON r.call = c.call
 
 def connect(trace: Trace) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views records, calls, tasks, symbols, types."""
-    records = resolve(trace)
-    ids, call_table = calls.pair(records)
-    records = records.append_column("call", ids)
-    names = [function_name(trace, pc) for pc in call_table.column("pc").to_pylist()]
-    call_table = call_table.add_column(3, "function", pa.array(names, pa.string()))
+    records, call_table = records_and_calls(trace)
     con = duckdb.connect(":memory:")
     for name, table in (("records", records), ("_calls", call_table), ("tasks", tasks_table(trace)),
                         ("symbols", symbols_table(trace)), ("types", types_table(trace))):

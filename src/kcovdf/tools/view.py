@@ -6,12 +6,20 @@ Each task's records become lines of a call tree, indented by call depth:
       3 = app.g()                        a return (value first, as trigger-view)
       app.h() raised ValueError('bad')   an exception leaving a function
       app.gen() yielded 3                a value yielded by a generator
+      ↻ app.gen(n=2)  created by app.f() a suspended call resumed here (format 2)
+      app.gen() suspended                it left the stack without a yield record
 
-Depth comes from pairing returns with entries per task: a return closes the
-innermost open call of its function; a return with no open call (a function
-without parameters records no entry) is printed at the current depth.
+Depth comes from kcovdf.read.calls' pairing. In a format 2 trace every record carries
+its call's id: a resumed generator or coroutine is drawn under the call that resumed
+it, on a ``↻`` line naming it by its arguments and the call that created it. In a
+format 1 trace a return closes the innermost open call of its function; a return with
+no open call (a function without parameters recorded no entry) is printed at the
+current depth.
 ``--raw`` prints the kernel's raw format instead:
-``[ENTRY] seq=%3d sym arg[i](size) = val`` and ``[RET]``/``[EXC]``/``[YIELD]``.
+``[ENTRY] seq=%3d sym arg[i](size) = val`` and ``[RET]``/``[EXC]``/``[YIELD]``, and
+``[RESUME]``/``[SUSPEND]``/``[EVENT]`` with the event's word.
+``--json`` prints one object per record with the columns every output shares
+(``kcovdf.read.resolve.RECORD_COLUMNS``).
 
 Exit status: 0, 1 when a filter matches nothing, 2 for input that is not a trace.
 """
@@ -29,15 +37,20 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from kcovdf import abi
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
-from kcovdf.read import calls, decode, values
+from kcovdf.read import calls, decode, resolve, values
 from kcovdf.symbols import Symbol, Symbolizer, add_symbol_arguments, kernel_symbols_from_args
 
-_RAW_TAGS = {"entry": "[ENTRY]", "return": "[RET]", "exception": "[EXC]", "yield": "[YIELD]"}
-_RAW_ROLE = {"return": "ret", "exception": "exc", "yield": "yield"}
+_RAW_TAGS = {"entry": "[ENTRY]", "return": "[RET]", "exception": "[EXC]", "yield": "[YIELD]",
+             "resume": "[RESUME]", "suspend": "[SUSPEND]", "event": "[EVENT]"}
+_RAW_ROLE = {"return": "ret", "exception": "exc", "yield": "yield", "resume": "resume",
+             "suspend": "suspend", "event": "event"}
+_EVENTS = ("resume", "suspend", "event")
 _STYLE = {"name": "bold cyan", "return": "green", "exception": "bold red", "yield": "magenta",
-          "header": "dim", "param": "dim", "fault": "bold red"}
+          "resume": "bold magenta", "suspend": "dim", "header": "dim", "param": "dim",
+          "fault": "bold red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,13 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Line:
-    """One printed line: a call (its entry records), or one return, exception or yield."""
+    """One printed line: a call (its entry records), or one return, exception, yield or event."""
 
     task: int
-    kind: str            # "call", "return", "exception", "yield", or "entry" in --raw
-    pc: int
+    kind: str            # "call", "return", "exception", "yield", "resume", "suspend", "event",
+    pc: int              # or "entry" in --raw
     rows: list[int]
     depth: int = 0
+    call: int | None = None
 
 
 class _Records:
@@ -99,6 +113,13 @@ class _Records:
         self._start = np.concatenate([c.offsets.to_numpy() for c in chunks] or [[0]]).tolist()
         self._count = np.concatenate([c.sizes.to_numpy() for c in chunks] or [[0]]).tolist()
         self._value: dict[int, dict[str, Any]] = {}
+        self.paired = calls.pair_columns(self.task, self.seq, self.kind, self.pc, self.arg_idx,
+                                         self.ptr, self._resumers(), t.tasks)
+
+    def _resumers(self) -> dict[int, int]:
+        """The value word (the resumer's call id) of every resume record, by row."""
+        return {row: (w[0] if (w := self.words(row)) else 0)
+                for row, k in enumerate(self.kind) if k == "resume"}
 
     def words(self, row: int) -> list[int]:
         start = self._start[row]
@@ -108,7 +129,8 @@ class _Records:
         v = self._value.get(row)
         if v is None:
             enc = self.trace.tasks[self.task[row]].encoding
-            v = self._value[row] = values.structured(self.words(row), self.trace.types, enc)
+            v = self._value[row] = values.of_record(self.kind[row], self.arg_idx[row],
+                                                    self.words(row), self.trace.types, enc)
         return v
 
     def text(self, row: int) -> str:
@@ -120,7 +142,7 @@ def build_lines(rec: _Records, raw: bool) -> list[Line]:
     if raw:
         return [Line(task, kind, pc, [row]) for row, (task, kind, pc)
                 in enumerate(zip(rec.task, rec.kind, rec.pc, strict=True))]
-    ids, found = calls.pair_columns(rec.task, rec.seq, rec.kind, rec.pc, rec.arg_idx)
+    ids, depths = rec.paired.ids, rec.paired.depths
     lines: list[Line] = []
     last: Line | None = None
     for row, call_id in enumerate(ids):
@@ -129,9 +151,14 @@ def build_lines(rec: _Records, raw: bool) -> list[Line]:
             last.rows.append(row)
             continue
         kind = "call" if rec.kind[row] == "entry" else rec.kind[row]
-        last = Line(rec.task[row], kind, rec.pc[row], [row], found[call_id].depth)
+        last = Line(rec.task[row], kind, rec.pc[row], [row], depths[row], call_id)
         lines.append(last)
     return lines
+
+
+def entry_rows(lines: list[Line]) -> dict[int, list[int]]:
+    """The entry rows of every call that has a call line (to name it where it is resumed)."""
+    return {line.call: line.rows for line in lines if line.kind == "call" and line.call is not None}
 
 
 class _Filter:
@@ -222,10 +249,12 @@ def select(lines: list[Line], flt: _Filter, context: int | None) -> list[Line | 
 class _Printer:
     """Turns lines into text segments (plain or rich) or JSON objects."""
 
-    def __init__(self, rec: _Records, names: Symbolizer, raw: bool) -> None:
+    def __init__(self, rec: _Records, names: Symbolizer, raw: bool,
+                 entries: dict[int, list[int]] | None = None) -> None:
         self.rec = rec
         self.names = names
         self.raw = raw
+        self.entries = entries or {}
 
     def segments(self, line: Line) -> list[tuple[str, str]]:
         rec = self.rec
@@ -233,43 +262,71 @@ class _Printer:
         if self.raw:
             row = line.rows[0]
             kind = rec.kind[row]
-            role = f"arg[{rec.arg_idx[row]}]" if kind == "entry" else _RAW_ROLE[kind]
+            if kind == "entry":
+                role = "none" if rec.arg_idx[row] == abi.ARG_NONE else f"arg[{rec.arg_idx[row]}]"
+            else:
+                role = _RAW_ROLE[kind]
+            value = [(self._word(row), "")] if kind in _EVENTS or role == "none" else self._value(row)
             return [(f"{_RAW_TAGS[kind]} seq={rec.seq[row]:3d} ", ""), (name, "name"),
-                    (f" {role}({rec.size[row]}) = ", ""), *self._value(row)]
+                    (f" {role}({rec.size[row]}) = ", ""), *value]
         indent = ("  " * line.depth, "")
         if line.kind == "call":
-            sym = self.names.lookup(line.pc)
-            segs: list[tuple[str, str]] = [indent, (name, "name"), ("(", "")]
-            for i, row in enumerate(line.rows):
-                pname = sym.param(rec.arg_idx[row]) if sym and not sym.kernel else None
-                segs += [(", ", "")] if i else []
-                segs += [(f"{pname}=", "param")] if pname else []
-                segs += self._value(row)
-            return segs + [(")", "")]
+            return [indent, *self._call(name, line.pc, line.rows)]
         row = line.rows[0]
+        if line.kind == "resume":
+            segs = [indent, ("↻ ", "resume"),
+                    *self._call(name, line.pc, self.entries.get(line.call, []))]
+            parent = self.rec.paired.calls[line.call].parent if line.call is not None else None
+            if parent is not None:
+                segs += [("  created by ", "header"),
+                         (self.names.name(self.rec.paired.calls[parent].pc), "name"), ("()", "")]
+            return segs
+        if line.kind in ("suspend", "event"):
+            what = " suspended" if line.kind == "suspend" else f" event {rec.arg_idx[row]}"
+            return [indent, (name, "name"), ("()", ""), (what, "suspend")]
         if line.kind == "return":
             return [indent, *self._value(row, "return"), (" = ", ""), (name, "name"), ("()", "")]
         verb = " raised " if line.kind == "exception" else " yielded "
         return [indent, (name, "name"), ("()", ""), (verb, line.kind), *self._value(row, line.kind)]
+
+    def _call(self, name: str, pc: int, rows: list[int]) -> list[tuple[str, str]]:
+        """``name(p=value, ...)`` from a call's entry rows."""
+        rec = self.rec
+        sym = self.names.lookup(pc)
+        segs: list[tuple[str, str]] = [(name, "name"), ("(", "")]
+        rows = [r for r in rows if rec.arg_idx[r] != abi.ARG_NONE]
+        for i, row in enumerate(rows):
+            pname = sym.param(rec.arg_idx[row]) if sym and not sym.kernel else None
+            segs += [(", ", "")] if i else []
+            segs += [(f"{pname}=", "param")] if pname else []
+            segs += self._value(row)
+        return segs + [(")", "")]
+
+    def _word(self, row: int) -> str:
+        words = self.rec.words(row)
+        return f"{words[0]:#x}" if words else ""
 
     def _value(self, row: int, style: str = "") -> list[tuple[str, str]]:
         text = self.rec.text(row)
         return [(text, "fault" if text == "FAULT" else style)]
 
     def json(self, line: Line) -> Iterator[dict[str, Any]]:
+        """One object per record of ``line``: the columns of ``resolve.RECORD_COLUMNS``."""
         rec = self.rec
+        trace = rec.trace
         sym = self.names.lookup(line.pc)
-        task = rec.trace.tasks[line.task]
+        task = trace.tasks[line.task]
         for row in line.rows:
-            idx = rec.arg_idx[row]
-            yield {"task": task.index, "pid": task.pid, "tid": task.tid, "seq": rec.seq[row],
-                   "kind": rec.kind[row], "pc": f"{line.pc:#x}",
-                   "function": sym.display if sym else None,
-                   "module": sym.module if sym else None,
-                   "arg_idx": idx,
-                   "param": (sym.param(idx) if sym and rec.kind[row] == "entry" else None),
-                   "size": rec.size[row], "ptr": f"{rec.ptr[row]:#x}", "depth": line.depth,
-                   "value": rec.value(row), "text": rec.text(row)}
+            kind, idx, value = rec.kind[row], rec.arg_idx[row], rec.value(row)
+            yield resolve.json_record({
+                "task": task.index, "pid": task.pid, "tid": task.tid, "thread": task.name,
+                "seq": rec.seq[row], "kind": kind, "pc": line.pc,
+                "module": sym.module if sym else None, "function": resolve.function_name(trace, line.pc),
+                "arg_idx": idx, "param": resolve.param_name(trace, line.pc, kind, idx),
+                "size": rec.size[row], "ptr": rec.ptr[row], "values": rec.words(row),
+                "class": resolve.class_name(value), "number": resolve.number(value),
+                "rendered": values.text(value), "value": value,
+                "call": rec.paired.ids[row], "depth": rec.paired.depths[row]})
 
 
 def header_lines(t: decode.Trace) -> list[str]:
@@ -344,7 +401,7 @@ def _show(t: decode.Trace, args: argparse.Namespace) -> int:
     head = _Output(sys.stderr, args.color) if args.json else out
     for h in header_lines(t):
         head.write([(h, "header")])
-    printer = _Printer(rec, names, args.raw)
+    printer = _Printer(rec, names, args.raw, entry_rows(lines))
     current = None
     for line in shown:
         if line is None:

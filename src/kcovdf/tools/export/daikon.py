@@ -6,7 +6,8 @@ Each function is one program point pair: ``module.qualname(params):::ENTER`` and
 variable's rep-type is chosen from every value it takes in the trace: all int → ``int``, ints
 and floats → ``double``, all bool → ``int`` (0/1, dec-type ``boolean``), all str →
 ``java.lang.String``; anything else is the object's identity (``hashcode``, the recorded
-pointer) with its class as the field ``p.__class__``. Named fields decompose into ``p.x``.
+pointer; format 2 records hold the call id there instead, so their identities are ``nonsensical``)
+with its class as the field ``p.__class__``. Named fields decompose into ``p.x``.
 Values that are unknown — FAULT, UNSET, REDACTED, a truncated string or int, a ``None`` of a
 non-reference variable — are written ``nonsensical`` (modified flag 2, as the manual requires).
 Yields are not program-point exits and are left out.
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kcovdf import tracefile
+from kcovdf import abi, tracefile
 from kcovdf.read import calls
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import function_name, resolve
@@ -42,7 +43,7 @@ class Leaf(NamedTuple):
     cls: str | None = None
 
 
-def _top(value: dict, ptr: int) -> tuple[Leaf, dict[str, Leaf]]:
+def _top(value: dict, ptr: int | None) -> tuple[Leaf, dict[str, Leaf]]:
     """The leaf of a record's value (``kcovdf.read.values.structured``) and the leaves of its fields."""
     form, cls = value.get("form"), value.get("class")
     if form == "redacted":
@@ -157,7 +158,8 @@ class Variable:
         if leaf.rep == NULL:
             return (NULL, 1) if rep == HASHCODE else (NONSENSICAL, 2)
         if rep == HASHCODE:
-            return (str(leaf.value), 1) if leaf.rep == HASHCODE else (NONSENSICAL, 2)
+            known = leaf.rep == HASHCODE and leaf.value is not None  # format 2: no identity
+            return (str(leaf.value), 1) if known else (NONSENSICAL, 2)
         if rep in (INT, BOOL):
             return str(int(leaf.value)), 1
         if rep == DOUBLE:
@@ -200,7 +202,7 @@ class Point:
 Leaves = dict[tuple[str, "str | None"], Leaf]
 
 
-def _observe(leaves: Leaves, name: str, value: str, ptr: int) -> None:
+def _observe(leaves: Leaves, name: str, value: str, ptr: int | None) -> None:
     """Record the leaves of one value under the variable ``name`` and its fields."""
     top, fields = _top(json.loads(value), ptr)
     leaves[name, None] = top
@@ -268,13 +270,20 @@ class DaikonExporter(Exporter):
         """Write ``out.decls`` and ``out.dtrace`` (a .decls/.dtrace suffix on ``out`` is dropped)."""
         stem = out.with_suffix("") if out.suffix in (".decls", ".dtrace") else out
         records = resolve(trace)
-        ids, _ = calls.pair(records)
+        ids, _ = calls.pair(records, trace.tasks)
+        # Format 2 records carry the call id in meta's pointer, no object identity.
+        by_id = [t.format >= 2 for t in trace.tasks]
         functions: dict[int, _Function] = {}
         entries: dict[int, Leaves] = {}  # call id -> leaves of its arguments
         # samples in program order: (call, pc, EXIT point id or None for ENTER, leaves at exit)
         events: list[tuple[int, int, str | None, Leaves]] = []
-        cols = [records.column(c).to_pylist() for c in ("pc", "kind", "param", "ptr", "value")]
-        for call, pc, kind, param, ptr, value in zip(ids.to_pylist(), *cols, strict=True):
+        cols = [records.column(c).to_pylist()
+                for c in ("task", "pc", "kind", "arg_idx", "param", "ptr", "value")]
+        for call, task, pc, kind, arg_idx, param, ptr, value in zip(ids.to_pylist(), *cols, strict=True):
+            if call is None:
+                continue
+            if by_id[task]:
+                ptr = None
             fn = functions.get(pc)
             if fn is None:
                 sym = trace.names.lookup(pc)
@@ -284,8 +293,8 @@ class DaikonExporter(Exporter):
             if call not in entries:
                 entries[call] = {}
                 events.append((call, pc, None, {}))
-            if kind == "yield":
-                continue
+            if kind in ("yield", "resume", "suspend", "event") or arg_idx == abi.ARG_NONE:
+                continue  # not exits, and no value: a call without parameters has its ENTER only
             leaves: Leaves = {}
             if kind == "entry":
                 _observe(leaves, param, value, ptr)

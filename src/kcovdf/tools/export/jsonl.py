@@ -1,4 +1,4 @@
-"""JSON Lines export: one object per record, names and values resolved."""
+"""JSON Lines export: one object per record, names and values resolved (resolve.RECORD_COLUMNS)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kcovdf import tracefile
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import resolve
+from kcovdf.read.resolve import json_record, records_and_calls
 from kcovdf.tools.export.base import Exporter, register
 
 
@@ -20,15 +20,8 @@ class JsonLinesExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write every record of ``trace`` as one line of ``out``."""
-        table = resolve(trace)
+        table, _ = records_and_calls(trace)
         with tracefile.private_file(out) as f:
             for row in table.to_pylist():
-                line = {"task": row["task"], "pid": row["pid"], "tid": row["tid"],
-                        "thread": row["thread"], "seq": row["seq"], "kind": row["kind"],
-                        "pc": f"{row['pc']:#x}", "function": row["function"],
-                        "arg_idx": row["arg_idx"], "param": row["param"],
-                        "ptr": f"{row['ptr']:#x}", "class": row["class"],
-                        "values": [f"{w:#x}" for w in row["values"]],
-                        "rendered": row["rendered"], "value": json.loads(row["value"])}
-                f.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                f.write(json.dumps(json_record(row), ensure_ascii=False).encode() + b"\n")
         return [out]

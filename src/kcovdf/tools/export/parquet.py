@@ -9,9 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kcovdf import __version__, tracefile
-from kcovdf.read import calls
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import resolve, stats, symbols_table, tasks_table, types_table
+from kcovdf.read.resolve import records_and_calls, stats, symbols_table, tasks_table, types_table
 from kcovdf.tools.export.base import Exporter, register
 
 
@@ -31,9 +30,7 @@ class ParquetExporter(Exporter):
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write the five tables of ``trace`` into the directory ``out`` (created 0700)."""
         tracefile.private_dir(out)
-        records = resolve(trace)
-        ids, call_table = calls.pair(records)
-        records = records.append_column("call", ids)
+        records, call_table = records_and_calls(trace)
         meta = {"kcovdf.format": str(tracefile.FORMAT_VERSION), "kcovdf.version": __version__,
                 "kcovdf.stats": json.dumps(stats(trace))}
         records = records.replace_schema_metadata({**(records.schema.metadata or {}), **meta})
