@@ -64,6 +64,15 @@ def test_both_implementations_provide_the_whole_api() -> None:
         assert protocol <= set(core.API), protocol - set(core.API)
 
 
+def test_the_c_extension_holds_the_api_and_its_test_seams_only() -> None:
+    """No benchmark helper (the old ``_noop``) nor the reader's scanner in the recorder."""
+    from kcovdf._core import _recorder
+
+    seams = {"_encode_general", "_encode_cached", "_layout"}
+    public = {n for n in vars(_recorder) if not n.startswith("__")}
+    assert public == set(core.API) | seams, public ^ (set(core.API) | seams)
+
+
 def test_the_decoder_scans_with_the_core_in_use(recorder: core.Recorder) -> None:
     if core.name == "c":
         assert decode._scanner() is not None and decode._scanner() is decode._c_scan

@@ -493,9 +493,12 @@ static void kdf_plan_dict(struct kdf_plan *p, PyTypeObject *tp)
 	p->dict_peek = p->dict_descr && kdf_dict_in_place(tp, p->dict_descr);
 }
 
-/* The instance dict through the plan's descriptor, which may create it (no collection meanwhile). */
-static __attribute__((noinline)) int kdf_dict_descr(PyObject *obj, PyTypeObject *tp,
-						    struct kdf_plan *p, struct kdf_attrs *a)
+/*
+ * The instance dict through the plan's descriptor, which may create it (no collection
+ * meanwhile): a new reference to a dict, or NULL.
+ */
+static __attribute__((noinline)) PyObject *kdf_dict_descr(PyObject *obj, PyTypeObject *tp,
+							  struct kdf_plan *p)
 {
 	PyObject *d;
 	int gc;
@@ -506,30 +509,35 @@ static __attribute__((noinline)) int kdf_dict_descr(PyObject *obj, PyTypeObject 
 		PyGC_Enable();
 	if (!d) {
 		PyErr_Clear();
-		return -1;
+		return NULL;
 	}
 	if (!PyDict_Check(d)) {
 		Py_DECREF(d);
-		return -1;
+		return NULL;
 	}
-	kdf_attrs_dict(a, d);
-	a->owned = d;
-	return 1;
+	return d;
 }
 
 /*
  * The instance attributes: read in place when the plan allows, else through the
  * descriptor. 1 found, 0 none, -1 none readable; kdf_attrs_done() ends the reading.
+ * (a stays the caller's: nothing takes its address, so it can live in registers.)
  */
 static inline __attribute__((always_inline)) int kdf_instance_dict(PyObject *obj, PyTypeObject *tp,
 								   struct kdf_plan *p,
 								   struct kdf_attrs *a)
 {
+	PyObject *d;
 	int r;
 
 	if (p->dict_peek && (r = kdf_attrs_of(obj, tp, a)) >= 0)
 		return r;
-	return kdf_dict_descr(obj, tp, p, a);
+	if (!(d = kdf_dict_descr(obj, tp, p)))
+		return -1;
+	kdf_attrs_init(a);
+	kdf_attrs_dict(a, d);
+	a->owned = d;
+	return 1;
 }
 
 /* ---------------------------------------------------------------------------

@@ -38,8 +38,12 @@ static inline void kdf_attrs_init(struct kdf_attrs *a)
 	a->dict = a->owned = NULL;
 	a->used = a->pos = 0;
 #ifdef KDF_MIRRORS
+	a->keys = NULL;
 	a->values = NULL;
+	a->order = NULL;
 	a->ent = NULL;
+	a->nent = 0;
+	a->stride = 0;
 #endif
 }
 
@@ -91,11 +95,7 @@ static inline int kdf_attrs_of(PyObject *obj, PyTypeObject *tp, struct kdf_attrs
 {
 	PyObject *d = NULL;
 
-	a->owned = NULL;
-#ifdef KDF_MIRRORS
-	a->values = NULL;
-	a->ent = NULL;
-#endif
+	kdf_attrs_init(a);
 	if (kdf_free_threaded())
 		return -1; /* another thread may be replacing them */
 #ifdef KDF_MIRRORS
@@ -118,11 +118,8 @@ static inline int kdf_attrs_of(PyObject *obj, PyTypeObject *tp, struct kdf_attrs
 	} else {
 		return -1;
 	}
-	if (!d) {
-		a->dict = NULL;
-		a->used = a->pos = 0;
+	if (!d)
 		return 0;
-	}
 	return PyDict_Check(d) ? kdf_attrs_dict(a, d) : -1;
 }
 
@@ -159,7 +156,15 @@ static inline int kdf_attrs_next(struct kdf_attrs *a, PyObject **k, PyObject **v
 		return 0;
 	}
 #endif
-	return a->dict ? PyDict_Next(a->dict, &a->pos, k, v) : 0;
+	if (a->dict) {
+		/* through a copy of pos, so that nothing takes the address of a */
+		Py_ssize_t pos = a->pos;
+		int r = PyDict_Next(a->dict, &pos, k, v);
+
+		a->pos = pos;
+		return r;
+	}
+	return 0;
 }
 
 static inline void kdf_attrs_done(struct kdf_attrs *a)
@@ -342,15 +347,8 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 	PyObject *k, *v;
 	int j, state = 0;
 
-	a.owned = NULL;
-	if (lc->at == KDF_AT_TUPLE) {
-		/* only a tuple's length can differ between instances */
-		if (PyTuple_GET_SIZE(obj) != nk)
-			return 0;
-		KDF_LAYOUT_FIELDS(v = PyTuple_GET_ITEM(obj, i));
-	} else if (lc->at == KDF_AT_SLOTS) {
-		KDF_LAYOUT_FIELDS(v = *(PyObject **)((char *)obj + lc->off[i]));
-	} else {
+	kdf_attrs_init(&a);
+	if (lc->at == KDF_AT_DICT) {
 		if (kdf_instance_dict(obj, Py_TYPE(obj), p, &a) < 0)
 			return 0;
 		if (a.used != nk)
@@ -392,6 +390,13 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 				goto miss;
 		}
 		kdf_attrs_done(&a);
+	} else if (lc->at == KDF_AT_TUPLE) {
+		/* only a tuple's length can differ between instances */
+		if (PyTuple_GET_SIZE(obj) != nk)
+			return 0;
+		KDF_LAYOUT_FIELDS(v = PyTuple_GET_ITEM(obj, i));
+	} else { /* KDF_AT_SLOTS */
+		KDF_LAYOUT_FIELDS(v = *(PyObject **)((char *)obj + lc->off[i]));
 	}
 	if (!lc->registered && emit) {
 		/* as kdf_shape does when it computes the id; no fields: kdf_finish does it */
