@@ -783,20 +783,6 @@ def test_a_namespace_holding_a_raising_proxy_still_gets_patched(rec, tmp_path, m
     assert switch.get().patched(m.f)
 
 
-@pytest.fixture
-def c_core():
-    """The C core's set_code for the Switch: only it keeps 3.13 call sites specializable
-    (the twin's is the plain setter), so a test of that runs on it whatever KCOVDF_CORE says."""
-    from kcovdf.runtime import core
-
-    before = core.name
-    core.use("c")
-    try:
-        yield
-    finally:
-        core.use(before)
-
-
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="call sites specialize from 3.11 on")
 @pytest.mark.c_core(sys.version_info >= (3, 13),
                     reason="on 3.13 only the C core's _set_code keeps a patched function's call sites "
