@@ -84,11 +84,16 @@ def copy_tomli(dest: str) -> str:
     raise SystemExit("overhead: needs the tomli sources (pip install tomli) or Python 3.11+ (tomllib)")
 
 
-def import_fresh(*names: str) -> list[Any]:
-    """Import modules anew (dropping earlier copies, submodules included); the module objects."""
+def forget(*names: str) -> None:
+    """Drop modules (submodules included) from sys.modules; whoever holds them keeps them."""
     for loaded in list(sys.modules):
         if any(loaded == n or loaded.startswith(n + ".") for n in names):
             del sys.modules[loaded]
+
+
+def import_fresh(*names: str) -> list[Any]:
+    """Import modules anew (dropping earlier copies, submodules included); the module objects."""
+    forget(*names)
     importlib.invalidate_caches()
     return [importlib.import_module(n) for n in names]
 
@@ -317,6 +322,8 @@ def main() -> int:
     doc = toml_document(tables)
 
     plain_micro, plain_toml = import_fresh(MICRO_MODULE, REAL_PACKAGE)
+    # out of sys.modules, so that the hook does not rewrite the plain copies in place
+    forget(MICRO_MODULE, REAL_PACKAGE)
     installed = hook.install(Config(include=(MICRO_MODULE, REAL_PACKAGE)))
     inst_micro, inst_toml = import_fresh(MICRO_MODULE, REAL_PACKAGE)
     hook.uninstall(installed)
