@@ -7,7 +7,7 @@
  * The layout mirrors (KDF_MIRRORS: 3.10 to 3.13, default build) copy each version's
  * internal headers: 3.10 Objects/dict-common.h; 3.11-3.13 Include/internal/pycore_dict.h
  * and pycore_object.h. They are never trusted blindly: layout.c tries them on probe
- * instances and dicts at import (kdf_layout_check) and reads through the C API when
+ * instances and dicts at import (kdf_mirrors_check) and reads through the C API when
  * they do not hold. A version outside that range compiles without them.
  */
 #ifndef KCOVDF_COMPAT_H
