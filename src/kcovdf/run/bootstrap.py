@@ -127,13 +127,14 @@ def _record(cfg: config.Config, plan: Plan) -> Recording:
     return Recording(installed, task_set, watch)
 
 
-def _say(message: str) -> None:
-    """Print one of kcovdf's messages on stderr, as the summary line is."""
+def _say(message: str, stream: Any = None) -> None:
+    """Print one of kcovdf's messages on ``stream`` (default stderr), as the summary line is."""
+    stream = stream or sys.stderr
     try:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):
-        pass  # the program closed or replaced stderr: it must not fail for our message
+        stream.write(message + "\n")
+        stream.flush()
+    except Exception:  # noqa: BLE001 - the program closed or replaced it: it must not fail for our message
+        pass
 
 
 def export(cfg: config.Config, plan: Plan, environ: Any) -> None:
@@ -288,12 +289,7 @@ class ChildWatch:
             self._unwarned.remove(reason)
         except KeyError:
             return
-        stream = sys.__stderr__ or sys.stderr
-        try:
-            stream.write(f"kcovdf: warning: {message}; further children like it are not reported\n")
-            stream.flush()
-        except Exception:
-            pass  # no stderr to say it on
+        _say(f"kcovdf: warning: {message}; further children like it are not reported", sys.__stderr__)
 
 
 def _first(cmd: Any) -> Any:
