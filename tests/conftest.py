@@ -98,9 +98,12 @@ def parse_records(buf: Sequence[int]) -> list[Rec]:
         head = abi.split_type_seq(buf[i])
         assert head is not None, f"word {i} ({buf[i]:#x}) is not a record header"
         rtype, nvals, seq = head
-        assert nvals >= 2, f"record at word {i} has {nvals} value words; kcovdf writes shape and layout first"
         assert i + 2 + nvals <= count, f"record at word {i} runs past buf[0]={count}"
         arg_idx, size, ptr = abi.split_meta(buf[i + 2])
+        marker = rtype == abi.TYPE_EVENT or (rtype == abi.TYPE_ENTRY and arg_idx == abi.ARG_NONE)
+        assert nvals == 1 if marker else nvals >= 2, \
+            f"record at word {i} has {nvals} value words; kcovdf writes shape and layout first " \
+            "(one word 0 for events and ARG_NONE entries)"
         out.append(Rec(rtype, seq, buf[i + 1], arg_idx, size, ptr, list(buf[i + 3:i + 3 + nvals])))
         i += 3 + nvals
     return out
@@ -113,6 +116,20 @@ def device_records(dev) -> list[Rec]:
         return parse_records(buf)
     finally:
         buf.release()
+
+
+@pytest.fixture(params=["patched", "split", "guarded"])
+def shape(request, monkeypatch):
+    """Every shape code can run in: static functions patched to single-copy code, the split
+    code (two copies behind one test) that closures and unfound functions keep, and one copy
+    with a test per call (bodies over SPLIT_LIMIT)."""
+    from kcovdf.instrument import rewrite, switch
+
+    if request.param == "split":
+        monkeypatch.setattr(switch.Switch, "settle", lambda self: None)
+    elif request.param == "guarded":
+        monkeypatch.setattr(rewrite, "SPLIT_LIMIT", -1)
+    return request.param
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from kcovdf.errors import CorruptBufferError
 #: (header field and run.json "format"). Bump when either changes meaning (docs/abi.md).
 #: Version 1: meta's pointer is an object address; calls pair by stack. The writers stay at
 #: 1 until they record call ids (issue 9's writer side); the readers already read 2.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: The versions readers accept. Version 2: meta's pointer is the call id, an entry for every
 #: call, 0xD event records (docs/abi.md §1.1).
 READ_VERSIONS = (1, 2)

@@ -1,6 +1,8 @@
 """A recorder with kcovdf.runtime.core's API (docs/core.md section 1) that keeps records in a list.
 
-Records are tuples ``(kind, pc, arg_idx, value)`` with kind "entry", "ret", "exc" or "yld";
+Records are tuples ``(kind, pc, arg_idx, value)`` with kind "entry" (arg_idx 0xFD, value
+None: a call without arguments), "ret", "exc" or "yld";
+hold()/done() give one "ret" when done() runs, and resumed() calls are listed apart (``resumes``);
 with ``keep_values=False`` the value is replaced by its type name, so the recorder holds
 no reference to the program's objects.
 """
@@ -27,11 +29,15 @@ class FakeRecorder:
         self.REDACTED = _Redacted()
         self._listeners: list[Callable[[bool], None]] = []
         self._active = 0
+        self._held: dict[int, Any] = {}
+        self.resumes: list[int] = []  # pc of each resumed() call
 
     def _keep(self, value: Any) -> Any:
         return value if self.keep_values or value is self.REDACTED else type(value).__name__
 
     def entry(self, pc: int, *args: Any) -> None:
+        if not args:
+            self.records.append(("entry", pc, 0xFD, None))
         for i, value in enumerate(args):
             self.records.append(("entry", pc, i, self._keep(value)))
 
@@ -40,11 +46,25 @@ class FakeRecorder:
         return value
 
     def exc(self, pc: int, exc: BaseException | None = None) -> None:
+        self._held.pop(id(sys._getframe(1)), None)
         self.records.append(("exc", pc, 0xFF, self._keep(exc if exc is not None else sys.exc_info()[1])))
 
     def yld(self, pc: int, value: Any) -> Any:
         self.records.append(("yld", pc, 0xFE, self._keep(value)))
         return value
+
+    def resumed(self, pc: int, value: Any) -> Any:
+        self.resumes.append(pc)
+        return value
+
+    def hold(self, pc: int, value: Any) -> Any:
+        self._held[id(sys._getframe(1))] = value
+        return value
+
+    def done(self, pc: int) -> None:
+        frame = id(sys._getframe(1))
+        if frame in self._held:
+            self.records.append(("ret", pc, 0, self._keep(self._held.pop(frame))))
 
     def emit(self, line: bytes, remember: bool = True) -> None:
         self.lines.append(line)

@@ -17,8 +17,10 @@ SRC = "def add(a, b, password):\n    return a + b\n\ndef boom():\n    raise KeyE
 
 
 def records(mapping) -> list[tuple[int, int, int, int]]:
-    """(type, pc, arg_idx, value form) of every record in a buffer as Device.mmap() returns it."""
-    return [(r.type, r.pc, r.arg_idx, abi.split_layout(r.values[1], 0)[1]) for r in parse_records(mapping)]
+    """(type, pc, arg_idx, value form) of every record in a buffer as Device.mmap() returns it;
+    the form is None for an ARG_NONE entry (its one word is no encoded value)."""
+    return [(r.type, r.pc, r.arg_idx, abi.split_layout(r.values[1], 0)[1] if len(r.values) > 1 else None)
+            for r in parse_records(mapping)]
 
 
 @pytest.fixture
@@ -47,6 +49,7 @@ def test_records_and_symbols_reach_the_device(module):
     assert records(mapping) == [
         (abi.TYPE_ENTRY, add, 0, abi.Form.SCALAR), (abi.TYPE_ENTRY, add, 1, abi.Form.SCALAR),
         (abi.TYPE_ENTRY, add, 2, abi.Form.REDACTED), (abi.TYPE_RETURN, add, 0, abi.Form.SCALAR),
+        (abi.TYPE_ENTRY, boom, abi.ARG_NONE, None),
         (abi.TYPE_RETURN, boom, abi.ARG_EXCEPTION, abi.Form.EXCEPTION)]
     syms = {line["qualname"]: line for line in dev.table_lines() if line.get("t") == "sym"}
     assert syms["add"]["pc"] == f"0x{add:x}" and syms["add"]["params"] == [

@@ -30,18 +30,6 @@ def rec(monkeypatch, tmp_path):
     yield from recording(monkeypatch, tmp_path)
 
 
-@pytest.fixture(params=["patched", "split", "guarded"])
-def shape(request, monkeypatch):
-    """Every shape code can run in: static functions patched to single-copy code, the split
-    code (two copies behind one test) that closures and unfound functions keep, and one copy
-    with a test per call (bodies over SPLIT_LIMIT)."""
-    if request.param == "split":
-        monkeypatch.setattr(switch.Switch, "settle", lambda self: None)
-    elif request.param == "guarded":
-        monkeypatch.setattr(rewrite, "SPLIT_LIMIT", -1)
-    return request.param
-
-
 @pytest.fixture
 def mods(rec, shape):
     """(plain, instrumented) copies of the sample module, recording on, in each shape."""
@@ -229,7 +217,8 @@ def test_args_and_ret_switch_off_separately(rec):
     m = load(NAME, Config(include=(NAME,), args=False))
     rec.set_active(True)
     m.implicit(1)
-    assert of(rec, pc("implicit", m)) == [("ret", 0, None)]
+    # without argument values, the call still has its entry: its exit belongs to it
+    assert of(rec, pc("implicit", m)) == [("entry", 0xFD, None), ("ret", 0, None)]
     rec.records.clear()
     m = load(NAME, Config(include=(NAME,), ret=False))
     with pytest.raises(ValueError):
@@ -263,7 +252,8 @@ def test_only_the_two_reserved_globals_are_referenced(rec, mods):
     plain, m = mods
     for name in ("kinds", "gen", "agen", "coro", "raises"):
         added = set(getattr(m, name).__code__.co_names) - set(getattr(plain, name).__code__.co_names)
-        assert added <= {rewrite.RESERVED, rewrite.FLAG, "entry", "ret", "exc", "yld", "REDACTED"}
+        assert added <= {rewrite.RESERVED, rewrite.FLAG, "entry", "ret", "exc", "yld", "resumed",
+                         "hold", "done", "REDACTED"}
     assert set(vars(m)) - set(vars(plain)) == {rewrite.RESERVED, rewrite.FLAG}
 
 

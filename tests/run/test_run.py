@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kcovdf import tracefile
 from kcovdf.read import decode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,7 +292,7 @@ def test_trace_directory_layout_and_modes(tmp_path):
     for name in names:
         assert stat.S_IMODE((trace / name).stat().st_mode) == 0o600
     info = json.loads((trace / "run.json").read_text())
-    assert info["format"] == 1 and info["argv"] == ["p.py", "arg"]
+    assert info["format"] == tracefile.FORMAT_VERSION == 2 and info["argv"] == ["p.py", "arg"]
     assert split_summary(r.stderr)[1].group(4) == os.path.join("out", "trace")
     # a second run replaces the first one's task files
     r2 = run_kcovdf(tmp_path, "-o", "out/trace", "p.py")
@@ -379,12 +380,14 @@ def test_full_buffer_is_counted_not_fatal(tmp_path):
     assert records > 0 and drops > 0 and records + drops == 2000
 
 
-@pytest.mark.parametrize("flag, kinds", [("--no-args", {"return"}), ("--no-ret", {"entry"})])
+@pytest.mark.parametrize("flag, kinds", [("--no-args", [("entry", []), ("return", [1])]),
+                                         ("--no-ret", [("entry", [1])])])
 def test_args_and_ret_switches(tmp_path, flag, kinds):
     write(tmp_path / "prog.py", "def f(x):\n    return x\nf(1)\n")
     r = run_kcovdf(tmp_path, flag, "prog.py")
     assert r.returncode == 0
-    assert {k for _, k, _, _ in calls(tmp_path / "kcovdf-trace")} == kinds
+    # without argument values a call still writes its entry (ARG_NONE: no value), so its exit has a call
+    assert [(k, v[2:]) for _, k, _, v in calls(tmp_path / "kcovdf-trace")] == kinds
 
 
 def test_exclude_main_leaves_the_script_uninstrumented(tmp_path):

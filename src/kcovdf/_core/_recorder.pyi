@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-#: Passed in place of a value: recorded as the REDACTED form, pointer 0.
+#: Passed in place of a value: recorded as the REDACTED form.
 REDACTED: object
 
 def enable(mapping: Any, table_fd: int) -> None:
@@ -28,16 +28,28 @@ def disable(mapping: Any) -> None:
     """Unbind the calling thread; ``OSError(EINVAL)`` unless it is enabled on ``mapping`` and owns it."""
 
 def entry(pc: int, *args: object) -> None:
-    """One entry record per argument (arg_idx = position, positions above 0xFC dropped)."""
+    """Start a call of the calling frame: a new call id, one entry record per argument
+    (arg_idx = position, positions above 0xFC dropped), one ARG_NONE record without any."""
 
 def ret(pc: int, value: _T) -> _T:
-    """One return record (arg_idx 0); returns ``value``."""
+    """The return record (arg_idx 0) of the calling frame's call; returns ``value``."""
 
 def exc(pc: int, exc: object = ...) -> None:
-    """One return record (arg_idx 0xFF) for ``exc``, by default the exception being handled."""
+    """The exception record (arg_idx 0xFF) of the calling frame's call, for ``exc``, by
+    default the exception being handled."""
 
 def yld(pc: int, value: _T) -> _T:
-    """One return record (arg_idx 0xFE) for a yielded value; returns ``value``."""
+    """A yield record (arg_idx 0xFE); the call leaves this thread's stack. Returns ``value``."""
+
+def resumed(pc: int, value: _T) -> _T:
+    """The calling frame runs again after a yield or await (RESUME if it had left this
+    thread's stack); returns ``value``."""
+
+def hold(pc: int, value: _T) -> _T:
+    """Keep ``value`` as the pending return of the calling frame's call; returns it."""
+
+def done(pc: int) -> None:
+    """Write the held return of the calling frame's call, which ends now (no-op without one)."""
 
 def active() -> int:
     """Number of threads of this process currently enabled."""
@@ -89,6 +101,9 @@ def _encode_general(obj: object, redacted: bool = False) -> list[int]:
 def _encode_cached(obj: object) -> list[int] | None:
     """Test seam: ``encode()`` through the class's layout cache alone (no type table lines);
     None when the cache does not serve ``obj``."""
+
+def _frames() -> bool:
+    """Test seam: whether calls are named by their frames (else paired by stack position)."""
 
 def _layout() -> bool:
     """Test seam: whether instance attributes are read where CPython keeps them (3.10-3.13)."""

@@ -7,11 +7,12 @@
 #ifndef KCOVDF_ABI_H
 #define KCOVDF_ABI_H
 
-#define KDF_FORMAT_VERSION 1
+#define KDF_FORMAT_VERSION 2
 
 /* record framing (kernel v2 layout) */
 #define KDF_TYPE_ENTRY 0xE
 #define KDF_TYPE_RETURN 0xF
+#define KDF_TYPE_EVENT 0xD
 #define KDF_HEADER_WORDS 3
 #define KDF_MAX_VALUES 15
 #define KDF_SEQ_MASK 0x00FFFFFFu
@@ -21,6 +22,9 @@
 #define KDF_ARG_EXCEPTION 0xFF
 #define KDF_ARG_YIELD 0xFE
 #define KDF_ARG_MAX_PARAM 0xFC
+#define KDF_ARG_NONE 0xFD
+#define KDF_EVENT_RESUME 0x01
+#define KDF_EVENT_SUSPEND 0x02
 
 #define KDF_FAULT 0xBADADD85ull
 #define KDF_REDACTED 0x2EDAC7EDull

@@ -144,6 +144,70 @@ static inline int kdf_has_inline_values(void)
 	return PY_VERSION_HEX >= 0x030B0000;
 }
 
+/* --- frames ------------------------------------------------------------------------
+ *
+ * The shadow stack (record.c) names a call by its frame: the interpreter's frame of the
+ * instrumented function, read where CPython keeps the thread's current frame, without
+ * materializing a frame object. 3.10: PyFrameObject (public frameobject.h); 3.11-3.13: the
+ * first fields of struct _PyInterpreterFrame (Include/internal/pycore_frame.h), mirrored
+ * below and tried at import by kdf_frames_check() (record.c): without them, or if they do
+ * not hold, kdf_frames_ok stays 0 and calls are paired by stack position alone.
+ */
+#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define KDF_FRAMES 1
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>
+#elif PY_VERSION_HEX < 0x030C0000
+struct kdf_iframe {
+	PyObject *f_func, *f_globals, *f_builtins, *f_locals;
+	PyObject *f_code;
+	PyObject *frame_obj;
+	struct kdf_iframe *previous;
+};
+#else
+struct kdf_iframe {
+	PyObject *f_executable; /* 3.12: f_code */
+	struct kdf_iframe *previous;
+};
+#endif
+
+/* The calling thread's current frame: the Python function that called into the core. */
+static inline void *kdf_frame_current(void)
+{
+	PyThreadState *ts = PyThreadState_GET();
+#if PY_VERSION_HEX < 0x030B0000
+	return ts->frame;
+#elif PY_VERSION_HEX < 0x030D0000
+	return ts->cframe->current_frame;
+#else
+	return ts->current_frame;
+#endif
+}
+
+static inline void *kdf_frame_back(void *f)
+{
+#if PY_VERSION_HEX < 0x030B0000
+	return ((PyFrameObject *)f)->f_back;
+#else
+	return ((struct kdf_iframe *)f)->previous;
+#endif
+}
+
+/* The frame's code object (borrowed), or NULL for a frame that runs none (3.12+ shims). */
+static inline PyObject *kdf_frame_code(void *f)
+{
+#if PY_VERSION_HEX < 0x030B0000
+	return (PyObject *)((PyFrameObject *)f)->f_code;
+#elif PY_VERSION_HEX < 0x030C0000
+	return ((struct kdf_iframe *)f)->f_code;
+#else
+	PyObject *code = ((struct kdf_iframe *)f)->f_executable;
+
+	return code && PyCode_Check(code) ? code : NULL;
+#endif
+}
+#endif
+
 /* --- layout mirrors ------------------------------------------------------------ */
 
 #if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)

@@ -130,14 +130,13 @@ static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
 	return t->area == area ? 0 : -1;
 }
 
-/* The three header words of a record whose value takes nv words. */
+/* The three header words of a record whose value takes nv words; meta's pointer is the call id. */
 static inline void kdf_header(uint64_t *w, unsigned rtype, uint32_t seq, int nv, uint64_t pc,
-			      unsigned arg_idx, PyObject *value)
+			      unsigned arg_idx, uint64_t call_id)
 {
 	w[0] = (uint64_t)rtype << 28 | (uint64_t)(nv & 0xF) << 24 | seq;
 	w[1] = pc;
-	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 |
-	       (value == kdf_redacted ? 0 : ((uintptr_t)value & KDF_PTR_MASK));
+	w[2] = (uint64_t)arg_idx << 56 | (uint64_t)KDF_PY_VALUE_SIZE << 48 | (call_id & KDF_PTR_MASK);
 }
 
 /*
@@ -145,15 +144,17 @@ static inline void kdf_header(uint64_t *w, unsigned rtype, uint32_t seq, int nv,
  * under it (only the hook can do that).
  */
 static inline int kdf_append(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
-			     PyObject *value, const struct kdf_value *v)
+			     uint64_t call_id, const struct kdf_value *v)
 {
 	uint64_t *w;
 
+	if (!t->area)
+		return -1; /* a record hook disabled this thread: never write through a stale pointer */
 	t->seq = (t->seq + 1) & KDF_SEQ_MASK;
 	w = kdf_reserve(t, KDF_HEADER_WORDS + v->n, 0);
 	if (!w)
 		return 0;
-	kdf_header(w, rtype, t->seq, v->n, pc, arg_idx, value);
+	kdf_header(w, rtype, t->seq, v->n, pc, arg_idx, call_id);
 	if (kdf_hook && kdf_call_hook(t) < 0)
 		return -1;
 	memcpy(&w[3], v->w, sizeof(uint64_t) * v->n);
@@ -162,14 +163,23 @@ static inline int kdf_append(struct kdf_task *t, unsigned rtype, uint64_t pc, un
 
 /* One record; -1 if the thread's buffer changed under it (only the hook can do that). */
 static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
-		     PyObject *value)
+		     uint64_t call_id, PyObject *value)
 {
 	struct kdf_value v;
 
 	kdf_encode(value, value == kdf_redacted, 1, &v);
-	if (!t->area)
-		return -1; /* cannot happen (no code ran), but never write through a stale pointer */
-	return kdf_append(t, rtype, pc, arg_idx, value, &v);
+	return kdf_append(t, rtype, pc, arg_idx, call_id, &v);
+}
+
+/* A record of one value word that is not an encoded value: an event, an ARG_NONE entry. */
+static int kdf_write_word(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned arg_idx,
+			  uint64_t call_id, uint64_t word)
+{
+	struct kdf_value v;
+
+	v.n = 1;
+	v.w[0] = word;
+	return kdf_append(t, rtype, pc, arg_idx, call_id, &v);
 }
 
 /*
@@ -181,7 +191,8 @@ static int kdf_write(struct kdf_task *t, unsigned rtype, uint64_t pc, unsigned a
 #define KDF_BATCH 6
 
 static __attribute__((noinline)) void kdf_write_batch(struct kdf_task *t, uint64_t pc,
-						      PyObject *const *args, Py_ssize_t n)
+						      uint64_t call_id, PyObject *const *args,
+						      Py_ssize_t n)
 {
 	struct kdf_value v[KDF_BATCH];
 	uint64_t need = 0, *w;
@@ -196,12 +207,13 @@ static __attribute__((noinline)) void kdf_write_batch(struct kdf_task *t, uint64
 	w = kdf_reserve(t, need, 1);
 	if (!w) {
 		for (i = 0; i < n; i++)
-			kdf_append(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[i], &v[i]);
+			if (kdf_append(t, KDF_TYPE_ENTRY, pc, (unsigned)i, call_id, &v[i]) < 0)
+				return;
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		t->seq = (t->seq + 1) & KDF_SEQ_MASK;
-		kdf_header(w, KDF_TYPE_ENTRY, t->seq, v[i].n, pc, (unsigned)i, args[i]);
+		kdf_header(w, KDF_TYPE_ENTRY, t->seq, v[i].n, pc, (unsigned)i, call_id);
 		memcpy(&w[3], v[i].w, sizeof(uint64_t) * v[i].n);
 		w += KDF_HEADER_WORDS + v[i].n;
 	}
@@ -235,11 +247,248 @@ static int kdf_pc(const char *call, PyObject *o, uint64_t *pc)
 	return 0;
 }
 
+/* ---------------------------------------------------------------------------
+ * Calls: the shadow stack (docs/core.md §1.1, the twin's _sync).
+ *
+ * Each enabled thread keeps the calls running on it, innermost last, named by the frame
+ * of the instrumented function (compat.h). A generator-like call that leaves the stack
+ * without finishing waits in kdf_suspended (frame -> (call id, pc)) until it runs again,
+ * on any thread. The common paths compare one pointer; the rest is the slow kdf_sync.
+ */
+
+struct kdf_call {
+	void *frame;	  /* NULL when frames are not read (kdf_frames_ok 0): pairing by position */
+	uint64_t id, pc;
+	PyObject *held;	  /* the pending return (hold/done), or NULL */
+	int gen;	  /* generator, coroutine or async generator: it can be suspended */
+};
+
+struct kdf_calls {
+	struct kdf_call *c;
+	uint32_t depth, cap;
+};
+
+static _Thread_local struct kdf_calls kdf_calls __attribute__((tls_model("initial-exec")));
+static uint64_t kdf_next_id;	/* call ids of this process: 1, 2, ... (GIL) */
+static PyObject *kdf_suspended; /* dict: int(frame) -> (call id, pc) */
+static int kdf_frames_ok;	/* set by kdf_frames_check() */
+#define KDF_MAX_CALLS (1u << 22)
+#define KDF_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
+
+static inline void *kdf_here(void)
+{
+#ifdef KDF_FRAMES
+	if (kdf_frames_ok)
+		return kdf_frame_current();
+#endif
+	return NULL;
+}
+
+static inline void *kdf_back(void *f)
+{
+#ifdef KDF_FRAMES
+	return f ? kdf_frame_back(f) : NULL;
+#else
+	return NULL;
+#endif
+}
+
+static inline int kdf_is_gen(void *f)
+{
+#ifdef KDF_FRAMES
+	PyObject *code = f ? kdf_frame_code(f) : NULL;
+
+	return code && (((PyCodeObject *)code)->co_flags & KDF_GEN_FLAGS);
+#else
+	return 0;
+#endif
+}
+
+static inline int kdf_any_suspended(void)
+{
+	return kdf_suspended && PyDict_GET_SIZE(kdf_suspended) > 0;
+}
+
+/* The map's operations allocate: a failure only loses the pairing of one call. */
+static void kdf_map_put(const struct kdf_call *c)
+{
+	PyObject *key, *val;
+
+	if (!c->frame || (!kdf_suspended && !(kdf_suspended = PyDict_New()))) {
+		PyErr_Clear();
+		return;
+	}
+	key = PyLong_FromVoidPtr(c->frame);
+	val = Py_BuildValue("(KK)", (unsigned long long)c->id, (unsigned long long)c->pc);
+	if (!key || !val || PyDict_SetItem(kdf_suspended, key, val) < 0)
+		PyErr_Clear();
+	Py_XDECREF(key);
+	Py_XDECREF(val);
+}
+
+/* Take frame's entry out of the map: 1 and its id and pc if it was there. */
+static int kdf_map_take(void *frame, uint64_t *id, uint64_t *pc)
+{
+	PyObject *key = PyLong_FromVoidPtr(frame), *val;
+	int found = 0;
+
+	if (!key) {
+		PyErr_Clear();
+		return 0;
+	}
+	val = PyDict_GetItemWithError(kdf_suspended, key);
+	if (val) {
+		*id = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(val, 0));
+		*pc = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(val, 1));
+		found = 1;
+		if (PyDict_DelItem(kdf_suspended, key) < 0)
+			PyErr_Clear();
+	}
+	PyErr_Clear();
+	Py_DECREF(key);
+	return found;
+}
+
+static void kdf_map_clear(void)
+{
+	if (kdf_suspended)
+		PyDict_Clear(kdf_suspended);
+}
+
+/* Push a call; NULL if the stack cannot grow (the call then goes untracked). */
+static struct kdf_call *kdf_push(void *frame, uint64_t id, uint64_t pc, int gen)
+{
+	struct kdf_calls *s = &kdf_calls;
+	struct kdf_call *c;
+
+	if (s->depth == s->cap) {
+		uint32_t cap = s->cap ? 2 * s->cap : 64;
+		struct kdf_call *grown;
+
+		if (cap > KDF_MAX_CALLS)
+			return NULL;
+		grown = PyMem_RawRealloc(s->c, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		s->c = grown;
+		s->cap = cap;
+	}
+	c = &s->c[s->depth++];
+	c->frame = frame;
+	c->id = id;
+	c->pc = pc;
+	c->held = NULL;
+	c->gen = gen;
+	return c;
+}
+
+/* Forget every call of this thread (its task ends); their held values are released. */
+static void kdf_calls_clear(void)
+{
+	struct kdf_calls *s = &kdf_calls;
+
+	while (s->depth) {
+		s->depth--;
+		Py_CLEAR(s->c[s->depth].held);
+	}
+}
+
+static inline struct kdf_call *kdf_top(void)
+{
+	struct kdf_calls *s = &kdf_calls;
+
+	return s->depth ? &s->c[s->depth - 1] : NULL;
+}
+
+/*
+ * Make the stack hold exactly the recorded calls on frame's chain (from frame itself if
+ * self_too, else from its caller). Calls above the innermost one on the chain are stale:
+ * a generator-like one is suspended (SUSPEND, then the map), a plain one lost its exit.
+ * Then each suspended call on the chain runs again (RESUME), outermost first.
+ */
+static __attribute__((noinline)) void kdf_sync(struct kdf_task *t, void *frame, int self_too)
+{
+	struct kdf_calls *s = &kdf_calls;
+	void *start = self_too ? frame : kdf_back(frame), *f, *top, *few[64], **chain;
+	uint64_t id, pc, resumer;
+	Py_ssize_t n, i;
+
+	if (!frame)
+		return;
+	while (s->depth) {
+		top = s->c[s->depth - 1].frame;
+		for (f = start; f && f != top; f = kdf_back(f))
+			;
+		if (f)
+			break;
+		struct kdf_call c = s->c[--s->depth];
+
+		if (c.gen) {
+			kdf_write_word(t, KDF_TYPE_EVENT, c.pc, KDF_EVENT_SUSPEND, c.id, 0);
+			kdf_map_put(&c);
+		}
+		Py_CLEAR(c.held);
+	}
+	if (!kdf_any_suspended())
+		return;
+	top = s->depth ? s->c[s->depth - 1].frame : NULL;
+	for (n = 0, f = start; f && f != top; f = kdf_back(f))
+		n++;
+	if (!n)
+		return;
+	chain = n <= 64 ? few : PyMem_RawMalloc(n * sizeof(void *));
+	if (!chain)
+		return;
+	for (i = 0, f = start; i < n; i++, f = kdf_back(f))
+		chain[i] = f;
+	for (i = n - 1; i >= 0; i--) {
+		if (!kdf_is_gen(chain[i]) || !kdf_map_take(chain[i], &id, &pc))
+			continue;
+		resumer = s->depth ? s->c[s->depth - 1].id : 0;
+		if (!kdf_push(chain[i], id, pc, 1))
+			break;
+		kdf_write_word(t, KDF_TYPE_EVENT, pc, KDF_EVENT_RESUME, id, resumer);
+	}
+	if (chain != few)
+		PyMem_RawFree(chain);
+}
+
+/* The call of frame, on top of the stack after kdf_sync if needed; NULL: unknown. */
+static inline struct kdf_call *kdf_current(struct kdf_task *t, void *frame)
+{
+	struct kdf_call *c = kdf_top();
+
+	if (c && c->frame == frame)
+		return c;
+	kdf_sync(t, frame, 1);
+	c = kdf_top();
+	return c && c->frame == frame && frame ? c : NULL;
+}
+
+/* The exit record of c (NULL: an orphan, call id 0), popping it; value is borrowed. */
+static void kdf_exit(struct kdf_task *t, struct kdf_call *c, uint64_t pc, unsigned arg_idx,
+		       PyObject *value)
+{
+	PyObject *held = NULL;
+	uint64_t id = 0;
+
+	if (c) {
+		id = c->id;
+		held = c->held;
+		kdf_calls.depth--;
+	}
+	kdf_write(t, KDF_TYPE_RETURN, pc, arg_idx, id, value);
+	Py_XDECREF(held);
+}
+
 static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
 	struct kdf_task *t = &kdf_task;
-	uint64_t pc;
+	struct kdf_call *top;
+	uint64_t pc, id;
 	Py_ssize_t i, n;
+	void *frame;
+	int gen = 0;
 
 	if (nargs < 1) {
 		PyErr_SetString(PyExc_TypeError, "entry() missing its pc argument");
@@ -255,47 +504,160 @@ static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t narg
 	if (n > KDF_ARG_MAX_PARAM + 1)
 		n = KDF_ARG_MAX_PARAM + 1;
 	t->busy = 1;
-	if (n > 1 && n <= KDF_BATCH && !kdf_hook) {
-		kdf_write_batch(t, pc, args + 1, n);
+	frame = kdf_here();
+	if (frame) {
+		top = kdf_top();
+		if (!top || top->frame != kdf_back(frame))
+			kdf_sync(t, frame, 0);
+		gen = kdf_is_gen(frame);
+		if (gen && kdf_any_suspended()) {
+			uint64_t stale_id, stale_pc; /* a frame address used again */
+
+			kdf_map_take(frame, &stale_id, &stale_pc);
+		}
+	}
+	id = ++kdf_next_id;
+	kdf_push(frame, id, pc, gen);
+	if (n == 0) {
+		kdf_write_word(t, KDF_TYPE_ENTRY, pc, KDF_ARG_NONE, id, 0);
+	} else if (n > 1 && n <= KDF_BATCH && !kdf_hook) {
+		kdf_write_batch(t, pc, id, args + 1, n);
 	} else {
 		for (i = 0; i < n; i++)
-			if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, args[1 + i]) < 0)
+			if (kdf_write(t, KDF_TYPE_ENTRY, pc, (unsigned)i, id, args[1 + i]) < 0)
 				break;
 	}
 	t->busy = 0;
 	Py_RETURN_NONE;
 }
 
-/* One return-type record; returns a new reference to value (ret, yld). */
-static PyObject *kdf_return(const char *call, unsigned arg_idx, PyObject *const *args,
-			    Py_ssize_t nargs)
+/* Checks the (pc, value) arguments; 1: record (the guard is then taken), 0: don't, -1: error. */
+static inline int kdf_begin(struct kdf_task *t, const char *call, PyObject *const *args,
+			    Py_ssize_t nargs, Py_ssize_t want, uint64_t *pc)
+{
+	if (nargs != want) {
+		PyErr_Format(PyExc_TypeError, "%s() takes %zd argument%s (pc%s), got %zd", call, want,
+			     want == 1 ? "" : "s", want == 1 ? "" : ", value", nargs);
+		return -1;
+	}
+	if (!t->area || t->busy)
+		return 0;
+	if (kdf_pc(call, args[0], pc) < 0)
+		return -1;
+	t->busy = 1;
+	return 1;
+}
+
+static PyObject *kdf_ret(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
 	struct kdf_task *t = &kdf_task;
 	uint64_t pc;
+	int on = kdf_begin(t, "ret", args, nargs, 2, &pc);
 
-	if (nargs != 2) {
-		PyErr_Format(PyExc_TypeError, "%s() takes 2 arguments (pc, value), got %zd", call,
-			     nargs);
+	if (on < 0)
 		return NULL;
-	}
-	if (t->area && !t->busy) {
-		if (kdf_pc(call, args[0], &pc) < 0)
-			return NULL;
-		t->busy = 1;
-		kdf_write(t, KDF_TYPE_RETURN, pc, arg_idx, args[1]);
+	if (on) {
+		kdf_exit(t, kdf_current(t, kdf_here()), pc, KDF_ARG_RETURN, args[1]);
 		t->busy = 0;
 	}
 	return Py_NewRef(args[1]);
 }
 
-static PyObject *kdf_ret(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-	return kdf_return("ret", KDF_ARG_RETURN, args, nargs);
-}
-
 static PyObject *kdf_yld(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-	return kdf_return("yld", KDF_ARG_YIELD, args, nargs);
+	struct kdf_task *t = &kdf_task;
+	struct kdf_call *c;
+	uint64_t pc;
+	int on = kdf_begin(t, "yld", args, nargs, 2, &pc);
+
+	if (on < 0)
+		return NULL;
+	if (on) {
+		c = kdf_current(t, kdf_here());
+		kdf_write(t, KDF_TYPE_RETURN, pc, KDF_ARG_YIELD, c ? c->id : 0, args[1]);
+		if (c && c == kdf_top()) {
+			/* the call leaves this thread's stack until it runs again */
+			kdf_map_put(c);
+			Py_CLEAR(c->held);
+			kdf_calls.depth--;
+		}
+		t->busy = 0;
+	}
+	return Py_NewRef(args[1]);
+}
+
+static PyObject *kdf_resumed(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	struct kdf_call *top;
+	uint64_t pc;
+	void *frame;
+	int on = kdf_begin(t, "resumed", args, nargs, 2, &pc);
+
+	if (on < 0)
+		return NULL;
+	if (on) {
+		/* nothing to write when the call never left the top of this thread's stack */
+		frame = kdf_here();
+		top = kdf_top();
+		if (!top || top->frame != frame)
+			kdf_sync(t, frame, 1);
+		t->busy = 0;
+	}
+	return Py_NewRef(args[1]);
+}
+
+static PyObject *kdf_hold(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	struct kdf_call *c;
+	uint64_t pc;
+	int on = kdf_begin(t, "hold", args, nargs, 2, &pc);
+
+	if (on < 0)
+		return NULL;
+	if (on) {
+		c = kdf_current(t, kdf_here());
+		if (c)
+			Py_XSETREF(c->held, Py_NewRef(args[1]));
+		t->busy = 0;
+	}
+	return Py_NewRef(args[1]);
+}
+
+static PyObject *kdf_done(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct kdf_task *t = &kdf_task;
+	struct kdf_calls *s = &kdf_calls;
+	struct kdf_call *c;
+	uint64_t pc;
+	uint32_t i;
+	void *frame;
+	int on = kdf_begin(t, "done", args, nargs, 1, &pc);
+
+	if (on < 0)
+		return NULL;
+	if (on) {
+		frame = kdf_here();
+		c = kdf_top();
+		if (c && c->frame != frame && frame) {
+			/* a generator resumed in a finally may sit above: only if frame is below */
+			for (i = 0; i + 1 < s->depth && s->c[i].frame != frame; i++)
+				;
+			if (i + 1 < s->depth)
+				kdf_sync(t, frame, 1);
+			c = kdf_top();
+		}
+		if (c && c->frame == frame && c->held) {
+			PyObject *value = c->held;
+
+			c->held = NULL;
+			kdf_exit(t, c, pc, KDF_ARG_RETURN, value);
+			Py_DECREF(value);
+		}
+		t->busy = 0;
+	}
+	Py_RETURN_NONE;
 }
 
 static PyObject *kdf_exc(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
@@ -321,11 +683,33 @@ static PyObject *kdf_exc(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 			value = Py_NewRef(Py_None);
 	}
 	t->busy = 1;
-	kdf_write(t, KDF_TYPE_RETURN, pc, KDF_ARG_EXCEPTION, value);
+	kdf_exit(t, kdf_current(t, kdf_here()), pc, KDF_ARG_EXCEPTION, value);
 	/* the handled exception (or the caller's argument) keeps it alive: no finalizer here */
 	Py_DECREF(value);
 	t->busy = 0;
 	Py_RETURN_NONE;
+}
+
+/*
+ * Whether compat.h's frame mirrors hold here: the current frame's code, read through
+ * them, is the code of the frame the C API gives (once, at import; it materializes it).
+ */
+static void kdf_frames_check(void)
+{
+#ifdef KDF_FRAMES
+	PyFrameObject *f = PyEval_GetFrame();
+	PyCodeObject *code;
+	void *mine = kdf_frame_current(), *p;
+	int steps = 0;
+
+	if (!f || !mine)
+		return;
+	code = PyFrame_GetCode(f);
+	for (p = mine; p && steps < 100000; p = kdf_frame_back(p))
+		steps++;
+	kdf_frames_ok = kdf_frame_code(mine) == (PyObject *)code && !p;
+	Py_DECREF(code);
+#endif
 }
 
 /* ---------------------------------------------------------------------------
@@ -364,11 +748,14 @@ static void kdf_holder_release(kdf_holder *h, int clear_owner)
 
 		memset(&kdf_task, 0, sizeof(kdf_task));
 		kdf_task.busy = busy;
+		kdf_calls_clear();
 	}
 	if (clear_owner) {
 		__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &want, 0, 0, __ATOMIC_ACQ_REL,
 					    __ATOMIC_RELAXED);
 		kdf_active--;
+		if (!kdf_active)
+			kdf_map_clear();
 	}
 	PyBuffer_Release(&h->view);
 }
@@ -536,6 +923,8 @@ static PyObject *kdf_after_fork_child(PyObject *mod, PyObject *unused)
 			PyErr_Clear();
 	}
 	memset(&kdf_task, 0, sizeof(kdf_task));
+	kdf_calls_clear();
+	kdf_map_clear();
 	kdf_active = 0; /* only the forking thread exists in the child */
 	Py_RETURN_NONE;
 }
@@ -715,6 +1104,12 @@ static PyObject *kdf_set_code(PyObject *mod, PyObject *const *args, Py_ssize_t n
 	Py_RETURN_NONE;
 }
 
+/* Test seam: whether calls are named by their frames (compat.h's frame mirrors hold). */
+static PyObject *kdf_frames_py(PyObject *mod, PyObject *unused)
+{
+	return PyBool_FromLong(kdf_frames_ok);
+}
+
 /* Test seam: whether instance attributes and dicts are read in place (layout.c). */
 static PyObject *kdf_layout_py(PyObject *mod, PyObject *unused)
 {
@@ -741,14 +1136,24 @@ static PyTypeObject kdf_redacted_type = {
 
 static PyMethodDef kdf_methods[] = {
 	{"entry", (PyCFunction)(void (*)(void))kdf_entry, METH_FASTCALL,
-	 "entry(pc, *args)\n--\n\nOne entry record per argument, arg_idx = its position."},
+	 "entry(pc, *args)\n--\n\nStart a call: one entry record per argument, arg_idx = its "
+	 "position (one ARG_NONE record without arguments), all with the new call id."},
 	{"ret", (PyCFunction)(void (*)(void))kdf_ret, METH_FASTCALL,
-	 "ret(pc, value)\n--\n\nOne return record (arg_idx 0); returns value."},
+	 "ret(pc, value)\n--\n\nThe return record (arg_idx 0) of the calling frame's call; "
+	 "returns value."},
 	{"exc", (PyCFunction)(void (*)(void))kdf_exc, METH_FASTCALL,
 	 "exc(pc[, exc])\n--\n\nOne return record (arg_idx 0xFF) for exc, by default the "
 	 "exception being handled."},
 	{"yld", (PyCFunction)(void (*)(void))kdf_yld, METH_FASTCALL,
 	 "yld(pc, value)\n--\n\nOne return record (arg_idx 0xFE) for a yielded value; returns value."},
+	{"resumed", (PyCFunction)(void (*)(void))kdf_resumed, METH_FASTCALL,
+	 "resumed(pc, value)\n--\n\nThe calling frame runs again after a yield or await; returns "
+	 "value."},
+	{"hold", (PyCFunction)(void (*)(void))kdf_hold, METH_FASTCALL,
+	 "hold(pc, value)\n--\n\nKeep value as the pending return of the calling frame's call; "
+	 "returns value."},
+	{"done", (PyCFunction)(void (*)(void))kdf_done, METH_FASTCALL,
+	 "done(pc)\n--\n\nWrite the held return of the calling frame's call (no-op without one)."},
 	{"enable", (PyCFunction)(void (*)(void))kdf_enable, METH_FASTCALL,
 	 "enable(mapping, table_fd)\n--\n\nBind the calling thread to the buffer of mapping."},
 	{"disable", kdf_disable, METH_O,
@@ -784,6 +1189,9 @@ static PyMethodDef kdf_methods[] = {
 	{"_encode_cached", kdf_encode_cached_py, METH_O,
 	 "_encode_cached(obj)\n--\n\nTest seam: encode() through the layout cache alone (no type "
 	 "table lines); None when the cache does not serve obj."},
+	{"_frames", kdf_frames_py, METH_NOARGS,
+	 "_frames()\n--\n\nTest seam: whether calls are named by their frames (else paired by "
+	 "stack position alone)."},
 	{"_layout", kdf_layout_py, METH_NOARGS,
 	 "_layout()\n--\n\nTest seam: whether instance attributes are read where CPython keeps "
 	 "them, by key index or entry (else through the C API)."},
@@ -809,6 +1217,7 @@ PyMODINIT_FUNC PyInit__recorder(void)
 		return NULL;
 	if (!kdf_redacted && !(kdf_redacted = PyObject_New(PyObject, &kdf_redacted_type)))
 		return NULL;
+	kdf_frames_check();
 	m = PyModule_Create(&kdf_module);
 	if (!m)
 		return NULL;

@@ -9,10 +9,12 @@ A function becomes two copies of its body behind one test::
     def f(a, *rest, key=None):
         "docstring stays first"
         if __kcovdf_on__:
-            __kcovdf__.entry(PC, a, rest, key)
+            __kcovdf__.entry(PC, a, rest, key)    # entry(PC) without parameters: every call has one
             try:
                 ...
                 return __kcovdf__.ret(PC, x)
+                ...
+                y = __kcovdf__.resumed(PC, (yield v))   # each yield, yield from and await
                 ...
                 return __kcovdf__.ret(PC, None)   # the implicit return
             except:
@@ -28,12 +30,20 @@ real recorder, which records nothing for it. A body too large to copy (SPLIT_LIM
 one copy with a test before each recorder call instead (``if __kcovdf_on__:
 __kcovdf__.entry(...)``, ``return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x``).
 
+A function with a ``return`` inside a ``try`` that has a ``finally``, or inside a
+``with``, records its exit where the call really ends: each of its returns becomes
+``return __kcovdf__.hold(PC, x)`` and the ``try`` gets ``finally: __kcovdf__.done(PC)``,
+which writes the held value after every inner ``finally`` and ``__exit__`` has run (a
+``finally`` that returns holds again; one that raises leaves through ``exc``).
+
 Functions not nested in another function go further: compile_rewritten() also gives
 each a single-copy variant of either body, and the Switch swaps their ``__code__`` between
 the two at each flip, so they run without any test at all (see Switch).
 
 No new local, no wrapper, no extra frame, no builtin name: the bare ``except:`` and bare
-``raise`` keep the exception and its traceback as they were.
+``raise`` keep the exception and its traceback as they were. The handler and ``done()``
+sit on the ``def`` line, a line always executed: a line tracer sees it once more when an
+exception leaves the function, or when a function with held returns ends.
 """
 
 from __future__ import annotations
@@ -234,30 +244,32 @@ class _Pass:
         ``guarded``: each call behind its own test of the flag.
         """
         cfg = self.config
+        suspends = any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in own)
         async_gen = isinstance(fn, ast.AsyncFunctionDef) and any(
             isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own)
+        held = cfg.ret and _returns_through_cleanup(rest)
+        exit_method = "hold" if held else "ret"
         if cfg.ret:
-            rest = _ReturnRewriter(pc, async_gen, guarded).rewrite(rest)
-        if cfg.yields:
-            for node in own:
-                if isinstance(node, ast.Yield):
-                    value = node.value or _at(ast.Constant(None), node)
-                    node.value = _at(_recorder_call("yld", pc, value, guarded), node)
-        prologue: list[ast.stmt] = []
-        if cfg.args and params:
-            values: list[ast.expr] = [
-                _attr("REDACTED") if self.redacted(name) else ast.Name(name, ast.Load())
-                for name, _ in params[:MAX_PARAMS]]
-            prologue.append(_at(_statement(_call("entry", pc, *values), guarded),
-                                _point(rest[0] if rest else fn)))
+            rest = _ReturnRewriter(pc, async_gen, guarded, exit_method).rewrite(rest)
+        if suspends:
+            rest = _Resumer(pc, guarded, cfg.yields).rewrite(rest)
+        # Every call writes an entry, so that its exit, yields and events have a call to belong to.
+        values: list[ast.expr] = [
+            _attr("REDACTED") if self.redacted(name) else ast.Name(name, ast.Load())
+            for name, _ in params[:MAX_PARAMS]] if cfg.args else []
+        prologue: list[ast.stmt] = [_at(_statement(_call("entry", pc, *values), guarded),
+                                        _point(rest[0] if rest else fn))]
         if cfg.ret:
             if not rest or not isinstance(rest[-1], (ast.Return, ast.Raise)):
-                rest = rest + _implicit_return(pc, async_gen, guarded, _point(rest[-1] if rest else fn))
+                rest = rest + _implicit_return(pc, async_gen, guarded, _point(rest[-1] if rest else fn),
+                                               exit_method)
             handler = ast.ExceptHandler(None, None, [_statement(_call("exc", pc), guarded),
                                                      ast.Raise(None, None)])
             # The handler sits on the def line: a line tracer sees that line once when an exception
-            # leaves the function (a line always executed, so coverage figures stay true).
-            rest = [_at(ast.Try(rest, [_at(handler, _point(fn))], [], []), _point(rest[0]))]
+            # leaves the function (a line always executed, so coverage figures stay true). So does
+            # done(): it writes a held return once every finally and __exit__ has run.
+            final = [_at(_statement(_call("done", pc), guarded), _point(fn))] if held else []
+            rest = [_at(ast.Try(rest, [_at(handler, _point(fn))], [], final), _point(rest[0]))]
         return prologue + rest
 
 
@@ -289,12 +301,32 @@ def _statement(call: ast.Call, guarded: bool) -> ast.stmt:
     return ast.If(_flag(), [ast.Expr(call)], []) if guarded else ast.Expr(call)
 
 
-def _implicit_return(pc: int, async_gen: bool, guarded: bool, where: ast.AST) -> list[ast.stmt]:
+def _implicit_return(pc: int, async_gen: bool, guarded: bool, where: ast.AST,
+                     method: str = "ret") -> list[ast.stmt]:
     none = ast.Constant(None)
     if async_gen:
         # 'return <value>' is a SyntaxError in an async generator: record, then fall off the end.
-        return [_at(_statement(_call("ret", pc, none), guarded), where)]
-    return [_at(ast.Return(_recorder_call("ret", pc, none, guarded)), where)]
+        return [_at(_statement(_call(method, pc, none), guarded), where)]
+    return [_at(ast.Return(_recorder_call(method, pc, none, guarded)), where)]
+
+
+_CLEANUPS = (ast.With, ast.AsyncWith)
+
+
+def _returns_through_cleanup(body: list[ast.stmt]) -> bool:
+    """Whether a return of this scope runs code after it: it sits in a ``try`` with a
+    ``finally`` or in a ``with``, so its value is known at the return but the call ends later."""
+    stack: list[tuple[ast.AST, bool]] = [(stmt, False) for stmt in body]
+    while stack:
+        node, inside = stack.pop()
+        if isinstance(node, ast.Return) and inside:
+            return True
+        if isinstance(node, _SCOPES):
+            continue
+        # ast.TryStar (3.11+) has a finalbody too
+        inside = inside or isinstance(node, _CLEANUPS) or bool(getattr(node, "finalbody", None))
+        stack.extend((child, inside) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _without_declarations(stmts: list[ast.stmt], where: ast.AST | None = None) -> list[ast.stmt]:
@@ -373,10 +405,11 @@ def _clone(body: list[ast.stmt]) -> list[ast.stmt]:
 class _ReturnRewriter(ast.NodeTransformer):
     """Rewrites the returns of one function's own scope (nested scopes have their own pc)."""
 
-    def __init__(self, pc: int, async_gen: bool, guarded: bool) -> None:
+    def __init__(self, pc: int, async_gen: bool, guarded: bool, method: str = "ret") -> None:
         self.pc = pc
         self.async_gen = async_gen
         self.guarded = guarded
+        self.method = method
 
     def rewrite(self, body: list[ast.stmt]) -> list[ast.stmt]:
         return [out for stmt in body for out in _as_list(self.visit(stmt))]
@@ -388,10 +421,38 @@ class _ReturnRewriter(ast.NodeTransformer):
 
     def visit_Return(self, node: ast.Return) -> ast.AST | list[ast.stmt]:
         if self.async_gen:
-            return _implicit_return(self.pc, True, self.guarded, node) + [node]
+            return _implicit_return(self.pc, True, self.guarded, node, self.method) + [node]
         value = node.value or _at(ast.Constant(None), node)
-        node.value = _at(_recorder_call("ret", self.pc, value, self.guarded), node)
+        node.value = _at(_recorder_call(self.method, self.pc, value, self.guarded), node)
         return node
+
+
+class _Resumer(ast.NodeTransformer):
+    """Wraps each suspension point of one function's own scope: ``resumed(PC, (yield x))``,
+    ``resumed(PC, await x)``, ``resumed(PC, (yield from x))``; with yield records on, the
+    yielded value also goes through ``yld(PC, x)``."""
+
+    def __init__(self, pc: int, guarded: bool, yields: bool) -> None:
+        self.pc = pc
+        self.guarded = guarded
+        self.yields = yields
+
+    def rewrite(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        return [self.visit(stmt) for stmt in body]
+
+    def _skip_scope(self, node: ast.AST) -> ast.AST:
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = _skip_scope
+
+    def _resume(self, node: ast.expr) -> ast.expr:
+        self.generic_visit(node)
+        if self.yields and isinstance(node, ast.Yield):
+            value = node.value or _at(ast.Constant(None), node)
+            node.value = _at(_recorder_call("yld", self.pc, value, self.guarded), node)
+        return _at(_recorder_call("resumed", self.pc, node, self.guarded), node)
+
+    visit_Yield = visit_YieldFrom = visit_Await = _resume
 
 
 def _as_list(result: ast.AST | list[ast.stmt]) -> list[ast.stmt]:

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Every name the C module and the twin must both define (docs/core.md §1).
-API = ("enable", "disable", "entry", "ret", "exc", "yld", "REDACTED", "active", "in_record", "encode",
-       "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook", "set_record_hook",
-       "set_code")
+API = ("enable", "disable", "entry", "ret", "exc", "yld", "resumed", "hold", "done", "REDACTED", "active",
+       "in_record", "encode", "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook",
+       "set_record_hook", "set_code")
 
 _MODULES = {"c": "kcovdf._core._recorder", "py": "kcovdf.runtime.twin"}
 
@@ -47,6 +47,9 @@ class Recorder(Protocol):
     def ret(self, pc: int, value: T) -> T: ...
     def exc(self, pc: int, exc: object = ...) -> None: ...
     def yld(self, pc: int, value: T) -> T: ...
+    def resumed(self, pc: int, value: T) -> T: ...
+    def hold(self, pc: int, value: T) -> T: ...
+    def done(self, pc: int) -> None: ...
     def active(self) -> int: ...
     def in_record(self) -> bool: ...
     def encode(self, obj: object, redacted: bool = False) -> list[int]: ...
@@ -66,6 +69,9 @@ entry: Callable[..., None]
 ret: Callable[[int, Any], Any]
 exc: Callable[..., None]
 yld: Callable[[int, Any], Any]
+resumed: Callable[[int, Any], Any]
+hold: Callable[[int, Any], Any]
+done: Callable[[int], None]
 REDACTED: object
 active: Callable[[], int]
 in_record: Callable[[], bool]

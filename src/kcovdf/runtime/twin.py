@@ -15,13 +15,14 @@ from __future__ import annotations
 import atexit
 import errno
 import fcntl
+import inspect
 import os
 import struct
 import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -55,7 +56,7 @@ class _Task:
     so that another task can enable it.
     """
 
-    __slots__ = ("view", "mapping", "lock_fd", "words", "tid", "pid", "seq", "live", "__weakref__")
+    __slots__ = ("view", "mapping", "lock_fd", "words", "tid", "pid", "seq", "live", "calls", "__weakref__")
 
     def __init__(self, mapping: Any, view: memoryview, lock_fd: int, words: int) -> None:
         self.mapping = mapping
@@ -66,12 +67,14 @@ class _Task:
         self.pid = os.getpid()
         self.seq = 0
         self.live = True
+        self.calls: list[list[Any]] = []  # the shadow stack (see _sync)
 
     def release(self, clear_owner: bool) -> None:
         """Stop writing; clear the owner word if it still names this task."""
         if not self.live:
             return
         self.live = False
+        self.calls = []
         if clear_owner:
             with _locked(self.lock_fd):
                 if _U64.unpack_from(self.view, tracefile.HDR_OWNER)[0] == self.tid:
@@ -156,20 +159,16 @@ def _call_hook(hook: Callable[[], object]) -> None:
         pass
 
 
-def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> None:
-    redacted = value is REDACTED
-    enc = encode_value(value, redacted=redacted)
-    _register_types(enc.types)
-    vals = enc.words
+def _append(task: _Task, rtype: int, pc: int, arg_idx: int, call_id: int, vals: list[int]) -> None:
+    """Reserve and write one record of value words ``vals``, or count a drop."""
     task.seq = (task.seq + 1) & abi.SEQ_MASK
     hook = _hook
     if hook is not None:
         _call_hook(hook)
         if not task.live:  # the hook disabled this thread: its buffer is gone
             return
-    ptr = 0 if redacted else id(value)
     record = (abi.type_seq(rtype, len(vals), task.seq), pc & _MASK64,
-              abi.meta(arg_idx, abi.PY_VALUE_SIZE, ptr), *vals)
+              abi.meta(arg_idx, abi.PY_VALUE_SIZE, call_id & abi.PTR_MASK), *vals)
     need = len(record)
     with _locked(task.lock_fd):
         count = _U64.unpack_from(task.view, _COUNT)[0]
@@ -182,30 +181,142 @@ def _write(task: _Task, rtype: int, pc: int, arg_idx: int, value: object) -> Non
         _U64.pack_into(task.view, _COUNT, count + need)
 
 
-def _record(rtype: int, pc: int, values: Iterable[tuple[int, object]]) -> None:
-    """Write one record per (arg_idx, value), unless disabled or already inside a record."""
+def _write(task: _Task, rtype: int, pc: int, arg_idx: int, call_id: int, value: object) -> None:
+    enc = encode_value(value, redacted=value is REDACTED)
+    _register_types(enc.types)
+    _append(task, rtype, pc, arg_idx, call_id, enc.words)
+
+
+# --- calls: the shadow stack (docs/core.md §1.1) ------------------------------------
+#
+# Each enabled thread keeps the calls running on it, innermost last, as [frame, call id,
+# pc, generator-like, held value]. The frame is id() of the instrumented function's frame
+# object (never a reference: holding a frame would keep its locals alive). Generator-like
+# calls that left a stack without finishing wait in _suspended until they run again.
+
+_GENERATOR_LIKE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE \
+    | inspect.CO_ASYNC_GENERATOR
+_FRAME, _ID, _PC, _GEN, _HELD = range(5)
+_NOTHING = object()  # no held value
+_suspended: dict[int, tuple[int, int]] = {}  # frame id -> (call id, pc)
+_next_id = 0
+
+
+def _new_id() -> int:
+    global _next_id
+    with _table_lock:
+        _next_id += 1
+        return _next_id
+
+
+def _event(task: _Task, event: int, call: list[Any], word: int) -> None:
+    _append(task, abi.TYPE_EVENT, call[_PC], event, call[_ID], [word])
+
+
+def _sync(task: _Task, frame: types.FrameType, self_too: bool) -> None:
+    """Make the thread's stack hold exactly the recorded calls on ``frame``'s chain.
+
+    Calls above the innermost one still on the chain are stale: a generator-like one is
+    suspended (SUSPEND, then _suspended), a plain one lost its exit. Then each suspended
+    call found on the chain runs again (RESUME), outermost first. ``self_too``: ``frame``
+    itself may be one of them (any hook but entry).
+    """
+    stack = task.calls
+    start = frame if self_too else frame.f_back
+    while stack:
+        top = stack[-1][_FRAME]
+        f = start
+        while f is not None and id(f) != top:
+            f = f.f_back
+        if f is not None:
+            break
+        call = stack.pop()
+        if call[_GEN]:
+            _event(task, abi.EVENT_SUSPEND, call, 0)
+            _suspended[call[_FRAME]] = (call[_ID], call[_PC])
+    if not _suspended:
+        return
+    top = stack[-1][_FRAME] if stack else None
+    chain = []
+    f = start
+    while f is not None and id(f) != top:
+        chain.append(f)
+        f = f.f_back
+    for f in reversed(chain):
+        found = _suspended.pop(id(f), None) if f.f_code.co_flags & _GENERATOR_LIKE else None
+        if found is not None:
+            call = [id(f), found[0], found[1], True, _NOTHING]
+            _event(task, abi.EVENT_RESUME, call, stack[-1][_ID] if stack else 0)
+            stack.append(call)
+
+
+def _current(task: _Task, frame: types.FrameType) -> list[Any] | None:
+    """The call of ``frame`` on top of the thread's stack, after _sync if needed; None: unknown."""
+    stack = task.calls
+    if not (stack and stack[-1][_FRAME] == id(frame)):
+        _sync(task, frame, True)
+        if not (stack and stack[-1][_FRAME] == id(frame)):
+            return None
+    return stack[-1]
+
+
+def _begin() -> _Task | None:
+    """The calling thread's task, with the guard taken; None: record nothing."""
     tls = _tls
     task = tls.task
     if task is None or tls.busy:
-        return
+        return None
     tls.busy = True
-    try:
-        for arg_idx, value in values:
-            if tls.task is not task:  # a record hook disabled this thread
-                break
-            _write(task, rtype, pc, arg_idx, value)
-    finally:
-        tls.busy = False
+    return task
+
+
+def _end() -> None:
+    _tls.busy = False
+
+
+def _finish(task: _Task, call: list[Any] | None, pc: int, arg_idx: int, value: object) -> None:
+    """The exit record of ``call`` (None: an orphan, call id 0), and its pop."""
+    if call is None:
+        _write(task, abi.TYPE_RETURN, pc, arg_idx, 0, value)
+        return
+    task.calls.pop()
+    _write(task, abi.TYPE_RETURN, pc, arg_idx, call[_ID], value)
 
 
 def entry(pc: int, *args: object) -> None:
-    """One entry record per argument, arg_idx = its 0-based position."""
-    _record(abi.TYPE_ENTRY, pc, enumerate(args[:abi.ARG_MAX_PARAM + 1]))
+    """Start a call: one entry record per argument (arg_idx = its 0-based position), or one
+    ARG_NONE record without arguments; all carry the new call id."""
+    task = _begin()
+    if task is None:
+        return
+    try:
+        frame = sys._getframe(1)
+        stack = task.calls
+        if not (stack and frame.f_back is not None and stack[-1][_FRAME] == id(frame.f_back)):
+            _sync(task, frame, False)
+        gen = bool(frame.f_code.co_flags & _GENERATOR_LIKE)
+        if gen and _suspended:
+            _suspended.pop(id(frame), None)  # a stale mapping of a frame address used again
+        call_id = _new_id()
+        stack.append([id(frame), call_id, pc, gen, _NOTHING])
+        if not args:
+            _append(task, abi.TYPE_ENTRY, pc, abi.ARG_NONE, call_id, [0])
+        for arg_idx, value in enumerate(args[:abi.ARG_MAX_PARAM + 1]):
+            if _tls.task is not task:  # a record hook disabled this thread
+                break
+            _write(task, abi.TYPE_ENTRY, pc, arg_idx, call_id, value)
+    finally:
+        _end()
 
 
 def ret(pc: int, value: T) -> T:
-    """One return record (arg_idx 0); returns ``value``."""
-    _record(abi.TYPE_RETURN, pc, ((abi.ARG_RETURN, value),))
+    """The return record (arg_idx 0) of the calling frame's call; returns ``value``."""
+    task = _begin()
+    if task is not None:
+        try:
+            _finish(task, _current(task, sys._getframe(1)), pc, abi.ARG_RETURN, value)
+        finally:
+            _end()
     return value
 
 
@@ -213,16 +324,81 @@ _HANDLED = object()
 
 
 def exc(pc: int, exc: object = _HANDLED) -> None:
-    """One return record (arg_idx 0xFF) for ``exc``, by default the exception being handled."""
-    if exc is _HANDLED:
-        exc = sys.exc_info()[1]
-    _record(abi.TYPE_RETURN, pc, ((abi.ARG_EXCEPTION, exc),))
+    """The exception record (arg_idx 0xFF) of the calling frame's call, for ``exc``, by
+    default the exception being handled."""
+    task = _begin()
+    if task is None:
+        return
+    try:
+        if exc is _HANDLED:
+            exc = sys.exc_info()[1]
+        _finish(task, _current(task, sys._getframe(1)), pc, abi.ARG_EXCEPTION, exc)
+    finally:
+        _end()
 
 
 def yld(pc: int, value: T) -> T:
-    """One return record (arg_idx 0xFE) for a yielded value; returns ``value``."""
-    _record(abi.TYPE_RETURN, pc, ((abi.ARG_YIELD, value),))
+    """A yield record (arg_idx 0xFE); the call leaves this thread's stack. Returns ``value``."""
+    task = _begin()
+    if task is not None:
+        try:
+            frame = sys._getframe(1)
+            call = _current(task, frame)
+            _write(task, abi.TYPE_RETURN, pc, abi.ARG_YIELD, call[_ID] if call else 0, value)
+            if call is not None and task.calls and task.calls[-1] is call:
+                task.calls.pop()
+                _suspended[call[_FRAME]] = (call[_ID], call[_PC])
+        finally:
+            _end()
     return value
+
+
+def resumed(pc: int, value: T) -> T:
+    """The calling frame runs again after a yield or await; returns ``value``.
+
+    Nothing is written when its call never left the top of this thread's stack.
+    """
+    task = _begin()
+    if task is not None:
+        try:
+            frame = sys._getframe(1)
+            if not (task.calls and task.calls[-1][_FRAME] == id(frame)):
+                _sync(task, frame, True)
+        finally:
+            _end()
+    return value
+
+
+def hold(pc: int, value: T) -> T:
+    """Keep ``value`` as the pending return of the calling frame's call (see done()); returns it."""
+    task = _begin()
+    if task is not None:
+        try:
+            call = _current(task, sys._getframe(1))
+            if call is not None:
+                call[_HELD] = value
+        finally:
+            _end()
+    return value
+
+
+def done(pc: int) -> None:
+    """Write the held return of the calling frame's call, now that it really ends (no-op
+    when it has none: it raised, or its exit is written already)."""
+    task = _begin()
+    if task is None:
+        return
+    try:
+        frame = sys._getframe(1)
+        stack = task.calls
+        if stack and stack[-1][_FRAME] != id(frame) and any(c[_FRAME] == id(frame) for c in stack):
+            _sync(task, frame, True)
+        if stack and stack[-1][_FRAME] == id(frame) and stack[-1][_HELD] is not _NOTHING:
+            call = stack[-1]
+            value, call[_HELD] = call[_HELD], _NOTHING
+            _finish(task, call, pc, abi.ARG_RETURN, value)
+    finally:
+        _end()
 
 
 # --- start / stop ---------------------------------------------------------------
@@ -281,6 +457,8 @@ def disable(mapping: Any) -> None:
         raise OSError(errno.EINVAL, f"disable(): device owned by task {owner}, not {task.tid}")
     _tls.task = None
     task.release(clear_owner=True)
+    if not active():
+        _suspended.clear()
 
 
 @atexit.register
@@ -312,6 +490,7 @@ def after_fork_child() -> None:
     if task is not None:
         task.release(clear_owner=False)
     _tls.busy = False
+    _suspended.clear()
 
 
 # --- values and the table ---------------------------------------------------------
