@@ -4,7 +4,7 @@
 ``kcovdf.runtime.core`` picks one. The names with a leading underscore are C-only test seams.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
@@ -101,6 +101,10 @@ def _encode_general(obj: object, redacted: bool = False) -> list[int]:
 def _encode_cached(obj: object) -> list[int] | None:
     """Test seam: ``encode()`` through the class's layout cache alone (no type table lines);
     None when the cache does not serve ``obj``."""
+
+def set_redact(patterns: Sequence[str]) -> None:
+    """Withhold, at every depth, the values whose names (object fields, namedtuple fields,
+    str dict keys) match one of the fnmatch ``patterns`` (ASCII case-insensitive)."""
 
 def _frames() -> bool:
     """Test seam: whether calls are named by their frames (else paired by stack position)."""

@@ -669,6 +669,222 @@ static void kdf_set(struct kdf_enc *e, PyObject *s)
 	Py_DECREF(it);
 }
 
+
+/* ---------------------------------------------------------------------------
+ * Redaction by name (kcovdf/instrument/redact.py is the reference): object fields,
+ * namedtuple fields and the str keys of dicts whose name matches one of the patterns
+ * set by set_redact() are written as the REDACTED kind. Globs match the whole name,
+ * ASCII letters folded; ? and classes take one code point.
+ */
+
+static PyObject *kdf_redact_globs; /* tuple of bytes: the folded UTF-8 patterns, NULL: none */
+static PyObject *kdf_redact_seen;  /* dict: exact str -> True/False */
+#define KDF_REDACT_SEEN_MAX 4096
+
+static Py_UCS4 kdf_cp_next(const unsigned char **s, const unsigned char *e)
+{
+	const unsigned char *p = *s;
+	Py_UCS4 c = *p++;
+	int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+
+	if (more) {
+		c &= 0x3F >> more;
+		while (more-- && p < e)
+			c = c << 6 | (*p++ & 0x3F);
+	}
+	*s = p;
+	return c;
+}
+
+/* One pattern item (at *p) against one code point (at *s); both advance on a match. */
+static int kdf_glob_one(const unsigned char **pp, const unsigned char *pe, Py_UCS4 c)
+{
+	const unsigned char *p = *pp, *j, *q;
+	int neg, hit = 0;
+
+	if (*p == '?') {
+		*pp = p + 1;
+		return 1;
+	}
+	if (*p == '[') {
+		/* fnmatch.translate: a class closes at the first ] after an optional ! and a leading ] */
+		j = p + 1;
+		if (j < pe && *j == '!')
+			j++;
+		if (j < pe && *j == ']')
+			j++;
+		while (j < pe && *j != ']')
+			j++;
+		if (j < pe) {
+			q = p + 1;
+			neg = *q == '!';
+			q += neg;
+			while (q < j) {
+				Py_UCS4 lo = kdf_cp_next(&q, j), hi = lo;
+
+				if (q + 1 < j && *q == '-') {
+					q++;
+					hi = kdf_cp_next(&q, j);
+				}
+				if (lo <= c && c <= hi)
+					hit = 1;
+			}
+			*pp = j + 1;
+			return hit != neg;
+		}
+	}
+	q = p;
+	hit = kdf_cp_next(&q, pe) == c;
+	*pp = q;
+	return hit;
+}
+
+static int kdf_glob(const unsigned char *p, const unsigned char *pe, const unsigned char *s,
+		    const unsigned char *se)
+{
+	const unsigned char *star_p = NULL, *star_s = NULL, *p2, *s2;
+
+	while (s < se) {
+		if (p < pe && *p == '*') {
+			star_p = ++p;
+			star_s = s;
+			continue;
+		}
+		if (p < pe) {
+			p2 = p;
+			s2 = s;
+			if (kdf_glob_one(&p2, pe, kdf_cp_next(&s2, se))) {
+				p = p2;
+				s = s2;
+				continue;
+			}
+		}
+		if (!star_p)
+			return 0;
+		p = star_p;
+		kdf_cp_next(&star_s, se);
+		s = star_s;
+	}
+	while (p < pe && *p == '*')
+		p++;
+	return p == pe;
+}
+
+static int kdf_redact_match(PyObject *name)
+{
+	unsigned char local[256], *buf = local;
+	Py_ssize_t n = kdf_utf8(name, NULL, 0, PY_SSIZE_T_MAX), i;
+	int hit = 0;
+
+	if (n < 0)
+		return 0;
+	if (n > (Py_ssize_t)sizeof(local) && !(buf = PyMem_Malloc(n)))
+		return 1; /* cannot tell: withhold */
+	kdf_utf8(name, buf, n, n);
+	for (i = 0; i < n; i++)
+		if (buf[i] >= 'A' && buf[i] <= 'Z')
+			buf[i] += 'a' - 'A';
+	for (i = 0; !hit && i < PyTuple_GET_SIZE(kdf_redact_globs); i++) {
+		PyObject *g = PyTuple_GET_ITEM(kdf_redact_globs, i);
+		const unsigned char *gp = (const unsigned char *)PyBytes_AS_STRING(g);
+
+		hit = kdf_glob(gp, gp + PyBytes_GET_SIZE(g), buf, buf + n);
+	}
+	if (buf != local)
+		PyMem_Free(buf);
+	return hit;
+}
+
+/* Whether a value named `name` (any object) is withheld. Runs no Python code. */
+static int kdf_redacted_name(PyObject *name)
+{
+	PyObject *got;
+	int hit;
+
+	if (!kdf_redact_globs || !PyUnicode_Check(name))
+		return 0;
+	if (!PyUnicode_CheckExact(name))
+		return kdf_redact_match(name); /* a subclass's hash and eq are its own code */
+	got = PyDict_GetItemWithError(kdf_redact_seen, name);
+	if (got)
+		return got == Py_True;
+	PyErr_Clear();
+	hit = kdf_redact_match(name);
+	if (PyDict_GET_SIZE(kdf_redact_seen) < KDF_REDACT_SEEN_MAX &&
+	    PyDict_SetItem(kdf_redact_seen, name, hit ? Py_True : Py_False) < 0)
+		PyErr_Clear();
+	return hit;
+}
+
+/* Whether any of names is withheld: such a class is never served by the layout cache. */
+static int kdf_redacts_any(PyObject *const *names, Py_ssize_t n)
+{
+	Py_ssize_t i;
+
+	for (i = 0; kdf_redact_globs && i < n; i++)
+		if (kdf_redacted_name(names[i]))
+			return 1;
+	return 0;
+}
+
+static void kdf_layouts_forget(void);
+
+/* set_redact(patterns): the patterns of every later record; the layout cache starts over. */
+static int kdf_set_redact(PyObject *patterns)
+{
+	PyObject *seq = PySequence_Fast(patterns, "set_redact(): patterns must be a sequence of str");
+	PyObject *globs, *seen;
+	Py_ssize_t i, n;
+
+	if (!seq)
+		return -1;
+	n = PySequence_Fast_GET_SIZE(seq);
+	globs = PyTuple_New(n);
+	seen = PyDict_New();
+	for (i = 0; globs && seen && i < n; i++) {
+		PyObject *p = PySequence_Fast_GET_ITEM(seq, i), *u, *b;
+		const char *from;
+		char *s;
+		Py_ssize_t j;
+
+		if (!PyUnicode_Check(p)) {
+			PyErr_Format(PyExc_TypeError, "set_redact(): pattern %zd is %.100s, not str", i,
+				     Py_TYPE(p)->tp_name);
+			goto fail;
+		}
+		u = PyUnicode_AsEncodedString(p, "utf-8", "surrogatepass");
+		/* a fresh bytes object to fold: short ones from the codec may be shared singletons */
+		b = u ? PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(u)) : NULL;
+		if (!b) {
+			Py_XDECREF(u);
+			goto fail;
+		}
+		from = PyBytes_AS_STRING(u);
+		s = PyBytes_AS_STRING(b);
+		for (j = 0; j < PyBytes_GET_SIZE(b); j++)
+			s[j] = from[j] >= 'A' && from[j] <= 'Z' ? from[j] + ('a' - 'A') : from[j];
+		Py_DECREF(u);
+		PyTuple_SET_ITEM(globs, i, b);
+	}
+	if (!globs || !seen)
+		goto fail;
+	Py_DECREF(seq);
+	Py_XSETREF(kdf_redact_seen, seen);
+	if (n)
+		Py_XSETREF(kdf_redact_globs, globs);
+	else {
+		Py_CLEAR(kdf_redact_globs);
+		Py_DECREF(globs);
+	}
+	kdf_layouts_forget();
+	return 0;
+fail:
+	Py_DECREF(seq);
+	Py_XDECREF(globs);
+	Py_XDECREF(seen);
+	return -1;
+}
+
 static void kdf_map(struct kdf_enc *e, PyObject *d)
 {
 	Py_ssize_t pos = 0;
@@ -678,7 +894,10 @@ static void kdf_map(struct kdf_enc *e, PyObject *d)
 	kdf_put(e, KDF_KIND_LEN, (uint64_t)PyDict_GET_SIZE(d));
 	for (i = 0; i < KDF_MAP_PAIRS && PyDict_Next(d, &pos, &k, &v); i++) {
 		kdf_put_nested(e, k);
-		kdf_put_nested(e, v);
+		if (kdf_redacted_name(k))
+			kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
+		else
+			kdf_put_nested(e, v);
 	}
 }
 
@@ -998,7 +1217,10 @@ static void kdf_field(struct kdf_enc *e, struct kdf_fields *f, PyObject *name, u
 		return;
 	f->src[f->nnames] = (signed char)(src < KDF_LAYOUT_KEYS ? src : KDF_LAYOUT_KEYS);
 	f->names[f->nnames++] = name;
-	kdf_put(e, kind, word);
+	if (kdf_redacted_name(name))
+		kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
+	else
+		kdf_put(e, kind, word);
 }
 
 static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *const *names, int n);
@@ -1057,7 +1279,7 @@ static __attribute__((noinline)) void kdf_encode_object(struct kdf_enc *e, PyObj
 	if (gc)
 		PyGC_Enable();
 	sid = kdf_shape(e, te, f.names, f.nnames);
-	if (e->cached && (p->dict_descr || p->nslots))
+	if (e->cached && (p->dict_descr || p->nslots) && !kdf_redacts_any(f.names, f.nnames))
 		kdf_layout_fill(p, &f, sid);
 	kdf_finish(e, te, sid, f.total, KDF_FORM_OBJECT, out);
 	for (i = 0; i < f.n; i++)
@@ -1080,11 +1302,18 @@ static __attribute__((noinline)) void kdf_encode_namedtuple(struct kdf_enc *e, P
 	if (n > KDF_MAX_FIELDS)
 		n = KDF_MAX_FIELDS;
 	for (i = 0; i < n; i++) {
-		kdf_put_nested(e, PyTuple_GET_ITEM(obj, i));
+		uint64_t w;
+		/* encoded first (its class registered), as the reference does, then maybe withheld */
+		unsigned kind = kdf_nested(e, PyTuple_GET_ITEM(obj, i), &w);
+
 		names[i] = PyTuple_GET_ITEM(p->nt_fields, i);
+		if (kdf_redacted_name(names[i]))
+			kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
+		else
+			kdf_put(e, kind, w);
 	}
 	sid = kdf_shape(e, te, names, (int)n);
-	if (e->cached && n == PyTuple_GET_SIZE(obj))
+	if (e->cached && n == PyTuple_GET_SIZE(obj) && !kdf_redacts_any(names, n))
 		kdf_layout_fill_tuple(p, names, n, sid);
 	kdf_finish(e, te, sid, PyTuple_GET_SIZE(p->nt_fields), KDF_FORM_OBJECT, out);
 }

@@ -1104,6 +1104,13 @@ static PyObject *kdf_set_code(PyObject *mod, PyObject *const *args, Py_ssize_t n
 	Py_RETURN_NONE;
 }
 
+static PyObject *kdf_set_redact_py(PyObject *mod, PyObject *patterns)
+{
+	if (kdf_set_redact(patterns) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
 /* Test seam: whether calls are named by their frames (compat.h's frame mirrors hold). */
 static PyObject *kdf_frames_py(PyObject *mod, PyObject *unused)
 {
@@ -1179,6 +1186,9 @@ static PyMethodDef kdf_methods[] = {
 	{"set_record_hook", kdf_set_record_hook, METH_O,
 	 "set_record_hook(hook)\n--\n\nTest seam: call hook() in the middle of every record, "
 	 "with the re-entrancy guard held (None: stop)."},
+	{"set_redact", kdf_set_redact_py, METH_O,
+	 "set_redact(patterns)\n--\n\nWithhold, at every depth, the values whose names (object "
+	 "fields, namedtuple fields, str dict keys) match one of the fnmatch patterns."},
 	{"set_code", (PyCFunction)(void (*)(void))kdf_set_code, METH_FASTCALL,
 	 "set_code(func, code)\n--\n\nfunc.__code__ = code, keeping the function's call sites "
 	 "specializable (3.13)."},

@@ -54,6 +54,18 @@ static void kdf_type_clear(struct kdf_type *te)
 	memset(te, 0, sizeof(*te));
 }
 
+/* Every class's layout cache starts over (the redaction patterns changed). */
+static void kdf_layouts_forget(void)
+{
+	size_t i;
+
+	for (i = 0; i < KDF_TYPE_SLOTS; i++) {
+		kdf_types[i].fast_tag = 0;
+		if (kdf_types[i].plan)
+			kdf_layout_clear(&kdf_types[i].plan->layout);
+	}
+}
+
 static inline size_t kdf_type_hash(PyTypeObject *tp)
 {
 	uintptr_t p = (uintptr_t)tp;

@@ -32,6 +32,7 @@ from kcovdf.instrument import install as installer
 from kcovdf.instrument import rewrite, selection, switch
 from kcovdf.instrument.config import Config
 from kcovdf.instrument.switch import report
+from kcovdf.runtime import core
 
 log = logging.getLogger("kcovdf")
 
@@ -224,6 +225,8 @@ def install(config: Config, caller: str = "install()") -> Hook:
     uninstalls itself.
     """
     hook = Hook(config, caller)
+    # the parameter names the pass redacts are redacted inside values too (fields, dict keys)
+    core.redact(config.redact)
     sys.meta_path.insert(0, hook)
     installer.rewrite_loaded(config, hook.tally)
     return hook

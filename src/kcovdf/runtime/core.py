@@ -18,7 +18,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import CodeType, FunctionType, ModuleType
 from typing import Any, Protocol, TypeVar
 
@@ -31,7 +31,7 @@ T = TypeVar("T")
 #: Every name the C module and the twin must both define (docs/core.md §1).
 API = ("enable", "disable", "entry", "ret", "exc", "yld", "resumed", "hold", "done", "REDACTED", "active",
        "in_record", "encode", "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook",
-       "set_record_hook", "set_code")
+       "set_record_hook", "set_code", "set_redact")
 
 _MODULES = {"c": "kcovdf._core._recorder", "py": "kcovdf.runtime.twin"}
 
@@ -60,6 +60,7 @@ class Recorder(Protocol):
     def set_exit_hook(self, hook: Callable[[], object] | None) -> None: ...
     def set_record_hook(self, hook: Callable[[], object] | None) -> None: ...
     def set_code(self, func: FunctionType, code: CodeType) -> None: ...
+    def set_redact(self, patterns: Sequence[str]) -> None: ...
 
 
 # Re-exported from the implementation in use (bound by _bind()).
@@ -83,12 +84,14 @@ after_fork_child: Callable[[], None]
 set_exit_hook: Callable[[Callable[[], object] | None], None]
 set_record_hook: Callable[[Callable[[], object] | None], None]
 set_code: Callable[[FunctionType, CodeType], None]
+set_redact: Callable[[Sequence[str]], None]
 
 #: "c" or "py": the implementation in use.
 name: str
 implementation: Recorder
 
 _loaded: dict[str, ModuleType] = {}
+_redaction: tuple[str, ...] = ()
 _listeners: list[Callable[[bool], None]] = []
 _activity_lock = threading.RLock()
 _was_active = False
@@ -115,6 +118,7 @@ def _bind(which: str, module: Recorder) -> None:
         implementation.set_exit_hook(None)
     # a thread that ends while enabled stops counting as active: the listeners must hear it
     module.set_exit_hook(activity_changed)
+    module.set_redact(_redaction)
     name, implementation = which, module
 
 
@@ -140,6 +144,14 @@ def _pick() -> None:
             level = logging.WARNING if "KCOVDF_CORE" in os.environ else logging.INFO
             log.log(level, "kcovdf: C recorder unavailable (%s); using the Python twin", e)
     _bind("py", load("py"))
+
+
+def redact(patterns: Sequence[str]) -> None:
+    """Withhold nested values by name under ``patterns`` (the implementation's set_redact),
+    also in an implementation chosen later by use()."""
+    global _redaction
+    implementation.set_redact(patterns)
+    _redaction = tuple(patterns)
 
 
 def on_activity(callback: Callable[[bool], None]) -> Callable[[], None]:

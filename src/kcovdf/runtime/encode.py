@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from kcovdf import abi
 from kcovdf.abi import Form, Kind
+from kcovdf.instrument.redact import Redactor
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -32,6 +33,22 @@ _type_dict = type.__dict__["__dict__"].__get__
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: only classes defined in Python have __slots__ members
 _MISSING = object()
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+
+
+_redact = Redactor(())
+#: A nested value withheld because of its name (a field, an attribute, a dict key).
+_WITHHELD = (Kind.REDACTED, abi.REDACTED)
+
+
+def set_redact(patterns: Sequence[str]) -> None:
+    """Withhold, at every depth, the values whose names match ``patterns`` (see redact.py)."""
+    global _redact
+    _redact = Redactor(patterns)
+
+
+def _named(name: object, value: tuple[int, int]) -> tuple[int, int]:
+    """``value``, or the REDACTED kind when ``name`` (a field name or dict key) is redacted."""
+    return _WITHHELD if _redact and issubclass(type(name), str) and _redact(str.__str__(name)) else value
 
 
 class TypeEntry(NamedTuple):
@@ -180,7 +197,7 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
     nt_fields = _namedtuple_fields(cls)
     if nt_fields is not None:
         n = min(tuple.__len__(obj), len(nt_fields), abi.MAX_FIELDS)
-        values = [nested(tuple.__getitem__(obj, i), seen) for i in range(n)]
+        values = [_named(nt_fields[i], nested(tuple.__getitem__(obj, i), seen)) for i in range(n)]
         return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, values, seen)
     for base in (list, tuple):
         if issubclass(cls, base):
@@ -198,7 +215,9 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
         n = _count(pairs, abi.MAP_PAIRS, dict.__len__, obj)
         fields = [(Kind.LEN, n)]
         for k, v in pairs:
-            fields += [nested(k, seen), nested(v, seen)]
+            key = nested(k, seen)
+            withheld = _redact and issubclass(type(k), str) and _redact(str.__str__(k))
+            fields += [key, _WITHHELD if withheld else nested(v, seen)]
         return _finish(name, (), n, Form.MAP, fields, seen)
     return _encode_object(obj, cls, name, seen)
 
@@ -270,7 +289,7 @@ def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]
     order += [(k, v) for k, v in stored.items() if k not in listed]
     kept = order[:abi.MAX_FIELDS]
     return _finish(name, tuple(k for k, _ in kept), len(order), Form.OBJECT,
-                   [v for _, v in kept], seen)
+                   [_named(k, v) for k, v in kept], seen)
 
 
 def _finish(name: str, fields: tuple[str, ...], total: int, form: int,

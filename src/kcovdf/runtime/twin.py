@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from kcovdf import abi, tracefile
-from kcovdf.runtime.encode import TypeEntry, encode_value
+from kcovdf.runtime.encode import TypeEntry, encode_value, set_redact
 
 T = TypeVar("T")
 
