@@ -22,12 +22,13 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from kcovdf import abi, tracefile
-from kcovdf.runtime.encode import TypeEntry, encode_value, set_redact
+from kcovdf.runtime import encode as _encode
+from kcovdf.runtime.encode import TypeEntry, encode_value
 
 T = TypeVar("T")
 
@@ -260,18 +261,19 @@ def _current(task: _Task, frame: types.FrameType) -> list[Any] | None:
     return stack[-1]
 
 
-def _begin() -> _Task | None:
-    """The calling thread's task, with the guard taken; None: record nothing."""
+def _guarded(work: Callable[..., None], *args: object) -> None:
+    """Run ``work(task, frame, *args)`` with the re-entrancy guard taken, ``frame`` being the
+    instrumented function's (the caller of the public writer that called this); nothing
+    when this thread is not enabled or is inside a record already."""
     tls = _tls
     task = tls.task
     if task is None or tls.busy:
-        return None
+        return
     tls.busy = True
-    return task
-
-
-def _end() -> None:
-    _tls.busy = False
+    try:
+        work(task, sys._getframe(2), *args)
+    finally:
+        tls.busy = False
 
 
 def _finish(task: _Task, call: list[Any] | None, pc: int, arg_idx: int, value: object) -> None:
@@ -283,40 +285,36 @@ def _finish(task: _Task, call: list[Any] | None, pc: int, arg_idx: int, value: o
     _write(task, abi.TYPE_RETURN, pc, arg_idx, call[_ID], value)
 
 
+def _entry(task: _Task, frame: types.FrameType, pc: int, args: tuple[object, ...]) -> None:
+    stack = task.calls
+    if not (stack and frame.f_back is not None and stack[-1][_FRAME] == id(frame.f_back)):
+        _sync(task, frame, False)
+    gen = bool(frame.f_code.co_flags & _GENERATOR_LIKE)
+    if gen and _suspended:
+        _suspended.pop(id(frame), None)  # a stale mapping of a frame address used again
+    call_id = _new_id()
+    stack.append([id(frame), call_id, pc, gen, _NOTHING])
+    if not args:
+        _append(task, abi.TYPE_ENTRY, pc, abi.ARG_NONE, call_id, [0])
+    for arg_idx, value in enumerate(args[:abi.ARG_MAX_PARAM + 1]):
+        if _tls.task is not task:  # a record hook disabled this thread
+            break
+        _write(task, abi.TYPE_ENTRY, pc, arg_idx, call_id, value)
+
+
 def entry(pc: int, *args: object) -> None:
     """Start a call: one entry record per argument (arg_idx = its 0-based position), or one
     ARG_NONE record without arguments; all carry the new call id."""
-    task = _begin()
-    if task is None:
-        return
-    try:
-        frame = sys._getframe(1)
-        stack = task.calls
-        if not (stack and frame.f_back is not None and stack[-1][_FRAME] == id(frame.f_back)):
-            _sync(task, frame, False)
-        gen = bool(frame.f_code.co_flags & _GENERATOR_LIKE)
-        if gen and _suspended:
-            _suspended.pop(id(frame), None)  # a stale mapping of a frame address used again
-        call_id = _new_id()
-        stack.append([id(frame), call_id, pc, gen, _NOTHING])
-        if not args:
-            _append(task, abi.TYPE_ENTRY, pc, abi.ARG_NONE, call_id, [0])
-        for arg_idx, value in enumerate(args[:abi.ARG_MAX_PARAM + 1]):
-            if _tls.task is not task:  # a record hook disabled this thread
-                break
-            _write(task, abi.TYPE_ENTRY, pc, arg_idx, call_id, value)
-    finally:
-        _end()
+    _guarded(_entry, pc, args)
+
+
+def _exit(task: _Task, frame: types.FrameType, pc: int, arg_idx: int, value: object) -> None:
+    _finish(task, _current(task, frame), pc, arg_idx, value)
 
 
 def ret(pc: int, value: T) -> T:
     """The return record (arg_idx 0) of the calling frame's call; returns ``value``."""
-    task = _begin()
-    if task is not None:
-        try:
-            _finish(task, _current(task, sys._getframe(1)), pc, abi.ARG_RETURN, value)
-        finally:
-            _end()
+    _guarded(_exit, pc, abi.ARG_RETURN, value)
     return value
 
 
@@ -326,31 +324,26 @@ _HANDLED = object()
 def exc(pc: int, exc: object = _HANDLED) -> None:
     """The exception record (arg_idx 0xFF) of the calling frame's call, for ``exc``, by
     default the exception being handled."""
-    task = _begin()
-    if task is None:
-        return
-    try:
-        if exc is _HANDLED:
-            exc = sys.exc_info()[1]
-        _finish(task, _current(task, sys._getframe(1)), pc, abi.ARG_EXCEPTION, exc)
-    finally:
-        _end()
+    _guarded(_exit, pc, abi.ARG_EXCEPTION, sys.exc_info()[1] if exc is _HANDLED else exc)
+
+
+def _yld(task: _Task, frame: types.FrameType, pc: int, value: object) -> None:
+    call = _current(task, frame)
+    _write(task, abi.TYPE_RETURN, pc, abi.ARG_YIELD, call[_ID] if call else 0, value)
+    if call is not None and task.calls and task.calls[-1] is call:
+        task.calls.pop()
+        _suspended[call[_FRAME]] = (call[_ID], call[_PC])
 
 
 def yld(pc: int, value: T) -> T:
     """A yield record (arg_idx 0xFE); the call leaves this thread's stack. Returns ``value``."""
-    task = _begin()
-    if task is not None:
-        try:
-            frame = sys._getframe(1)
-            call = _current(task, frame)
-            _write(task, abi.TYPE_RETURN, pc, abi.ARG_YIELD, call[_ID] if call else 0, value)
-            if call is not None and task.calls and task.calls[-1] is call:
-                task.calls.pop()
-                _suspended[call[_FRAME]] = (call[_ID], call[_PC])
-        finally:
-            _end()
+    _guarded(_yld, pc, value)
     return value
+
+
+def _resumed(task: _Task, frame: types.FrameType) -> None:
+    if not (task.calls and task.calls[-1][_FRAME] == id(frame)):
+        _sync(task, frame, True)
 
 
 def resumed(pc: int, value: T) -> T:
@@ -358,47 +351,36 @@ def resumed(pc: int, value: T) -> T:
 
     Nothing is written when its call never left the top of this thread's stack.
     """
-    task = _begin()
-    if task is not None:
-        try:
-            frame = sys._getframe(1)
-            if not (task.calls and task.calls[-1][_FRAME] == id(frame)):
-                _sync(task, frame, True)
-        finally:
-            _end()
+    _guarded(_resumed)
     return value
+
+
+def _hold(task: _Task, frame: types.FrameType, value: object) -> None:
+    call = _current(task, frame)
+    if call is not None:
+        call[_HELD] = value
 
 
 def hold(pc: int, value: T) -> T:
     """Keep ``value`` as the pending return of the calling frame's call (see done()); returns it."""
-    task = _begin()
-    if task is not None:
-        try:
-            call = _current(task, sys._getframe(1))
-            if call is not None:
-                call[_HELD] = value
-        finally:
-            _end()
+    _guarded(_hold, value)
     return value
+
+
+def _done(task: _Task, frame: types.FrameType, pc: int) -> None:
+    stack = task.calls
+    if stack and stack[-1][_FRAME] != id(frame) and any(c[_FRAME] == id(frame) for c in stack):
+        _sync(task, frame, True)
+    if stack and stack[-1][_FRAME] == id(frame) and stack[-1][_HELD] is not _NOTHING:
+        call = stack[-1]
+        value, call[_HELD] = call[_HELD], _NOTHING
+        _finish(task, call, pc, abi.ARG_RETURN, value)
 
 
 def done(pc: int) -> None:
     """Write the held return of the calling frame's call, now that it really ends (no-op
     when it has none: it raised, or its exit is written already)."""
-    task = _begin()
-    if task is None:
-        return
-    try:
-        frame = sys._getframe(1)
-        stack = task.calls
-        if stack and stack[-1][_FRAME] != id(frame) and any(c[_FRAME] == id(frame) for c in stack):
-            _sync(task, frame, True)
-        if stack and stack[-1][_FRAME] == id(frame) and stack[-1][_HELD] is not _NOTHING:
-            call = stack[-1]
-            value, call[_HELD] = call[_HELD], _NOTHING
-            _finish(task, call, pc, abi.ARG_RETURN, value)
-    finally:
-        _end()
+    _guarded(_done, pc)
 
 
 # --- start / stop ---------------------------------------------------------------
@@ -498,6 +480,12 @@ def after_fork_child() -> None:
 def encode(obj: object, redacted: bool = False) -> list[int]:
     """The value words of ``obj`` (shape, layout, fields)."""
     return encode_value(obj, redacted=redacted).words
+
+
+def set_redact(patterns: Sequence[str]) -> None:
+    """Withhold, at every depth, the values whose names match ``patterns`` (the reference
+    encoder's, which the twin uses)."""
+    _encode.set_redact(patterns)
 
 
 def set_code(func: types.FunctionType, code: types.CodeType) -> None:
