@@ -3,7 +3,8 @@
 Run: python benchmarks/record_cost.py
 
 All three are measured side by side in one run (best of several repeats, each a
-batch of calls into a large buffer whose buf[0] is reset between batches), and
+batch of calls into a large buffer whose buf[0] is reset between batches; each call an
+entry and a return, as instrumented code makes them, timed per record), and
 the ratios are printed. Targets: the C core within 2x of an empty C call taking
 the same arguments; at least 5x faster than the pure-Python writer.
 
@@ -105,14 +106,20 @@ def python_writer(m: mmap.mmap) -> Callable[[int, object], None]:
     return entry
 
 
-def batch_ns(call: Callable[[int, object], object], value: object, m: mmap.mmap, batch: int) -> float:
-    """Time per call over one batch, in ns; buf[0] is reset first, so the buffer never fills."""
+def batch_ns(enter: Callable[[int, object], object], leave: Callable[[int, object], object],
+             value: object, m: mmap.mmap, batch: int) -> float:
+    """Time per record over one batch of calls, in ns; buf[0] is reset first, so the buffer never fills.
+
+    Each call is a pair, as instrumented code makes it: ``enter(PC, value)`` then
+    ``leave(PC, value)`` (the recorder's entry and ret: two records of one call id).
+    """
     struct.pack_into("<Q", m, tracefile.FILE_HEADER_SIZE, 0)
     loop = range(batch)
     start = time.perf_counter_ns()
     for _ in loop:
-        call(PC, value)
-    return (time.perf_counter_ns() - start) / batch
+        enter(PC, value)
+        leave(PC, value)
+    return (time.perf_counter_ns() - start) / (2 * batch)
 
 
 def main() -> None:
@@ -127,11 +134,11 @@ def main() -> None:
         _recorder.enable(m_c, -1)  # the empty call ignores it: both run in the same state, turn by turn
         try:
             for _ in range(REPEATS):
-                noop = min(noop, batch_ns(noop_call, value, m_c, BATCH))
-                core = min(core, batch_ns(_recorder.entry, value, m_c, BATCH))
+                noop = min(noop, batch_ns(noop_call, noop_call, value, m_c, BATCH))
+                core = min(core, batch_ns(_recorder.entry, _recorder.ret, value, m_c, BATCH))
         finally:
             _recorder.disable(m_c)
-        py = min(batch_ns(writer, value, m_py, BATCH // 10) for _ in range(3))
+        py = min(batch_ns(writer, writer, value, m_py, BATCH // 10) for _ in range(3))
         print(f"{label:<14}{noop:>11.1f} ns{core:>7.1f} ns{py:>7.0f} ns"
               f"{core / noop:>9.2f}x{py / core:>7.1f}x")
     print("targets: C/empty <= 2x, Py/C >= 5x")
