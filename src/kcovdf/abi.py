@@ -80,6 +80,7 @@ STR_CHUNKS = 11
 BYTES_CHUNKS = 12
 SEQ_ITEMS = 12
 MAP_PAIRS = 6
+NESTED_CHUNKS = 3          # CHUNK words that may continue one nested str/bytes (SEQ, MAP, EXCEPTION forms)
 TOTAL_CAP = 255
 
 

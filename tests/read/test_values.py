@@ -74,7 +74,12 @@ def show(obj, **kw) -> str:
     (set(), "set()"),
     (bytearray(b"ab"), "bytearray(b'ab')"),
     (b"\x00" * 100, "b'" + "\\x00" * 96 + "…'"),
-    (["a much longer string"], "['a much …']"),
+    (["a much longer string"], "['a much longer string']"),  # spare words continue a nested str
+    (["x" * 40], "['" + "x" * 31 + "…']"),                  # up to 3 CHUNK words: 31 bytes
+    # twelve elements leave no spare word: each keeps its 7 bytes
+    ([str(i) * 9 for i in range(12)], "[" + ", ".join(f"'{(str(i) * 9)[:7]}…'" for i in range(12)) + "]"),
+    ({"extensions": 1, "extension_configs": 2}, "{'extensions': 1, 'extension_configs': 2}"),
+    (ValueError("bad value 2989"), "ValueError('bad value 2989')"),
     ({i: i for i in range(9)}, "{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, …+3}"),
 ])
 def test_text(obj, text):

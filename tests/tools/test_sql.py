@@ -39,7 +39,7 @@ def test_calls_view_joins_entries_with_their_return(trace_dir: Path) -> None:
         {"function": "app.parse", "params": ["text"], "args": ["'x=1'"], "result": "{'x': 1}",
          "exit": "return", "depth": 0},
         {"function": "app.parse", "params": ["text"], "args": ["'bad input'"],
-         "result": "ValueError('bad inp…', 7)", "exit": "exception", "depth": 0},
+         "result": "ValueError('bad input', 7)", "exit": "exception", "depth": 0},
         {"function": "app.tick", "params": None, "args": None, "result": "None", "exit": "return",
          "depth": 0},
         {"function": "app.parse", "params": ["text"], "args": ["[1, 2, 3]"],

@@ -37,6 +37,7 @@
 #define KDF_BYTES_CHUNKS 12
 #define KDF_SEQ_ITEMS 12
 #define KDF_MAP_PAIRS 6
+#define KDF_NESTED_CHUNKS 3
 #define KDF_TOTAL_CAP 255
 #define KDF_REDACTED_CLASS "kcovdf.<redacted>"
 

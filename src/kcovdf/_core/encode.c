@@ -408,6 +408,45 @@ static void kdf_put_nested(struct kdf_enc *e, PyObject *v)
 	kdf_put(e, kind, w);
 }
 
+/*
+ * _run()'s continuation (_more): after the STR7/BYTES7 word of a nested str or bytes,
+ * CHUNK words with its next bytes, up to KDF_NESTED_CHUNKS and no more than *spare, the
+ * field words the record has left.
+ */
+static void kdf_put_more(struct kdf_enc *e, PyObject *v, int *spare)
+{
+	unsigned char buf[7 + 8 * KDF_NESTED_CHUNKS];
+	Py_ssize_t nb, k, i;
+
+	if (*spare <= 0)
+		return;
+	if (PyUnicode_Check(v)) {
+		nb = kdf_utf8(v, buf, sizeof(buf), sizeof(buf));
+		if (nb < 0)
+			return;
+	} else if (PyBytes_Check(v) || PyByteArray_Check(v)) {
+		const char *p = PyBytes_Check(v) ? PyBytes_AS_STRING(v) : PyByteArray_AS_STRING(v);
+
+		nb = PyBytes_Check(v) ? PyBytes_GET_SIZE(v) : PyByteArray_GET_SIZE(v);
+		memcpy(buf, p, nb < (Py_ssize_t)sizeof(buf) ? nb : (Py_ssize_t)sizeof(buf));
+	} else {
+		return;
+	}
+	if (nb > (Py_ssize_t)sizeof(buf))
+		nb = sizeof(buf);
+	if (nb <= 7)
+		return;
+	k = (nb - 7 + 7) / 8;
+	if (k > *spare)
+		k = *spare;
+	for (i = 0; i < k; i++) {
+		Py_ssize_t left = nb - 7 - 8 * i;
+
+		kdf_put(e, KDF_KIND_CHUNK, kdf_load_le(buf + 7 + 8 * i, left < 8 ? (size_t)left : 8));
+	}
+	*spare -= (int)k;
+}
+
 /* ---------------------------------------------------------------------------
  * _slot_fields(): the __slots__ members of the classes in the MRO defined in Python.
  * The class side (which members) is the plan's; kdf_slot_fields reads an instance's.
@@ -651,7 +690,10 @@ static void kdf_set(struct kdf_enc *e, PyObject *s)
 	PyObject *it, *x;
 	int i, gc;
 
-	kdf_put(e, KDF_KIND_LEN, (uint64_t)PySet_GET_SIZE(s));
+	Py_ssize_t size = PySet_GET_SIZE(s);
+	int spare = KDF_MAX_FIELDS - 1 - (int)(size < KDF_SEQ_ITEMS ? size : KDF_SEQ_ITEMS);
+
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)size);
 	/* the iterator is a GC object: no collection (and no finalizer) in a record */
 	gc = PyGC_Disable();
 	it = base->tp_iter(s);
@@ -663,6 +705,7 @@ static void kdf_set(struct kdf_enc *e, PyObject *s)
 	}
 	for (i = 0; i < KDF_SEQ_ITEMS && (x = Py_TYPE(it)->tp_iternext(it)); i++) {
 		kdf_put_nested(e, x);
+		kdf_put_more(e, x, &spare);
 		Py_DECREF(x);
 	}
 	PyErr_Clear();
@@ -887,17 +930,20 @@ fail:
 
 static void kdf_map(struct kdf_enc *e, PyObject *d)
 {
-	Py_ssize_t pos = 0;
+	Py_ssize_t pos = 0, size = PyDict_GET_SIZE(d);
 	PyObject *k, *v;
-	int i;
+	int i, spare = KDF_MAX_FIELDS - 1 - 2 * (int)(size < KDF_MAP_PAIRS ? size : KDF_MAP_PAIRS);
 
-	kdf_put(e, KDF_KIND_LEN, (uint64_t)PyDict_GET_SIZE(d));
+	kdf_put(e, KDF_KIND_LEN, (uint64_t)size);
 	for (i = 0; i < KDF_MAP_PAIRS && PyDict_Next(d, &pos, &k, &v); i++) {
 		kdf_put_nested(e, k);
-		if (kdf_redacted_name(k))
+		kdf_put_more(e, k, &spare);
+		if (kdf_redacted_name(k)) {
 			kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
-		else
+		} else {
 			kdf_put_nested(e, v);
+			kdf_put_more(e, v, &spare);
+		}
 	}
 }
 
@@ -1085,10 +1131,13 @@ static inline __attribute__((always_inline)) void kdf_encode(PyObject *obj, int 
 static void kdf_items(struct kdf_enc *e, PyObject *const *items, Py_ssize_t n)
 {
 	Py_ssize_t i;
+	int spare = KDF_MAX_FIELDS - 1 - (int)(n < KDF_SEQ_ITEMS ? n : KDF_SEQ_ITEMS);
 
 	kdf_put(e, KDF_KIND_LEN, (uint64_t)n);
-	for (i = 0; i < n && i < KDF_SEQ_ITEMS; i++)
+	for (i = 0; i < n && i < KDF_SEQ_ITEMS; i++) {
 		kdf_put_nested(e, items[i]);
+		kdf_put_more(e, items[i], &spare);
+	}
 }
 
 /*

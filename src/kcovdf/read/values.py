@@ -53,8 +53,11 @@ def _raw(words: Sequence[int], why: str | None = None) -> dict[str, Any]:
     return out
 
 
-def nested(kind: int, word: int, types: Mapping[int, TypeEntry]) -> Any:
-    """One field word read by its kind: a JSON scalar, or a dict for what JSON has no word for."""
+def nested(kind: int, word: int, types: Mapping[int, TypeEntry], more: bytes = b"") -> Any:
+    """One field word read by its kind: a JSON scalar, or a dict for what JSON has no word for.
+
+    ``more``: the bytes of the CHUNK words that continue a STR7/BYTES7 word (format 2).
+    """
     if kind == Kind.NONE:
         return None
     if kind == Kind.INT:
@@ -66,11 +69,11 @@ def nested(kind: int, word: int, types: Mapping[int, TypeEntry]) -> Any:
         return f if math.isfinite(f) else {"float": repr(f)}
     if kind in (Kind.STR7, Kind.BYTES7):
         length = word >> 56
-        data = (word & ((1 << 56) - 1)).to_bytes(7, "little")[:min(length, 7)]
+        data = ((word & ((1 << 56) - 1)).to_bytes(7, "little") + more)[:length]
         if kind == Kind.STR7:
             s = _utf8(data)
-            return s if length <= 7 else {"str": s, "length": length, "truncated": True}
-        return {"bytes": data.hex(), "length": length, "truncated": length > 7}
+            return s if length <= len(data) else {"str": s, "length": length, "truncated": True}
+        return {"bytes": data.hex(), "length": length, "truncated": length > len(data)}
     if kind == Kind.OBJ:
         entry = types.get(word)
         return {"class": entry.cls if entry else None, "id": f"{word:#x}"}
@@ -153,7 +156,16 @@ def _bytes(fields: list[int], kinds: list[int], total: int, entry: Any, types: A
 def _items(fields: list[int], kinds: list[int], types: Any) -> tuple[int, list[Any]] | None:
     if not fields or kinds[0] != Kind.LEN:
         return None
-    return fields[0], [nested(k, w, types) for k, w in zip(kinds[1:], fields[1:], strict=True)]
+    out, i = [], 1
+    while i < len(fields):
+        j = i + 1
+        if kinds[i] in (Kind.STR7, Kind.BYTES7):
+            while j < len(fields) and kinds[j] == Kind.CHUNK:  # its continuation (docs/abi.md §2.1)
+                j += 1
+        more = b"".join(w.to_bytes(8, "little") for w in fields[i + 1:j])
+        out.append(nested(kinds[i], fields[i], types, more))
+        i = j
+    return fields[0], out
 
 
 def _seq(fields: list[int], kinds: list[int], total: int, entry: Any, types: Any) -> Any:

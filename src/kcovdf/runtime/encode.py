@@ -209,15 +209,14 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
             elems = list(itertools.islice(it, abi.SEQ_ITEMS))
             n = _count(elems, abi.SEQ_ITEMS, base.__len__, obj)
             return _finish(name, (), n, Form.SEQ,
-                           [(Kind.LEN, n)] + [nested(x, seen) for x in elems], seen)
+                           [(Kind.LEN, n)] + _run(elems, abi.MAX_FIELDS - 1 - len(elems), seen), seen)
     if issubclass(cls, dict):
         pairs = list(itertools.islice(dict.items(obj), abi.MAP_PAIRS))
         n = _count(pairs, abi.MAP_PAIRS, dict.__len__, obj)
-        fields = [(Kind.LEN, n)]
-        for k, v in pairs:
-            key = nested(k, seen)
-            withheld = _redact and issubclass(type(k), str) and _redact(str.__str__(k))
-            fields += [key, _WITHHELD if withheld else nested(v, seen)]
+        flat = [x for pair in pairs for x in pair]
+        redacted = _redact and [issubclass(type(k), str) and _redact(str.__str__(k)) for k, _ in pairs]
+        fields = [(Kind.LEN, n)] + _run(flat, abi.MAX_FIELDS - 1 - len(flat), seen,
+                                        lambda i: bool(redacted) and i % 2 == 1 and redacted[i // 2])
         return _finish(name, (), n, Form.MAP, fields, seen)
     return _encode_object(obj, cls, name, seen)
 
@@ -232,7 +231,40 @@ def _count(copied: Sequence[object], cap: int, length: Callable[[Any], int], obj
 def _items(obj: object, base: type, seen: dict[int, TypeEntry]) -> list[tuple[int, int]]:
     items = base.__getitem__(obj, slice(0, abi.SEQ_ITEMS))
     n = _count(items, abi.SEQ_ITEMS, base.__len__, obj)
-    return [(Kind.LEN, n)] + [nested(x, seen) for x in items]
+    return [(Kind.LEN, n)] + _run(items, abi.MAX_FIELDS - 1 - len(items), seen)
+
+
+def _more(obj: object, spare: int) -> list[tuple[int, int]]:
+    """CHUNK words continuing a nested str or bytes past the 7 bytes of its STR7/BYTES7
+    word: up to NESTED_CHUNKS of them, and no more than ``spare``."""
+    cls = type(obj)
+    if spare <= 0:
+        return []
+    if issubclass(cls, str):
+        data = _utf8(str.__str__(obj))[7:7 + 8 * abi.NESTED_CHUNKS]
+    elif issubclass(cls, (bytes, bytearray)):
+        base = bytes if issubclass(cls, bytes) else bytearray
+        data = bytes(base.__getitem__(obj, slice(7, 7 + 8 * abi.NESTED_CHUNKS)))
+    else:
+        return []
+    return [(Kind.CHUNK, w) for w in _chunks(data, min(spare, abi.NESTED_CHUNKS))]
+
+
+def _run(values: Sequence[object], spare: int, seen: dict[int, TypeEntry],
+         withheld: Callable[[int], bool] = lambda i: False) -> list[tuple[int, int]]:
+    """The nested words of ``values``, in order; the ``spare`` field words the record has
+    left go, first come first served, to CHUNK words continuing their long strings and bytes.
+    ``withheld(i)``: value i is REDACTED instead."""
+    out: list[tuple[int, int]] = []
+    for i, v in enumerate(values):
+        if withheld(i):
+            out.append(_WITHHELD)
+            continue
+        out.append(nested(v, seen))
+        more = _more(v, spare)
+        spare -= len(more)
+        out += more
+    return out
 
 
 def _class_lookup(cls: type, name: str) -> object:
