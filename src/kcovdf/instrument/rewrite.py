@@ -28,7 +28,9 @@ is recorded whole or not at all: the test is made once, at entry. The recorder s
 bound while idle, so a thread that read the flag just before it went off still calls a
 real recorder, which records nothing for it. A body too large to copy (SPLIT_LIMIT) gets
 one copy with a test before each recorder call instead (``if __kcovdf_on__:
-__kcovdf__.entry(...)``, ``return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x``).
+__kcovdf__.entry(...)``, ``return __kcovdf__.ret(PC, x) if __kcovdf_on__ else x``), except
+at suspension points: ``resumed()`` and ``yld()`` are called there without a test, because a
+conditional around a ``yield`` or ``await`` adds a line event on 3.13 (see _Resumer).
 
 A function with a ``return`` inside a ``try`` that has a ``finally``, or inside a
 ``with``, records its exit where the call really ends: each of its returns becomes
@@ -252,7 +254,7 @@ class _Pass:
         if cfg.ret:
             rest = _ReturnRewriter(pc, async_gen, guarded, exit_method).rewrite(rest)
         if suspends:
-            rest = _Resumer(pc, guarded, cfg.yields).rewrite(rest)
+            rest = _Resumer(pc, cfg.yields).rewrite(rest)
         # Every call writes an entry, so that its exit, yields and events have a call to belong to.
         values: list[ast.expr] = [
             _attr("REDACTED") if self.redacted(name) else ast.Name(name, ast.Load())
@@ -432,9 +434,8 @@ class _Resumer(ast.NodeTransformer):
     ``resumed(PC, await x)``, ``resumed(PC, (yield from x))``; with yield records on, the
     yielded value also goes through ``yld(PC, x)``."""
 
-    def __init__(self, pc: int, guarded: bool, yields: bool) -> None:
+    def __init__(self, pc: int, yields: bool) -> None:
         self.pc = pc
-        self.guarded = guarded
         self.yields = yields
 
     def rewrite(self, body: list[ast.stmt]) -> list[ast.stmt]:
@@ -446,11 +447,14 @@ class _Resumer(ast.NodeTransformer):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = _skip_scope
 
     def _resume(self, node: ast.expr) -> ast.expr:
+        # Never behind a flag test, even in guarded code: a conditional around a suspension
+        # point joins after it, and 3.13 gives the join a line event of its own. Idle, these
+        # calls return their value at once.
         self.generic_visit(node)
         if self.yields and isinstance(node, ast.Yield):
             value = node.value or _at(ast.Constant(None), node)
-            node.value = _at(_recorder_call("yld", self.pc, value, self.guarded), node)
-        return _at(_recorder_call("resumed", self.pc, node, self.guarded), node)
+            node.value = _at(_call("yld", self.pc, value), node)
+        return _at(_call("resumed", self.pc, node), node)
 
     visit_Yield = visit_YieldFrom = visit_Await = _resume
 
