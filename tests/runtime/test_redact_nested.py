@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import subprocess
 import sys
 import textwrap
@@ -31,7 +32,7 @@ def redacting(recorder):
         core.redact(patterns)
         encode.set_redact(patterns)
     yield set_both
-    set_both(())
+    set_both(DEFAULT_REDACT)
 
 
 @dataclasses.dataclass
@@ -98,8 +99,8 @@ def test_both_cores_match_the_reference_on_any_pattern_and_name(recorder, patter
         for _ in range(2):
             assert R.encode(obj) == encode.encode_value(obj).words
     finally:
-        core.redact(())
-        encode.set_redact(())
+        core.redact(DEFAULT_REDACT)
+        encode.set_redact(DEFAULT_REDACT)
 
 
 def test_kcovdf_run_leaves_no_nested_secret_in_the_trace(tmp_path: Path):
@@ -126,3 +127,16 @@ def test_kcovdf_run_leaves_no_nested_secret_in_the_trace(tmp_path: Path):
     assert b"ada" in data  # the values that match no pattern are there
     for secret in (b"pw-top-0", b"hunter2", b"tok123", b"s3cr3t", b"kw-55"):
         assert secret not in data, secret
+
+
+@pytest.mark.parametrize("which", [
+    pytest.param("c", marks=pytest.mark.c_core(reason="a child process on the C core")), "py"])
+def test_the_default_patterns_are_in_force_from_the_start(which):
+    # a fresh process that installs no hook (a Device user, @instrument_func alone)
+    code = ("from kcovdf import abi; from kcovdf.runtime import core; "
+            "w = core.encode({'api_token': 'tok', 'user': 'ada'}); "
+            "print(core.name, w.count(abi.REDACTED))")
+    env = {**os.environ, "KCOVDF_CORE": which}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [which, "1"]

@@ -21,16 +21,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kcovdf.errors import ConfigError
+from kcovdf.instrument.redact import DEFAULT_REDACT
 
 ENV_VAR = "KCOV_DATAFLOW"
 
-#: Parameter-name patterns (fnmatch, case-insensitive) redacted by default. Over-matching
-#: ("tokens", "author_auth") only loses a value; under-matching leaks a secret.
-DEFAULT_REDACT = (
-    "*password*", "*passwd*", "*passphrase*", "*secret*", "*token*", "*api_key*", "*apikey*",
-    "*credential*", "*private_key*", "*privkey*", "auth", "*_auth", "auth_*", "*authorization*",
-    "*cookie*", "*session_key*", "*sessionid*", "*session_id*", "*csrf*", "*signing_key*",
-)
 
 
 @dataclasses.dataclass(frozen=True)

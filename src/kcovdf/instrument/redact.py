@@ -1,8 +1,8 @@
 """Redaction: values whose names match a pattern are never captured.
 
 Patterns are fnmatch globs (``*``, ``?``, ``[seq]``, ``[!seq]``) matched against the whole
-name, ASCII letters case-insensitively; the defaults are config.DEFAULT_REDACT. Two places
-use them:
+name, ASCII letters case-insensitively; the defaults are DEFAULT_REDACT, in force in both
+cores from the start (a Config's ``redact`` list replaces them). Two places use them:
 
 - the pass, for parameter names: it passes the recorder's REDACTED sentinel in place of
   such a parameter, so its value never reaches the recorder (docs/abi.md, form REDACTED);
@@ -18,6 +18,14 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable
+
+#: Parameter-name patterns (fnmatch, ASCII case-insensitive) redacted by default. Over-matching
+#: ("tokens", "author_auth") only loses a value; under-matching leaks a secret.
+DEFAULT_REDACT = (
+    "*password*", "*passwd*", "*passphrase*", "*secret*", "*token*", "*api_key*", "*apikey*",
+    "*credential*", "*private_key*", "*privkey*", "auth", "*_auth", "auth_*", "*authorization*",
+    "*cookie*", "*session_key*", "*sessionid*", "*session_id*", "*csrf*", "*signing_key*",
+)
 
 # ASCII letters only, as the C matcher folds them: a name means the same to both cores.
 _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

@@ -23,6 +23,7 @@ from types import CodeType, FunctionType, ModuleType
 from typing import Any, Protocol, TypeVar
 
 from kcovdf.errors import ConfigError
+from kcovdf.instrument.redact import DEFAULT_REDACT
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ name: str
 implementation: Recorder
 
 _loaded: dict[str, ModuleType] = {}
-_redaction: tuple[str, ...] = ()
+_redaction: tuple[str, ...] = DEFAULT_REDACT  # until redact(): nested secrets withheld from the start
 _listeners: list[Callable[[bool], None]] = []
 _activity_lock = threading.RLock()
 _was_active = False

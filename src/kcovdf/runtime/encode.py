@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from kcovdf import abi
 from kcovdf.abi import Form, Kind
-from kcovdf.instrument.redact import Redactor
+from kcovdf.instrument.redact import DEFAULT_REDACT, Redactor
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -35,7 +35,7 @@ _MISSING = object()
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
 
 
-_redact = Redactor(())
+_redact = Redactor(DEFAULT_REDACT)
 #: A nested value withheld because of its name (a field, an attribute, a dict key).
 _WITHHELD = (Kind.REDACTED, abi.REDACTED)
 
