@@ -391,3 +391,32 @@ def test_random_programs_record_the_real_result_of_every_call(record, source):
            if r["name"][:1] in "fg" and r["name"][1:].isdigit()]
     assert got == truth, source
     assert all(r["exit"] for r in rows), source
+
+
+def test_return_in_async_with_survives_a_suspension_in_aexit(record):
+    # the held return waits with its suspended call while __aexit__ awaits, and is written at the end
+    plain, run = record("""
+        import asyncio
+
+        class Session:
+            async def __aenter__(self):
+                return self
+            async def __aexit__(self, *exc):
+                await asyncio.sleep(0)
+                return False
+
+        async def fetch(i):
+            async with Session():
+                return i * 10
+
+        def main():
+            async def both():
+                return await asyncio.gather(fetch(1), fetch(2))
+            return asyncio.run(both())
+    """)
+    value, rows = run("main()")
+    assert value == plain.main() == [10, 20]
+    fetches = by_name(rows, "fetch")
+    assert sorted((f["args"][0], f["exit"], f["result"]) for f in fetches) == [
+        ("1", "return", "10"), ("2", "return", "20")]
+    assert all(f["suspends"] >= 1 for f in fetches)

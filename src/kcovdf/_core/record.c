@@ -270,7 +270,7 @@ struct kdf_calls {
 
 static _Thread_local struct kdf_calls kdf_calls __attribute__((tls_model("initial-exec")));
 static uint64_t kdf_next_id;	/* call ids of this process: 1, 2, ... (GIL) */
-static PyObject *kdf_suspended; /* dict: int(frame) -> (call id, pc) */
+static PyObject *kdf_suspended; /* dict: int(frame) -> (call id, pc[, held value]) */
 static int kdf_frames_ok;	/* set by kdf_frames_check() */
 #define KDF_MAX_CALLS (1u << 22)
 #define KDF_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
@@ -319,15 +319,18 @@ static void kdf_map_put(const struct kdf_call *c)
 		return;
 	}
 	key = PyLong_FromVoidPtr(c->frame);
-	val = Py_BuildValue("(KK)", (unsigned long long)c->id, (unsigned long long)c->pc);
+	/* a held return waits with its call: `return` in `async with` suspends in __aexit__ */
+	val = c->held ? Py_BuildValue("(KKO)", (unsigned long long)c->id, (unsigned long long)c->pc,
+				      c->held)
+		      : Py_BuildValue("(KK)", (unsigned long long)c->id, (unsigned long long)c->pc);
 	if (!key || !val || PyDict_SetItem(kdf_suspended, key, val) < 0)
 		PyErr_Clear();
 	Py_XDECREF(key);
 	Py_XDECREF(val);
 }
 
-/* Take frame's entry out of the map: 1 and its id and pc if it was there. */
-static int kdf_map_take(void *frame, uint64_t *id, uint64_t *pc)
+/* Take frame's entry out of the map: 1 and its id, pc and held value (new, or NULL) if it was there. */
+static int kdf_map_take(void *frame, uint64_t *id, uint64_t *pc, PyObject **held)
 {
 	PyObject *key = PyLong_FromVoidPtr(frame), *val;
 	int found = 0;
@@ -340,6 +343,7 @@ static int kdf_map_take(void *frame, uint64_t *id, uint64_t *pc)
 	if (val) {
 		*id = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(val, 0));
 		*pc = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(val, 1));
+		*held = PyTuple_GET_SIZE(val) > 2 ? Py_NewRef(PyTuple_GET_ITEM(val, 2)) : NULL;
 		found = 1;
 		if (PyDict_DelItem(kdf_suspended, key) < 0)
 			PyErr_Clear();
@@ -411,6 +415,8 @@ static __attribute__((noinline)) void kdf_sync(struct kdf_task *t, void *frame, 
 	struct kdf_calls *s = &kdf_calls;
 	void *start = self_too ? frame : kdf_back(frame), *f, *top, *few[64], **chain;
 	uint64_t id, pc, resumer;
+	PyObject *held;
+	struct kdf_call *c;
 	Py_ssize_t n, i;
 
 	if (!frame)
@@ -442,11 +448,14 @@ static __attribute__((noinline)) void kdf_sync(struct kdf_task *t, void *frame, 
 	for (i = 0, f = start; i < n; i++, f = kdf_back(f))
 		chain[i] = f;
 	for (i = n - 1; i >= 0; i--) {
-		if (!kdf_is_gen(chain[i]) || !kdf_map_take(chain[i], &id, &pc))
+		if (!kdf_is_gen(chain[i]) || !kdf_map_take(chain[i], &id, &pc, &held))
 			continue;
 		resumer = s->depth ? s->c[s->depth - 1].id : 0;
-		if (!kdf_push(chain[i], id, pc, 1))
+		if (!(c = kdf_push(chain[i], id, pc, 1))) {
+			Py_XDECREF(held);
 			break;
+		}
+		c->held = held;
 		kdf_write_word(t, KDF_TYPE_EVENT, pc, KDF_EVENT_RESUME, id, resumer);
 	}
 	if (chain != few)
@@ -512,8 +521,10 @@ static PyObject *kdf_entry(PyObject *mod, PyObject *const *args, Py_ssize_t narg
 		gen = kdf_is_gen(frame);
 		if (gen && kdf_any_suspended()) {
 			uint64_t stale_id, stale_pc; /* a frame address used again */
+			PyObject *stale_held = NULL;
 
-			kdf_map_take(frame, &stale_id, &stale_pc);
+			kdf_map_take(frame, &stale_id, &stale_pc, &stale_held);
+			Py_XDECREF(stale_held);
 		}
 	}
 	id = ++kdf_next_id;

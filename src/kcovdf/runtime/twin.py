@@ -199,7 +199,9 @@ _GENERATOR_LIKE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERA
     | inspect.CO_ASYNC_GENERATOR
 _FRAME, _ID, _PC, _GEN, _HELD = range(5)
 _NOTHING = object()  # no held value
-_suspended: dict[int, tuple[int, int]] = {}  # frame id -> (call id, pc)
+# frame id -> (call id, pc, held value): a held return waits with its call (`return` in
+# `async with` suspends in __aexit__)
+_suspended: dict[int, tuple[int, int, object]] = {}
 _next_id = 0
 
 
@@ -234,7 +236,7 @@ def _sync(task: _Task, frame: types.FrameType, self_too: bool) -> None:
         call = stack.pop()
         if call[_GEN]:
             _event(task, abi.EVENT_SUSPEND, call, 0)
-            _suspended[call[_FRAME]] = (call[_ID], call[_PC])
+            _suspended[call[_FRAME]] = (call[_ID], call[_PC], call[_HELD])
     if not _suspended:
         return
     top = stack[-1][_FRAME] if stack else None
@@ -246,7 +248,7 @@ def _sync(task: _Task, frame: types.FrameType, self_too: bool) -> None:
     for f in reversed(chain):
         found = _suspended.pop(id(f), None) if f.f_code.co_flags & _GENERATOR_LIKE else None
         if found is not None:
-            call = [id(f), found[0], found[1], True, _NOTHING]
+            call = [id(f), found[0], found[1], True, found[2]]
             _event(task, abi.EVENT_RESUME, call, stack[-1][_ID] if stack else 0)
             stack.append(call)
 
@@ -332,7 +334,7 @@ def _yld(task: _Task, frame: types.FrameType, pc: int, value: object) -> None:
     _write(task, abi.TYPE_RETURN, pc, abi.ARG_YIELD, call[_ID] if call else 0, value)
     if call is not None and task.calls and task.calls[-1] is call:
         task.calls.pop()
-        _suspended[call[_FRAME]] = (call[_ID], call[_PC])
+        _suspended[call[_FRAME]] = (call[_ID], call[_PC], call[_HELD])
 
 
 def yld(pc: int, value: T) -> T:
