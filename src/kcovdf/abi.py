@@ -114,6 +114,11 @@ class Form(enum.IntEnum):
     OBJECT = 6
     EXCEPTION = 7
     REDACTED = 8
+    NAMED = 9
+
+
+#: What a NAMED value is (the "named" key of its type-table entry, docs/abi.md §2.3).
+NAMED_KINDS = ("class", "function", "method", "builtin", "module")
 
 
 REDACTED_CLASS = "kcovdf.<redacted>"
@@ -148,6 +153,13 @@ def fnv1a64(data: bytes) -> int:
 def class_id(qualified_name: str) -> int:
     """Stable id of a class named "module.Qualname"."""
     return fnv1a64(qualified_name.encode("utf-8", "surrogatepass"))
+
+
+def named_id(qualified_name: str, name: str) -> int:
+    """Stable id of a named value (a class, function, method or module) ``name`` whose own
+    class is ``qualified_name``: the separator 0x01 keeps it apart from every shape id."""
+    return fnv1a64(qualified_name.encode("utf-8", "surrogatepass") + b"\x01" +
+                   name.encode("utf-8", "surrogatepass"))
 
 
 def shape_id(qualified_name: str, fields: list[str] | tuple[str, ...]) -> int:

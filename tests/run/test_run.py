@@ -532,3 +532,33 @@ def test_include_json_records_json_and_nothing_else_changes(tmp_path):
     # json's own functions, each called once by the program and never by kcovdf (its symbol lines)
     assert sorted(returned) == ["JSONDecoder.decode", "JSONDecoder.raw_decode", "JSONEncoder.__init__",
                                 "JSONEncoder.encode", "JSONEncoder.iterencode", "dumps", "loads", "main"]
+
+
+def test_classes_functions_and_modules_as_values_carry_their_names(tmp_path):
+    # the metaclass machinery, and callables and modules passed around (#9): named, not `type()`
+    write(tmp_path / "meta.py", """\
+        import json
+
+        class NodeType(type):
+            def __new__(mcls, name, bases, ns):
+                return super().__new__(mcls, name, bases, ns)
+
+        class Node(metaclass=NodeType):
+            pass
+
+        def apply(fn, cls, module, items):
+            return fn
+
+        apply(len, Node, json, [Node.__init__, apply, str.upper])
+        """)
+    assert run_kcovdf(tmp_path, "meta.py").returncode == 0
+    view = subprocess.run([sys.executable, "-m", "kcovdf", "view"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert view.returncode == 0, view.stderr
+    lines = [line.strip() for line in view.stdout.splitlines() if not line.startswith("#")]
+    assert "<class '__main__.Node'> = __main__.NodeType.__new__()" in lines
+    assert any(line.startswith("__main__.NodeType.__new__(mcls=<class '__main__.NodeType'>, name='Node'")
+               for line in lines)
+    assert "__main__.apply(fn=<built-in len>, cls=<class '__main__.Node'>, module=<module 'json'>, " \
+           "items=[<built-in object.__init__>, <function __main__.apply>, <built-in str.upper>])" in lines
+    assert "<built-in len> = __main__.apply()" in lines

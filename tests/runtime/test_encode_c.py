@@ -9,6 +9,7 @@ import math
 import re
 import sys
 import sysconfig
+import types
 from pathlib import Path
 from typing import ClassVar
 
@@ -136,6 +137,54 @@ NT = collections.namedtuple("NT", "a b c")
 Wide = collections.namedtuple("Wide", [f"f{i}" for i in range(16)])
 
 
+# --- named values: classes, functions, methods and modules --------------------------
+
+class Meta(type):
+    pass
+
+
+class Node(metaclass=Meta):
+    def method(self):
+        pass
+
+    @classmethod
+    def make(cls):
+        pass
+
+
+class Lazy(types.ModuleType):
+    pass
+
+
+def _nameless_module() -> types.ModuleType:
+    m = types.ModuleType("m")
+    m.__dict__["__name__"] = 3  # not a str: "?"
+    return m
+
+
+def _moduleless_function():
+    f = lambda: 0  # noqa: E731
+    f.__module__ = None  # not a str: "?"
+    return f
+
+
+NAMED = [Node, Meta, type, int, Node.method, Node().method, Node.make, len, print, [].append,
+         dict.fromkeys, str.upper, object.__init__, dict.__dict__["fromkeys"], collections,
+         Lazy("lazy"), _nameless_module(), _moduleless_function(), types.MethodType(len, 1),
+         _plain_function := (lambda x: x)]
+
+
+def test_named_values_match_and_carry_their_names() -> None:
+    for obj in NAMED + [NAMED, {"k": Node, "f": len}, NT(Node, len, collections)]:
+        check(obj)
+    entry = encode_value(Node).types[0]
+    assert (entry.cls, entry.named, entry.name) == (f"{__name__}.Meta", "class", f"{__name__}.Node")
+    assert encode_value(Node).words == [abi.named_id(entry.cls, entry.name),
+                                        abi.layout(0, abi.Form.NAMED, [])]
+    assert [e.name for e in encode_value([len, Node().method, collections]).types][1:] == \
+        ["builtins.len", f"{__name__}.Node.method", "collections"]
+
+
 # --- strategies --------------------------------------------------------------------
 
 BOUNDARY_INTS = [0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64 - 1, 2**64, -(2**64)]
@@ -154,7 +203,8 @@ texts = st.one_of(
         lambda t: t[0] * t[1]),
 )
 blobs = st.one_of(st.binary(max_size=120), st.binary(max_size=120).map(bytearray))
-scalars = st.one_of(ints, floats, st.none(), st.booleans(), texts, blobs)
+scalars = st.one_of(ints, floats, st.none(), st.booleans(), texts, blobs,
+                    st.integers(0, len(NAMED) - 1).map(NAMED.__getitem__))  # (a module named 3 has no repr)
 hashables = st.one_of(ints, floats.filter(lambda f: not math.isnan(f)), st.none(), st.booleans(),
                       st.text(max_size=10), st.binary(max_size=10))
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)

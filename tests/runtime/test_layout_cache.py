@@ -258,8 +258,11 @@ NAMES = ["a", "b", "c", "d", "e"]
 
 values = st.one_of(
     st.integers(min_value=-(2**40), max_value=2**40), st.integers(), st.text(max_size=12),
+    # past the STR7 word's 7 bytes, and past the 3 CHUNK words continuing it (31 bytes)
+    st.text(min_size=8, max_size=40), st.binary(min_size=8, max_size=40).map(bytearray),
     st.floats(allow_nan=False), st.booleans(), st.none(), st.binary(max_size=9),
     st.builds(Inner), st.builds(MyStr, st.text(max_size=4)), st.lists(st.integers(), max_size=3),
+    st.sampled_from([len, Inner, collections, str.upper]),
 )
 _DELETE = object()
 steps = st.lists(st.tuples(st.sampled_from(NAMES), st.one_of(st.just(_DELETE), values)), max_size=8)

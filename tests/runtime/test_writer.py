@@ -510,8 +510,10 @@ def test_thread_ending_while_enabled_leaves_no_state() -> None:
 
 # --- the type table ---------------------------------------------------------------------------
 
-def expected_line(tid: int, cls: str, fields: list[str]) -> bytes:
+def expected_line(tid: int, cls: str, fields: list[str], named: str = "", name: str = "") -> bytes:
     obj = {"t": "type", "id": f"0x{tid:016x}", "class": cls, "fields": fields}
+    if named:
+        obj.update(named=named, name=name)
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
     except UnicodeEncodeError:
@@ -544,13 +546,19 @@ R.add_table(fd)
 m = mmap.mmap(-1, tracefile.FILE_HEADER_SIZE + 8 * 4096)
 m[:tracefile.FILE_HEADER_SIZE] = tracefile.pack_header(4096, os.getpid(), 0)
 R.enable(m, -1)
+def odd():
+    pass
+
+odd.__qualname__ = "odd\\udc81"
+# named values: a class with the odd name, functions, a module, nested and at the top
+named = [Weird, odd, json, [Sur, json.dumps], {"k": len}]
 for _ in range(3):
-    R.entry(1, w, s, [Weird()], 5)
+    R.entry(1, w, s, [Weird()], 5, *named)
     R.ret(1, s)
 R.disable(m)
-entries = {e for v in (w, s, [Weird()], 5) for e in encode_value(v).types}
-print(json.dumps([[e.id, e.cls.encode("utf-8", "surrogatepass").hex(), list(e.fields)]
-                  for e in entries]))
+entries = {e for v in (w, s, [Weird()], 5, *named) for e in encode_value(v).types}
+print(json.dumps([[e.id, e.cls.encode("utf-8", "surrogatepass").hex(), list(e.fields), e.named,
+                   e.name.encode("utf-8", "surrogatepass").hex()] for e in entries]))
 """
 
 
@@ -562,10 +570,13 @@ def test_type_lines_once_per_id_exact_bytes(tmp_path) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     ids = [json.loads(line)["id"] for line in lines]
     assert len(ids) == len(set(ids))
-    expected = {expected_line(tid, bytes.fromhex(cls).decode("utf-8", "surrogatepass"), fields)
-                for tid, cls, fields in json.loads(out)}
+    expected = {expected_line(tid, bytes.fromhex(cls).decode("utf-8", "surrogatepass"), fields,
+                              named, bytes.fromhex(name).decode("utf-8", "surrogatepass"))
+                for tid, cls, fields, named, name in json.loads(out)}
     assert expected == set(lines)
     assert any(b"\\udc80" in line for line in lines)  # ensure_ascii for the surrogate name
+    assert any(b'"named":"function","name":"__main__.odd\\udc81"' in line for line in lines)
+    assert sum(b'"named":' in line for line in lines) == 6
 
 
 # Shapes first met by encode() (which emits nothing) and then recorded: the cached

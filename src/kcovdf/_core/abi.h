@@ -64,6 +64,7 @@
 #define KDF_FORM_OBJECT 6
 #define KDF_FORM_EXCEPTION 7
 #define KDF_FORM_REDACTED 8
+#define KDF_FORM_NAMED 9
 
 /* .kdf header page: byte offsets of its fields */
 #define KDF_FILE_MAGIC_LE64 0x01004644564F434Bull /* b"KCOVDF\0\1" read as a little-endian u64 */

@@ -70,7 +70,41 @@ static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
 	memcpy(copy, te->name, (size_t)te->nlen + 1);
 	e->pend[e->npend].id = te->cid;
 	e->pend[e->npend].name = copy;
-	e->pend[e->npend++].nlen = te->nlen;
+	e->pend[e->npend].nlen = te->nlen;
+	e->pend[e->npend].named = NULL;
+	e->pend[e->npend++].label = NULL;
+}
+
+/* The same for a named value in an OBJ word: id names label (a kind named), of class cname. */
+static void kdf_pend_named(struct kdf_enc *e, uint64_t id, const char *cname, Py_ssize_t clen,
+			   const char *named, const char *label, Py_ssize_t llen)
+{
+	Py_ssize_t i;
+	char *copy, *lcopy;
+
+	if (kdf_seen_contains(id))
+		return;
+	for (i = 0; i < e->npend; i++)
+		if (e->pend[i].id == id)
+			return;
+	if (kdf_grow((void **)&e->pend, &e->cappend, e->npend + 1, sizeof(*e->pend)) < 0)
+		return;
+	copy = PyMem_Malloc((size_t)clen + 1);
+	lcopy = PyMem_Malloc((size_t)llen + 1);
+	if (!copy || !lcopy) {
+		PyMem_Free(copy);
+		PyMem_Free(lcopy);
+		return;
+	}
+	memcpy(copy, cname, (size_t)clen + 1);
+	memcpy(lcopy, label, (size_t)llen);
+	lcopy[llen] = '\0';
+	e->pend[e->npend].id = id;
+	e->pend[e->npend].name = copy;
+	e->pend[e->npend].nlen = clen;
+	e->pend[e->npend].named = named;
+	e->pend[e->npend].label = lcopy;
+	e->pend[e->npend++].llen = llen;
 }
 
 /* Drop the class entries an abandoned encoding left pending. */
@@ -80,8 +114,10 @@ static void kdf_pend_free(struct kdf_enc *e)
 
 	if (!e->pend)
 		return;
-	for (i = 0; i < e->npend; i++)
+	for (i = 0; i < e->npend; i++) {
 		PyMem_Free(e->pend[i].name);
+		PyMem_Free(e->pend[i].label);
+	}
 	PyMem_Free(e->pend);
 	e->pend = NULL;
 	e->npend = e->cappend = 0;
@@ -140,6 +176,125 @@ static int kdf_qualified_name(struct kdf_type *te, PyTypeObject *tp)
 }
 
 /* A length or field total in a word's top byte, capped as docs/abi.md says. */
+/* ---------------------------------------------------------------------------
+ * naming(): what a class, function, method or module passed as a value is, and its
+ * qualified name, read from C-level storage as everything here.
+ */
+
+/* Whether instances of tp take the NAMED form: the type checks of kdf_naming, once per type. */
+static int kdf_nameable(struct kdf_type *te, PyTypeObject *tp)
+{
+	if (!te->nameable)
+		te->nameable = PyType_IsSubtype(tp, &PyType_Type) || tp == &PyFunction_Type ||
+				       PyType_IsSubtype(tp, &PyCFunction_Type) ||
+				       tp == &PyMethodDescr_Type || tp == &PyWrapperDescr_Type ||
+				       tp == &PyClassMethodDescr_Type || tp == &PyMethod_Type ||
+				       PyType_IsSubtype(tp, &PyModule_Type)
+				       ? 2 : 1;
+	return te->nameable == 2;
+}
+
+/* The UTF-8 of str s onto b, "?" when s is not a str (_str_or). */
+static void kdf_buf_str(struct kdf_buf *b, PyObject *s)
+{
+	unsigned char stack[256], *p = stack;
+	Py_ssize_t n;
+
+	if (!s || !PyUnicode_Check(s)) {
+		kdf_buf_put(b, "?", 1);
+		return;
+	}
+	n = kdf_utf8(s, NULL, 0, PY_SSIZE_T_MAX);
+	if (n > (Py_ssize_t)sizeof(stack))
+		p = PyMem_Malloc((size_t)n);
+	if (n < 0 || !p) {
+		b->failed = 1;
+		return;
+	}
+	kdf_utf8(s, p, n, n);
+	kdf_buf_put(b, (const char *)p, (size_t)n);
+	if (p != stack)
+		PyMem_Free(p);
+}
+
+/* qualified_name() of class tp onto b. */
+static void kdf_buf_class(struct kdf_buf *b, PyTypeObject *tp)
+{
+	struct kdf_type *te = kdf_type_of(tp);
+
+	if (te)
+		kdf_buf_put(b, te->name, (size_t)te->nlen);
+	else
+		b->failed = 1;
+}
+
+static void kdf_buf_member(struct kdf_buf *b, PyTypeObject *owner, const char *name)
+{
+	kdf_buf_class(b, owner);
+	kdf_buf_put(b, ".", 1);
+	kdf_buf_put(b, name, strlen(name));
+}
+
+/* naming(): the kind (one of abi.NAMED_KINDS) of obj with its qualified name in b; NULL if none. */
+static const char *kdf_naming(PyObject *obj, struct kdf_buf *b)
+{
+	PyTypeObject *tp = Py_TYPE(obj);
+
+	if (PyType_Check(obj)) {
+		kdf_buf_class(b, (PyTypeObject *)obj);
+		return "class";
+	}
+	if (tp == &PyFunction_Type) {
+		kdf_buf_str(b, PyFunction_GET_MODULE(obj));
+		kdf_buf_put(b, ".", 1);
+		kdf_buf_str(b, ((PyFunctionObject *)obj)->func_qualname);
+		return "function";
+	}
+	if (PyCFunction_Check(obj)) {
+		PyObject *self = PyCFunction_GET_SELF(obj);
+		const char *name = ((PyCFunctionObject *)obj)->m_ml->ml_name;
+
+		if (!self || PyModule_Check(self)) {
+			kdf_buf_str(b, ((PyCFunctionObject *)obj)->m_module);
+			kdf_buf_put(b, ".", 1);
+			kdf_buf_put(b, name, strlen(name));
+		} else {
+			/* a method of a C type bound to an instance (or, a classmethod, to the class) */
+			kdf_buf_member(b, PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self), name);
+		}
+		return "builtin";
+	}
+	if (tp == &PyMethodDescr_Type || tp == &PyWrapperDescr_Type || tp == &PyClassMethodDescr_Type) {
+		kdf_buf_class(b, PyDescr_TYPE(obj));
+		kdf_buf_put(b, ".", 1);
+		kdf_buf_str(b, PyDescr_NAME(obj));
+		return "builtin";
+	}
+	if (tp == &PyMethod_Type) {
+		PyObject *func = PyMethod_GET_FUNCTION(obj);
+
+		if (!kdf_naming(func, b))
+			kdf_buf_class(b, Py_TYPE(func));
+		return "method";
+	}
+	if (PyModule_Check(obj)) {
+		PyObject *d = PyModule_GetDict(obj);
+
+		kdf_buf_str(b, d && PyDict_CheckExact(d) ? kdf_dict_get(d, s_name) : NULL);
+		return "module";
+	}
+	return NULL;
+}
+
+/* abi.named_id(): the id of the named value in b whose own class is named cname. */
+static uint64_t kdf_named_id(const char *cname, Py_ssize_t clen, const struct kdf_buf *b)
+{
+	uint64_t h = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)cname, clen);
+
+	h = kdf_fnv(h, (const unsigned char *)"\x01", 1);
+	return kdf_fnv(h, (const unsigned char *)b->p, (Py_ssize_t)b->n);
+}
+
 static inline uint64_t kdf_total_bits(Py_ssize_t n)
 {
 	return (uint64_t)(n < KDF_TOTAL_CAP ? n : KDF_TOTAL_CAP) << 56;
@@ -281,6 +436,32 @@ static uint64_t kdf_float_bits(PyObject *o)
 	return w;
 }
 
+/* nested() of a class, function, method or module: an OBJ word with its named id. */
+static __attribute__((noinline)) unsigned kdf_nested_named(struct kdf_enc *e, PyObject *v,
+							   struct kdf_type *te, uint64_t *w)
+{
+	struct kdf_buf b = {NULL, 0, 0, 0};
+	/* copied: naming v may look up other classes and evict te */
+	Py_ssize_t clen = te->nlen;
+	char *cname = PyMem_Malloc((size_t)clen + 1);
+	const char *named = NULL;
+
+	if (cname) {
+		memcpy(cname, te->name, (size_t)clen + 1);
+		named = kdf_naming(v, &b);
+	}
+	if (!named || b.failed) {
+		*w = KDF_FAULT;
+	} else {
+		*w = kdf_named_id(cname, clen, &b);
+		if (e->emit)
+			kdf_pend_named(e, *w, cname, clen, named, b.p, (Py_ssize_t)b.n);
+	}
+	PyMem_Free(cname);
+	PyMem_Free(b.p);
+	return *w == KDF_FAULT && (!named || b.failed) ? KDF_KIND_FAULT : KDF_KIND_OBJ;
+}
+
 /* ---------------------------------------------------------------------------
  * nested(): the kind of a value inside another one, its word in *w (one word, no
  * recursion).
@@ -345,6 +526,8 @@ str:;
 		*w = KDF_FAULT;
 		return KDF_KIND_FAULT;
 	}
+	if (kdf_nameable(te, tp))
+		return kdf_nested_named(e, v, te, w);
 	if (e->emit)
 		kdf_pend(e, te);
 	*w = te->cid;
@@ -409,42 +592,59 @@ static void kdf_put_nested(struct kdf_enc *e, PyObject *v)
 }
 
 /*
- * _run()'s continuation (_more): after the STR7/BYTES7 word of a nested str or bytes,
- * CHUNK words with its next bytes, up to KDF_NESTED_CHUNKS and no more than *spare, the
- * field words the record has left.
+ * _more(): the CHUNK words continuing a nested str or bytes v past the 7 bytes of its
+ * STR7/BYTES7 word, up to KDF_NESTED_CHUNKS of them, into more; returns how many (0 for
+ * any other value or a short one).
  */
-static void kdf_put_more(struct kdf_enc *e, PyObject *v, int *spare)
+static int kdf_more_words(PyObject *v, uint64_t *more)
 {
 	unsigned char buf[7 + 8 * KDF_NESTED_CHUNKS];
 	Py_ssize_t nb, k, i;
 
-	if (*spare <= 0)
-		return;
 	if (PyUnicode_Check(v)) {
 		nb = kdf_utf8(v, buf, sizeof(buf), sizeof(buf));
 		if (nb < 0)
-			return;
+			return 0;
 	} else if (PyBytes_Check(v) || PyByteArray_Check(v)) {
 		const char *p = PyBytes_Check(v) ? PyBytes_AS_STRING(v) : PyByteArray_AS_STRING(v);
 
 		nb = PyBytes_Check(v) ? PyBytes_GET_SIZE(v) : PyByteArray_GET_SIZE(v);
 		memcpy(buf, p, nb < (Py_ssize_t)sizeof(buf) ? nb : (Py_ssize_t)sizeof(buf));
 	} else {
-		return;
+		return 0;
 	}
 	if (nb > (Py_ssize_t)sizeof(buf))
 		nb = sizeof(buf);
 	if (nb <= 7)
-		return;
+		return 0;
 	k = (nb - 7 + 7) / 8;
-	if (k > *spare)
-		k = *spare;
 	for (i = 0; i < k; i++) {
 		Py_ssize_t left = nb - 7 - 8 * i;
 
-		kdf_put(e, KDF_KIND_CHUNK, kdf_load_le(buf + 7 + 8 * i, left < 8 ? (size_t)left : 8));
+		more[i] = kdf_load_le(buf + 7 + 8 * i, left < 8 ? (size_t)left : 8);
 	}
-	*spare -= (int)k;
+	return (int)k;
+}
+
+/* Put the first of nmore continuation words, no more than *spare, the field words left. */
+static void kdf_put_trailing(struct kdf_enc *e, const uint64_t *more, int nmore, int *spare)
+{
+	int i;
+
+	if (nmore > *spare)
+		nmore = *spare;
+	for (i = 0; i < nmore; i++)
+		kdf_put(e, KDF_KIND_CHUNK, more[i]);
+	*spare -= nmore;
+}
+
+/* _run()'s continuation: after the STR7/BYTES7 word of a nested str or bytes, its CHUNK words. */
+static void kdf_put_more(struct kdf_enc *e, PyObject *v, int *spare)
+{
+	uint64_t more[KDF_NESTED_CHUNKS];
+
+	if (*spare > 0)
+		kdf_put_trailing(e, more, kdf_more_words(v, more), spare);
 }
 
 /* ---------------------------------------------------------------------------
@@ -947,6 +1147,27 @@ static void kdf_map(struct kdf_enc *e, PyObject *d)
 	}
 }
 
+/* The NAMED form: no field words; the id names the value in the type table. te is pinned. */
+static __attribute__((noinline)) void kdf_encode_named(struct kdf_enc *e, PyObject *obj,
+						       struct kdf_type *te, struct kdf_value *out)
+{
+	struct kdf_buf b = {NULL, 0, 0, 0};
+	const char *named = kdf_naming(obj, &b);
+	uint64_t id;
+
+	if (!named || b.failed) {
+		/* out of memory: as an unreadable value */
+		kdf_put(e, KDF_KIND_FAULT, KDF_FAULT);
+		kdf_finish(e, te, te->cid, 1, KDF_FORM_OBJECT, out);
+	} else {
+		id = kdf_named_id(te->name, te->nlen, &b);
+		if (e->emit)
+			kdf_register_ex(id, te->name, te->nlen, NULL, 0, named, b.p, (Py_ssize_t)b.n);
+		kdf_finish(e, te, id, 0, KDF_FORM_NAMED, out);
+	}
+	PyMem_Free(b.p);
+}
+
 /* encode_value()'s cases, in its order, for an object whose type entry is te. */
 static void kdf_encode_form(struct kdf_enc *e, PyObject *obj, struct kdf_type *te,
 			    struct kdf_value *out)
@@ -1016,6 +1237,8 @@ text:
 	} else if (PyDict_Check(obj)) {
 		kdf_map(e, obj);
 		kdf_finish(e, te, te->cid, PyDict_GET_SIZE(obj), KDF_FORM_MAP, out);
+	} else if (kdf_nameable(te, tp)) {
+		kdf_encode_named(e, obj, te, out);
 	} else {
 		/* none of the builtin bases above: that depends on the MRO alone (tag) */
 		te->is_object = 1;
@@ -1254,7 +1477,10 @@ static void kdf_stored_add(struct kdf_enc *e, struct kdf_fields *f, PyObject *na
 	f->v[f->n].name = Py_NewRef(name);
 	f->v[f->n].kind = kind;
 	f->v[f->n].word = word;
-	f->v[f->n++].used = 0;
+	f->v[f->n].used = 0;
+	/* read now: a slot's value may be gone by the time the fields are placed */
+	f->v[f->n++].nmore = (kind == KDF_KIND_STR7 || kind == KDF_KIND_BYTES7) && word >> 59
+				     ? kdf_more_words(value, f->v[f->n].more) : 0;
 }
 
 /* One recorded field (order.append), src saying where it came from for the layout cache. */
@@ -1265,11 +1491,31 @@ static void kdf_field(struct kdf_enc *e, struct kdf_fields *f, PyObject *name, u
 	if (f->nnames == KDF_MAX_FIELDS)
 		return;
 	f->src[f->nnames] = (signed char)(src < KDF_LAYOUT_KEYS ? src : KDF_LAYOUT_KEYS);
+	f->at[f->nnames] = src;
 	f->names[f->nnames++] = name;
 	if (kdf_redacted_name(name))
 		kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
 	else
 		kdf_put(e, kind, word);
+}
+
+/*
+ * After the recorded fields, the CHUNK words continuing their long strs and bytes, in
+ * field order while spare words remain (_object_more). A withheld field has none.
+ */
+static void kdf_object_more(struct kdf_enc *e, const struct kdf_fields *f)
+{
+	int j, spare = KDF_MAX_FIELDS - f->nnames;
+
+	for (j = 0; j < f->nnames && spare > 0; j++) {
+		const struct kdf_stored *st;
+
+		if (f->at[j] < 0)
+			continue;
+		st = &f->v[f->at[j]];
+		if (st->nmore && ((e->kinds >> (4 * j)) & 0xF) == st->kind)
+			kdf_put_trailing(e, st->more, st->nmore, &spare);
+	}
 }
 
 static uint64_t kdf_shape(struct kdf_enc *e, struct kdf_type *te, PyObject *const *names, int n);
@@ -1325,6 +1571,7 @@ static __attribute__((noinline)) void kdf_encode_object(struct kdf_enc *e, PyObj
 	for (i = 0; i < f.n; i++)
 		if (!f.v[i].used)
 			kdf_field(e, &f, f.v[i].name, f.v[i].kind, f.v[i].word, i);
+	kdf_object_more(e, &f);
 	if (gc)
 		PyGC_Enable();
 	sid = kdf_shape(e, te, f.names, f.nnames);
@@ -1345,6 +1592,7 @@ static __attribute__((noinline)) void kdf_encode_namedtuple(struct kdf_enc *e, P
 	PyObject *names[KDF_MAX_FIELDS];
 	Py_ssize_t i, n = PyTuple_GET_SIZE(obj);
 	uint64_t sid;
+	int spare;
 
 	if (n > PyTuple_GET_SIZE(p->nt_fields))
 		n = PyTuple_GET_SIZE(p->nt_fields);
@@ -1360,6 +1608,13 @@ static __attribute__((noinline)) void kdf_encode_namedtuple(struct kdf_enc *e, P
 			kdf_put(e, KDF_KIND_REDACTED, KDF_REDACTED);
 		else
 			kdf_put(e, kind, w);
+	}
+	/* then the continuations of its long strs and bytes, as kdf_object_more */
+	for (i = 0, spare = KDF_MAX_FIELDS - (int)n; i < n && spare > 0; i++) {
+		unsigned k = (unsigned)(e->kinds >> (4 * i)) & 0xF;
+
+		if (k == KDF_KIND_STR7 || k == KDF_KIND_BYTES7)
+			kdf_put_more(e, PyTuple_GET_ITEM(obj, i), &spare);
 	}
 	sid = kdf_shape(e, te, names, (int)n);
 	if (e->cached && n == PyTuple_GET_SIZE(obj) && !kdf_redacts_any(names, n))
@@ -1460,8 +1715,10 @@ static __attribute__((noinline, cold)) void kdf_finish_table(struct kdf_enc *e, 
 	if (e->pend) {
 		for (i = 0; i < e->npend; i++) {
 			if (e->emit)
-				kdf_register(e->pend[i].id, e->pend[i].name, e->pend[i].nlen, NULL, 0);
+				kdf_register_ex(e->pend[i].id, e->pend[i].name, e->pend[i].nlen, NULL, 0,
+						e->pend[i].named, e->pend[i].label, e->pend[i].llen);
 			PyMem_Free(e->pend[i].name);
+			PyMem_Free(e->pend[i].label);
 		}
 		PyMem_Free(e->pend);
 		e->pend = NULL;
@@ -1487,7 +1744,7 @@ static int kdf_encode_init(void)
 	    kdf_intern(&s_dc_fields, "__dataclass_fields__") < 0 ||
 	    kdf_intern(&s_get, "__get__") < 0 || kdf_intern(&s_field_type, "_field_type") < 0 ||
 	    kdf_intern(&s_Field, "Field") < 0 || kdf_intern(&s_FIELD, "_FIELD") < 0 ||
-	    kdf_intern(&s_dataclasses, "dataclasses") < 0)
+	    kdf_intern(&s_dataclasses, "dataclasses") < 0 || kdf_intern(&s_name, "__name__") < 0)
 		return -1;
 	kdf_int_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.int", 12);
 	kdf_str_cid = kdf_fnv(KDF_FNV_OFFSET, (const unsigned char *)"builtins.str", 12);

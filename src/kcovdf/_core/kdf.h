@@ -117,6 +117,7 @@ struct kdf_type {
 	 * still has this tag and qualname (kdf_encode_cached).
 	 */
 	unsigned int fast_tag;
+	int nameable; /* instances take the NAMED form: 0 not known yet, 1 no, 2 yes */
 };
 
 static struct kdf_type *kdf_type_of(PyTypeObject *tp);
@@ -126,6 +127,8 @@ static void kdf_type_unpin(struct kdf_type *outer);
 static int kdf_seen_contains(uint64_t id);
 static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
 			 int nfields);
+static void kdf_register_ex(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
+			    int nfields, const char *named, const char *label, Py_ssize_t llen);
 static int kdf_emit_line(const char *line, size_t n, int remember);
 static int kdf_table_add(int fd);
 static void kdf_table_remove(int fd);
@@ -169,6 +172,9 @@ struct kdf_pending {
 	uint64_t id;
 	char *name;
 	Py_ssize_t nlen;
+	const char *named; /* a named value's kind, its qualified name in label; NULL: a class */
+	char *label;
+	Py_ssize_t llen;
 };
 
 struct kdf_enc {
@@ -188,6 +194,8 @@ struct kdf_stored {
 	unsigned kind;	/* the value, encoded when read (UNSET for an empty slot) */
 	uint64_t word;
 	int used; /* already placed as a declared dataclass field */
+	int nmore; /* a long str/bytes: the CHUNK words continuing it (kdf_more_words) */
+	uint64_t more[KDF_NESTED_CHUNKS];
 };
 
 /* What the full walk (kdf_encode_object) found; the layout cache is filled from it. */
@@ -198,6 +206,7 @@ struct kdf_fields {
 	Py_ssize_t nslot;		 /* the first nslot came from __slots__ */
 	PyObject *names[KDF_MAX_FIELDS]; /* recorded field names (borrowed from v) */
 	signed char src[KDF_MAX_FIELDS]; /* where each came from: index into v, or KDF_SRC_* */
+	Py_ssize_t at[KDF_MAX_FIELDS];	 /* the same, uncapped by KDF_LAYOUT_KEYS */
 	int nnames;
 	Py_ssize_t total;
 	Py_ssize_t dict_n; /* size of the instance dict read, -1 if none */
@@ -212,6 +221,8 @@ static inline int kdf_str_eq(PyObject *a, PyObject *b);
 static unsigned kdf_nested(struct kdf_enc *e, PyObject *v, uint64_t *w);
 static inline int kdf_nested_builtin(PyObject *v, uint64_t *w);
 static inline void kdf_put(struct kdf_enc *e, unsigned kind, uint64_t word);
+static int kdf_more_words(PyObject *v, uint64_t *more);
+static void kdf_put_trailing(struct kdf_enc *e, const uint64_t *more, int nmore, int *spare);
 static inline int kdf_instance_dict(PyObject *obj, PyTypeObject *tp, struct kdf_plan *p,
 				    struct kdf_attrs *a);
 static inline void kdf_finish(struct kdf_enc *e, struct kdf_type *te, uint64_t sid,
@@ -274,7 +285,7 @@ static inline int kdf_grow(void **arr, Py_ssize_t *cap, Py_ssize_t need, size_t 
 
 /* Names looked up on classes, interned at module init (kdf_encode_init, kdf_types_init). */
 static PyObject *s_module, *s_slots, *s_dict, *s_fields, *s_dc_fields, *s_get, *s_field_type,
-	*s_Field, *s_FIELD, *s_dataclasses;
+	*s_Field, *s_FIELD, *s_dataclasses, *s_name;
 
 static inline int kdf_intern(PyObject **slot, const char *s)
 {

@@ -315,13 +315,31 @@ static inline unsigned kdf_layout_kind(struct kdf_enc *e, PyObject *v, uint64_t 
 			if (!v || (kind_ = kdf_nested_builtin(v, &dst[i])) < 0)            \
 				break;                                                     \
 			kinds |= (uint64_t)kind_ << (4 * i);                               \
+			if (kind_ == KDF_KIND_STR7 && dst[i] >> 59)                        \
+				KDF_LAYOUT_LONG(i, v);                                     \
 		}                                                                          \
 		if (i < nk)                                                                \
 			KDF_LAYOUT_STATE();                                                \
 		for (; i < nk; i++) {                                                      \
 			read;                                                              \
-			kinds |= (uint64_t)kdf_layout_kind(e, v, &dst[i]) << (4 * i);      \
+			KDF_LAYOUT_PUT(i, v);                                              \
 		}                                                                          \
+	} while (0)
+
+/* A str or bytes field longer than its STR7/BYTES7 word: its continuation, read now. */
+#define KDF_LAYOUT_LONG(i, v)                                                            \
+	do {                                                                               \
+		nmore[i] = kdf_more_words(v, more[i]);                                     \
+		longs |= 1u << (i);                                                        \
+	} while (0)
+
+/* Field i from value v, through kdf_layout_kind (the encoder's state is set up). */
+#define KDF_LAYOUT_PUT(i, v)                                                             \
+	do {                                                                               \
+		unsigned k_ = kdf_layout_kind(e, v, &dst[i]);                              \
+		kinds |= (uint64_t)k_ << (4 * (i));                                        \
+		if ((k_ == KDF_KIND_STR7 || k_ == KDF_KIND_BYTES7) && dst[i] >> 59)        \
+			KDF_LAYOUT_LONG(i, v);                                             \
 	} while (0)
 
 /*
@@ -342,6 +360,10 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 	Py_ssize_t i, nk = lc->nkeys;
 	/* kinds: 4 bits each, as in the layout word; fields in key order go straight to the output */
 	uint64_t words[KDF_LAYOUT_KEYS], kinds = 0, *dst = lc->direct ? &out->w[2] : words;
+	/* the continuations of long strs and bytes (bit i of longs: key i has some) */
+	uint64_t more[KDF_LAYOUT_KEYS][KDF_NESTED_CHUNKS];
+	int nmore[KDF_LAYOUT_KEYS];
+	unsigned longs = 0;
 	struct kdf_type *outer = NULL;
 	struct kdf_attrs a;
 	PyObject *k, *v;
@@ -374,7 +396,7 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 				if (pos == nent || ent[pos * stride] != keys[i])
 					goto miss;
 				v = ent[pos * stride + 1];
-				kinds |= (uint64_t)kdf_layout_kind(e, v, &dst[i]) << (4 * i);
+				KDF_LAYOUT_PUT(i, v);
 			}
 			/* used == nk: no value after these */
 		} else
@@ -384,7 +406,7 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 			for (i = 0; kdf_attrs_next(&a, &k, &v); i++) {
 				if (i == nk || k != keys[i])
 					goto miss;
-				kinds |= (uint64_t)kdf_layout_kind(e, v, &dst[i]) << (4 * i);
+				KDF_LAYOUT_PUT(i, v);
 			}
 			if (i != nk)
 				goto miss;
@@ -403,7 +425,7 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 		kdf_register(lc->sid, te->name, te->nlen, lc->names, lc->nout);
 		lc->registered = 1;
 	}
-	if (!state && lc->direct && nk) {
+	if (!state && lc->direct && nk && !longs) {
 		/* builtins only, in key order: the fields are in place, no class is owed a line */
 		out->w[0] = lc->sid;
 		out->w[1] = kdf_total_bits(lc->total) | (uint64_t)KDF_FORM_OBJECT << 52 | kinds;
@@ -426,6 +448,17 @@ static inline __attribute__((always_inline)) int kdf_layout_encode(struct kdf_en
 				kdf_put(e, KDF_KIND_UNSET, 0);
 		}
 	}
+	if (longs) {
+		/* after the fields, their continuations in field order (kdf_object_more) */
+		int spare = KDF_MAX_FIELDS - e->n;
+
+		for (j = 0; j < lc->nout && spare > 0; j++) {
+			int src = lc->direct ? j : lc->src[j];
+
+			if (src >= 0 && (longs >> src & 1))
+				kdf_put_trailing(e, more[src], nmore[src], &spare);
+		}
+	}
 	kdf_finish(e, te, lc->sid, lc->total, KDF_FORM_OBJECT, out);
 	kdf_type_unpin(outer);
 	return 1;
@@ -441,6 +474,8 @@ miss:
 }
 
 #undef KDF_LAYOUT_FIELDS
+#undef KDF_LAYOUT_LONG
+#undef KDF_LAYOUT_PUT
 #undef KDF_LAYOUT_STATE
 
 /*

@@ -353,12 +353,12 @@ static int kdf_emit_line(const char *line, size_t n, int remember)
 
 /*
  * Emit {"t":"type","id":"0x…","class":…,"fields":[…]} for an id this process has
- * not seen. The bytes equal json.dumps(entry, separators=(",", ":"),
+ * not seen; for a named value (named: its KDF_NAMED_* kind) ,"named":…,"name":label follow. The bytes equal json.dumps(entry, separators=(",", ":"),
  * ensure_ascii=False) in UTF-8, or with ensure_ascii=True when a name holds a
  * lone surrogate (kcovdf.runtime.twin._type_line).
  */
-static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
-			 int nfields)
+static void kdf_register_ex(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
+			    int nfields, const char *named, const char *label, Py_ssize_t llen)
 {
 	struct kdf_buf b = {NULL, 0, 0, 0};
 	unsigned char fbuf[KDF_MAX_FIELDS][64], *fp[KDF_MAX_FIELDS];
@@ -368,7 +368,8 @@ static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObjec
 
 	if (kdf_seen_contains(id) || kdf_seen_add(id) < 0)
 		return;
-	ascii = kdf_has_surrogate((const unsigned char *)name, nlen);
+	ascii = kdf_has_surrogate((const unsigned char *)name, nlen) ||
+		(named && kdf_has_surrogate((const unsigned char *)label, llen));
 	for (i = 0; i < nfields; i++) {
 		flen[i] = kdf_utf8(fields[i], NULL, 0, PY_SSIZE_T_MAX);
 		fp[i] = flen[i] <= 64 ? fbuf[i] : PyMem_Malloc((size_t)flen[i]);
@@ -390,7 +391,14 @@ static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObjec
 			kdf_buf_put(&b, ",", 1);
 		kdf_json_str(&b, fp[i], flen[i], ascii);
 	}
-	kdf_buf_put(&b, "]}", 2);
+	kdf_buf_put(&b, "]", 1);
+	if (named) {
+		kdf_buf_put(&b, ",\"named\":\"", 10);
+		kdf_buf_put(&b, named, strlen(named));
+		kdf_buf_put(&b, "\",\"name\":", 9);
+		kdf_json_str(&b, (const unsigned char *)label, llen, ascii);
+	}
+	kdf_buf_put(&b, "}", 1);
 	if (!b.failed && kdf_emit_line(b.p, b.n, 1) < 0)
 		PyErr_Clear();
 	/* a table that cannot be written must not change what the program does */
@@ -398,6 +406,13 @@ static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObjec
 		if (fp[i] != fbuf[i])
 			PyMem_Free(fp[i]);
 	PyMem_Free(b.p);
+}
+
+/* The entry of a class or shape id: kdf_register_ex without a name. */
+static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
+			 int nfields)
+{
+	kdf_register_ex(id, name, nlen, fields, nfields, NULL, NULL, 0);
 }
 
 /* Register a table fd, replaying every remembered line into it; -1 with an error set. */

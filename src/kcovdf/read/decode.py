@@ -306,7 +306,9 @@ def _read_tables(src: sources.Source, out: Trace, symtab: symbols.SymbolTable,
             if t == "type":
                 tid = int(line["id"], 16)
                 out.types.setdefault(tid, TypeEntry(tid, str(line["class"]),
-                                                    tuple(str(f) for f in line.get("fields") or ())))
+                                                    tuple(str(f) for f in line.get("fields") or ()),
+                                                    str(line.get("named") or ""),
+                                                    str(line.get("name") or "")))
             elif t == "sym":
                 symtab.add(symbols.Symbol.from_json(line))
             elif t == "task":

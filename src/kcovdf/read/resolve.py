@@ -136,12 +136,15 @@ def tasks_table(trace: Trace) -> pa.Table:
 
 
 def types_table(trace: Trace) -> pa.Table:
-    """The type table: shape or class id, class name, recorded field names."""
+    """The type table: shape or class id, class name, recorded field names; for a named value
+    (a class, function, method or module) what it is and its qualified name."""
     entries = list(trace.types.values())
     return pa.table({
         "id": pa.array([e.id for e in entries], pa.uint64()),
         "class": pa.array([e.cls for e in entries], pa.string()),
         "fields": pa.array([list(e.fields) for e in entries], pa.list_(pa.string())),
+        "named": pa.array([e.named or None for e in entries], pa.string()),
+        "name": pa.array([e.name or None for e in entries], pa.string()),
     })
 
 

@@ -4,7 +4,8 @@
 lists, strings and numbers; ``text(value)`` prints that structure the way Python
 would print the object, with the marks of what the record could not hold:
 ``'héllo…'`` for a cut string, ``[1, 2, …+5]`` for elements not recorded,
-``FAULT``, ``<redacted>``, ``<unset>``, ``<mod.Class>`` for a nested object and
+``FAULT``, ``<redacted>``, ``<unset>``, ``<mod.Class>`` for a nested object,
+``<class 'mod.Class'>`` or ``<function mod.f>`` for a class or function passed as a value, and
 ``0x…(130 bits)`` for an int wider than 64 bits. Kernel records carry raw words:
 one hex word per scalar, ``{0x1, 0x2}`` for struct fields.
 
@@ -76,7 +77,10 @@ def nested(kind: int, word: int, types: Mapping[int, TypeEntry], more: bytes = b
         return {"bytes": data.hex(), "length": length, "truncated": length > len(data)}
     if kind == Kind.OBJ:
         entry = types.get(word)
-        return {"class": entry.cls if entry else None, "id": f"{word:#x}"}
+        out = {"class": entry.cls if entry else None, "id": f"{word:#x}"}
+        if entry and entry.named:
+            out.update(named=entry.named, name=entry.name)
+        return out
     if kind == Kind.INT_TRUNC:
         return {"int_low64": f"{word:#x}", "truncated": True}
     if kind == Kind.FAULT:
@@ -181,12 +185,30 @@ def _map(fields: list[int], kinds: list[int], total: int, entry: Any, types: Any
     return {"length": got[0], "items": [[flat[i], flat[i + 1]] for i in range(0, len(flat) - 1, 2)]}
 
 
+def _continued(kind: int, word: int) -> int:
+    """How many CHUNK words a writer gives a STR7/BYTES7 field word, space permitting."""
+    if kind not in (Kind.STR7, Kind.BYTES7):
+        return 0
+    return min(abi.NESTED_CHUNKS, max(0, (word >> 56) - 7 + 7) // 8)
+
+
 def _object(fields: list[int], kinds: list[int], total: int, entry: Any, types: Any) -> Any:
+    # the fields, then the CHUNK words continuing their long strs, in field order (docs/abi.md §2.1)
+    n = next((j for j, k in enumerate(kinds) if k == Kind.CHUNK), len(fields))
+    chunks = fields[n:]
+    if any(k != Kind.CHUNK for k in kinds[n:]):
+        return None
+    fields, kinds = fields[:n], kinds[:n]
+    more = []
+    for k, w in zip(kinds, fields, strict=True):
+        take = chunks[:_continued(k, w)]
+        chunks = chunks[len(take):]
+        more.append(b"".join(c.to_bytes(8, "little") for c in take))
     # without its type entry a field has no name (null), and prints positionally
     names: list[str | None] = list(entry.fields) if entry and len(entry.fields) == len(fields) \
         else [None] * len(fields)
-    return {"total": total,
-            "fields": [[n, nested(k, w, types)] for n, k, w in zip(names, kinds, fields, strict=True)]}
+    rows = zip(names, kinds, fields, more, strict=True)
+    return {"total": total, "fields": [[n, nested(k, w, types, m)] for n, k, w, m in rows]}
 
 
 def _exception(fields: list[int], kinds: list[int], total: int, entry: Any, types: Any) -> Any:
@@ -198,9 +220,17 @@ def _redacted(fields: list[int], kinds: list[int], total: int, entry: Any, types
     return {}
 
 
+def _named(fields: list[int], kinds: list[int], total: int, entry: Any, types: Any) -> Any:
+    if fields:
+        return None
+    # without its type entry the reader knows only that it is a named value
+    return {"named": entry.named or None, "name": entry.name or None} if entry else \
+        {"named": None, "name": None}
+
+
 _FORMS = {Form.SCALAR: _scalar, Form.BIGINT: _bigint, Form.STR: _str, Form.BYTES: _bytes,
           Form.SEQ: _seq, Form.MAP: _map, Form.OBJECT: _object, Form.EXCEPTION: _exception,
-          Form.REDACTED: _redacted}
+          Form.REDACTED: _redacted, Form.NAMED: _named}
 
 
 # --- text ---------------------------------------------------------------------
@@ -222,6 +252,18 @@ def _quoted(s: str | bytes, truncated: bool) -> str:
     return r[:-1] + _ELLIPSIS + r[-1] if truncated else r
 
 
+_NAMED_TEXT = {"class": "<class '{}'>", "function": "<function {}>", "method": "<bound method {}>",
+               "builtin": "<built-in {}>", "module": "<module '{}'>"}
+
+
+def _named_text(named: str | None, name: str | None, cid: str) -> str:
+    """A class, function, method or module as Python would name it: ``<class 'pkg.Cls'>``."""
+    if not named or not name:
+        return f"<named {cid}>"
+    short = name[len("builtins."):] if name.startswith("builtins.") else name
+    return _NAMED_TEXT.get(named, "<{}>").format(short)
+
+
 def nested_text(v: Any) -> str:
     """Text of one nested value (an element, a field, a dict key or value)."""
     if v is None or isinstance(v, (bool, int, float)):
@@ -232,6 +274,8 @@ def nested_text(v: Any) -> str:
         return _quoted(v["str"], v["truncated"])
     if "bytes" in v:
         return _quoted(bytes.fromhex(v["bytes"]), v["truncated"])
+    if v.get("named"):
+        return _named_text(v["named"], v["name"], v["id"])
     if "class" in v:
         return f"<{_qual(v['class'], v['id'])}>"
     if "float" in v:
@@ -283,6 +327,8 @@ def text(value: Mapping[str, Any]) -> str:
         return f"{sign}0x{_ELLIPSIS}{int(value['low64'], 16):016x}({value['bits']} bits)"
     if form == "redacted":
         return "<redacted>"
+    if form == "named":
+        return _named_text(value["named"], value["name"], value["id"])
     if form == "str":
         inner = _quoted(value["value"], value["truncated"])
         return inner if cls in (None, "builtins.str") else f"{_short(cls)}({inner})"

@@ -30,6 +30,15 @@ _type_mro = type.__dict__["__mro__"].__get__
 _exc_args = BaseException.__dict__["args"].__get__
 _type_flags = type.__dict__["__flags__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
+_func_module = types.FunctionType.__dict__["__module__"].__get__
+_func_qualname = types.FunctionType.__dict__["__qualname__"].__get__
+_builtin_self = types.BuiltinFunctionType.__dict__["__self__"].__get__
+_builtin_module = types.BuiltinFunctionType.__dict__["__module__"].__get__
+_builtin_name = types.BuiltinFunctionType.__dict__["__name__"].__get__
+_method_func = types.MethodType.__dict__["__func__"].__get__
+_module_dict = types.ModuleType.__dict__["__dict__"].__get__
+#: Methods of C types read off the class (str.upper): their owner and name are C members.
+_C_METHODS = (types.MethodDescriptorType, types.WrapperDescriptorType, types.ClassMethodDescriptorType)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: only classes defined in Python have __slots__ members
 _MISSING = object()
 _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
@@ -52,11 +61,15 @@ def _named(name: object, value: tuple[int, int]) -> tuple[int, int]:
 
 
 class TypeEntry(NamedTuple):
-    """One row of the trace's type table: an id, the class name, the field names."""
+    """One row of the trace's type table: an id, the class name, the field names; for a
+    named value (a class, function, method or module: form NAMED) also what it is
+    (``named``, one of ``abi.NAMED_KINDS``) and its qualified name."""
 
     id: int
     cls: str
     fields: tuple[str, ...]
+    named: str = ""
+    name: str = ""
 
 
 class Encoded(NamedTuple):
@@ -76,6 +89,56 @@ def qualified_name(cls: type) -> str:
         module = "?"
     # str.__str__: a str subclass name must not run its own __format__/__str__
     return f"{str.__str__(module)}.{str.__str__(_type_qualname(cls))}"
+
+
+def _str_or(obj: object, default: str) -> str:
+    return str.__str__(obj) if issubclass(type(obj), str) else default  # type: ignore[arg-type]
+
+
+def _function_name(func: object) -> str:
+    return f"{_str_or(_func_module(func), '?')}.{_str_or(_func_qualname(func), '?')}"
+
+
+def _builtin_function_name(func: object) -> str:
+    owner = _builtin_self(func)
+    name = _str_or(_builtin_name(func), "?")
+    if owner is None or issubclass(type(owner), types.ModuleType):
+        return f"{_str_or(_builtin_module(func), '?')}.{name}"
+    # a method of a C type, bound to an instance (or, for a classmethod, to the class)
+    return f"{qualified_name(owner if issubclass(type(owner), type) else type(owner))}.{name}"
+
+
+def naming(obj: object) -> tuple[str, str] | None:
+    """(what, qualified name) of a class, function, method or module: the NAMED form; else None.
+
+    Names come from C-level storage as everywhere here (a function's ``__module__`` and
+    ``__qualname__`` members, a module's ``__name__`` in its dict), never from ``getattr``.
+    """
+    cls = type(obj)
+    if issubclass(cls, type):
+        return "class", qualified_name(obj)  # type: ignore[arg-type]
+    if cls is types.FunctionType:
+        return "function", _function_name(obj)
+    if issubclass(cls, types.BuiltinFunctionType):
+        return "builtin", _builtin_function_name(obj)
+    if cls in _C_METHODS:
+        owner = cls.__dict__["__objclass__"].__get__(obj)
+        return "builtin", f"{qualified_name(owner)}.{_str_or(cls.__dict__['__name__'].__get__(obj), '?')}"
+    if cls is types.MethodType:
+        func = _method_func(obj)
+        inner = naming(func)
+        return "method", inner[1] if inner else qualified_name(type(func))
+    if issubclass(cls, types.ModuleType):
+        return "module", _str_or(dict.get(_module_dict(obj), "__name__"), "?")
+    return None
+
+
+def _named_entry(obj: object, cls: type) -> TypeEntry | None:
+    got = naming(obj)
+    if got is None:
+        return None
+    name = qualified_name(cls)
+    return TypeEntry(abi.named_id(name, got[1]), name, (), got[0], got[1])
 
 
 def _i64(v: int) -> int:
@@ -120,10 +183,12 @@ def nested(obj: object, seen: dict[int, TypeEntry]) -> tuple[int, int]:
     if issubclass(cls, (bytes, bytearray)):
         base = bytes if issubclass(cls, bytes) else bytearray
         return Kind.BYTES7, _prefix7(bytes(base.__getitem__(obj, slice(0, 7))), base.__len__(obj))
-    name = qualified_name(cls)
-    cid = abi.class_id(name)
-    seen.setdefault(cid, TypeEntry(cid, name, ()))
-    return Kind.OBJ, cid
+    entry = _named_entry(obj, cls)
+    if entry is None:
+        name = qualified_name(cls)
+        entry = TypeEntry(abi.class_id(name), name, ())
+    seen.setdefault(entry.id, entry)
+    return Kind.OBJ, entry.id
 
 
 def _slot_fields(obj: object, cls: type) -> list[tuple[str, tuple[int, int] | None]]:
@@ -197,8 +262,9 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
     nt_fields = _namedtuple_fields(cls)
     if nt_fields is not None:
         n = min(tuple.__len__(obj), len(nt_fields), abi.MAX_FIELDS)
-        values = [_named(nt_fields[i], nested(tuple.__getitem__(obj, i), seen)) for i in range(n)]
-        return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, values, seen)
+        items = [tuple.__getitem__(obj, i) for i in range(n)]
+        fields = [(nt_fields[i], nested(v, seen), _more(v, abi.NESTED_CHUNKS)) for i, v in enumerate(items)]
+        return _finish(name, nt_fields[:n], len(nt_fields), Form.OBJECT, _object_words(fields), seen)
     for base in (list, tuple):
         if issubclass(cls, base):
             fields = _items(obj, base, seen)
@@ -218,6 +284,9 @@ def encode_value(obj: object, *, redacted: bool = False) -> Encoded:
         fields = [(Kind.LEN, n)] + _run(flat, abi.MAX_FIELDS - 1 - len(flat), seen,
                                         lambda i: bool(redacted) and i % 2 == 1 and redacted[i // 2])
         return _finish(name, (), n, Form.MAP, fields, seen)
+    entry = _named_entry(obj, cls)
+    if entry is not None:
+        return Encoded([entry.id, abi.layout(0, Form.NAMED, [])], [entry])
     return _encode_object(obj, cls, name, seen)
 
 
@@ -299,29 +368,51 @@ def _slot_or_none(get: object, obj: object) -> object:
         return None
 
 
+#: A field of an object: its name, its nested word and the CHUNK words continuing a long str.
+_Field = tuple[str, tuple[int, int], list[tuple[int, int]]]
+
+
+def _stored(value: object, seen: dict[int, TypeEntry]) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    return nested(value, seen), _more(value, abi.NESTED_CHUNKS)
+
+
 def _encode_object(obj: object, cls: type, name: str, seen: dict[int, TypeEntry]) -> Encoded:
-    stored: dict[str, tuple[int, int]] = {}
+    stored: dict[str, tuple[tuple[int, int], list[tuple[int, int]]]] = {}
     for fname, got in _slot_fields(obj, cls):
-        stored.setdefault(fname, (Kind.UNSET, 0) if got is None else nested(got[1], seen))
+        if fname not in stored:
+            stored[fname] = ((Kind.UNSET, 0), []) if got is None else _stored(got[1], seen)
+        elif got is not None:
+            nested(got[1], seen)  # a repeated slot name is still met: its class registered
     d = _instance_dict(obj, cls)
     if d is not None:
         for k, v in list(dict.items(d)):
             if type(k) is str:
-                stored.setdefault(k, nested(v, seen))
+                stored.setdefault(k, _stored(v, seen))
     declared = _dataclass_fields(cls) or []
-    order: list[tuple[str, tuple[int, int]]] = []
+    order: list[_Field] = []
     for fname in declared:
         if fname in stored:
-            order.append((fname, stored[fname]))
+            order.append((fname, *stored[fname]))
         elif _is_descriptor(_class_lookup(cls, fname)):
-            order.append((fname, (Kind.FAULT, abi.FAULT)))
+            order.append((fname, (Kind.FAULT, abi.FAULT), []))
         else:
-            order.append((fname, (Kind.UNSET, 0)))
+            order.append((fname, (Kind.UNSET, 0), []))
     listed = set(declared)
-    order += [(k, v) for k, v in stored.items() if k not in listed]
+    order += [(k, *v) for k, v in stored.items() if k not in listed]
     kept = order[:abi.MAX_FIELDS]
-    return _finish(name, tuple(k for k, _ in kept), len(order), Form.OBJECT,
-                   [_named(k, v) for k, v in kept], seen)
+    return _finish(name, tuple(k for k, _, _ in kept), len(order), Form.OBJECT, _object_words(kept), seen)
+
+
+def _object_words(fields: list[_Field]) -> list[tuple[int, int]]:
+    """The words of an OBJECT form's fields, each under its name (redaction), then the
+    CHUNK words continuing their long strs and bytes in field order while spare words
+    remain: after all fields, so that field j stays word j, as the type table names them."""
+    words = [_named(k, v) for k, v, _ in fields]
+    trailing: list[tuple[int, int]] = []
+    for word, (_, _, more) in zip(words, fields, strict=True):
+        if word is not _WITHHELD:
+            trailing += more[:abi.MAX_FIELDS - len(words) - len(trailing)]
+    return words + trailing
 
 
 def _finish(name: str, fields: tuple[str, ...], total: int, form: int,

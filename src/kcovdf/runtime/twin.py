@@ -499,8 +499,10 @@ def set_code(func: types.FunctionType, code: types.CodeType) -> None:
 
 
 def _type_line(entry: TypeEntry) -> bytes:
-    return tracefile.line({"t": "type", "id": f"0x{entry.id:016x}", "class": entry.cls,
-                       "fields": list(entry.fields)})
+    line = {"t": "type", "id": f"0x{entry.id:016x}", "class": entry.cls, "fields": list(entry.fields)}
+    if entry.named:
+        line.update(named=entry.named, name=entry.name)
+    return tracefile.line(line)
 
 
 def _register_types(entries: list[TypeEntry]) -> None:
