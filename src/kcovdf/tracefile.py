@@ -13,6 +13,7 @@ A trace directory (docs/run.md, "Trace layout")::
     run.json                      run info: format version, argv, config, ...
     task-<pid>-<tid>.kdf          one per task
     task-<pid>-<tid>-<n>.kdf      a later task whose name was taken (n = 1, 2, ...)
+    task-<pid>-<tid>[-<n>].s<k>.kdf   segment k of that task (whole and ring modes)
 
 Task files are read in the order (pid, tid, n): a pid and tid that recur (a pid
 reused after exec, a thread id reused by a later thread) keep their order of creation.
@@ -57,7 +58,10 @@ HDR_OWNER = 32
 HDR_PID = 40
 HDR_CREATED_NS = 48
 HDR_FLAGS = 56
-_HEADER = struct.Struct("<8sIIQQQQQQ")
+HDR_SEGMENT = 64
+#: HDR_FLAGS bit: the writer moved on to the task's next segment; this one is complete.
+FLAG_SEALED = 1
+_HEADER = struct.Struct("<8sIIQQQQQQQ")
 #: Bytes of the header page that hold fields; the rest of the page is zero.
 HEADER_FIELDS_SIZE = _HEADER.size
 
@@ -94,6 +98,7 @@ class Header(NamedTuple):
     pid: int            # the creating process
     created_ns: int
     flags: int
+    segment: int = 0    # index of this buffer in its task's stream of segments (docs/abi.md §3.2)
 
     @property
     def table_offset(self) -> int:
@@ -101,9 +106,10 @@ class Header(NamedTuple):
         return FILE_HEADER_SIZE + 8 * self.words
 
 
-def pack_header(words: int, pid: int, created_ns: int) -> bytes:
+def pack_header(words: int, pid: int, created_ns: int, segment: int = 0) -> bytes:
     """The header page of a new .kdf file: zero drops, no owner."""
-    head = _HEADER.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE, words, 0, 0, pid, created_ns, 0)
+    head = _HEADER.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE, words, 0, 0, pid, created_ns, 0,
+                        segment)
     return head.ljust(FILE_HEADER_SIZE, b"\0")
 
 
@@ -197,9 +203,9 @@ def parse(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
 RUN_INFO = "run.json"
 _TASK_PREFIX, _TASK_SUFFIX = "task-", ".kdf"
 _NUMBER = r"(0|[1-9][0-9]*)"
-_TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?\.kdf")
+_TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?(?:\.s([1-9][0-9]*))?\.kdf")
 #: The task file names, as the messages to users spell them.
-TASK_FILE_PATTERN = "task-<pid>-<tid>[-<n>].kdf"
+TASK_FILE_PATTERN = "task-<pid>-<tid>[-<n>][.s<k>].kdf"
 
 
 class TaskFile(NamedTuple):
@@ -211,12 +217,19 @@ class TaskFile(NamedTuple):
     pid: int
     tid: int
     n: int = 0          # 0 for task-<pid>-<tid>.kdf, else the -<n> suffix
+    segment: int = 0    # 0 for the task's first buffer, k for its .s<k> segment
 
     @property
     def name(self) -> str:
         """The file name."""
         suffix = f"-{self.n}" if self.n else ""
-        return f"{_TASK_PREFIX}{self.pid}-{self.tid}{suffix}{_TASK_SUFFIX}"
+        seg = f".s{self.segment}" if self.segment else ""
+        return f"{_TASK_PREFIX}{self.pid}-{self.tid}{suffix}{seg}{_TASK_SUFFIX}"
+
+    @property
+    def task(self) -> TaskFile:
+        """The task this file is a segment of (its first segment's name)."""
+        return self._replace(segment=0)
 
 
 def parse_task_name(name: str) -> TaskFile | None:
@@ -224,7 +237,7 @@ def parse_task_name(name: str) -> TaskFile | None:
     m = _TASK_NAME.fullmatch(name)
     if m is None:
         return None
-    return TaskFile(int(m[1]), int(m[2]), int(m[3] or 0))
+    return TaskFile(int(m[1]), int(m[2]), int(m[3] or 0), int(m[4] or 0))
 
 
 def looks_like_task_file(name: str) -> bool:

@@ -115,7 +115,7 @@ def test_every_entry_of_a_trace_directory_is_read_or_named_in_a_note(tmp_path):
     (d / "sub").mkdir()
     t = decode.load(d)
     assert [(x.pid, x.tid) for x in t.tasks] == [(10, 10)] and len(t) == 6
-    expected = "(expected run.json and task-<pid>-<tid>[-<n>].kdf); not read"
+    expected = f"(expected run.json and {tracefile.TASK_FILE_PATTERN}); not read"
     assert t.notes == [
         f"{d}/notes.txt: not part of a trace {expected}",
         f"{d}/sub: not part of a trace {expected}",

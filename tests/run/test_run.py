@@ -18,7 +18,9 @@ from kcovdf import tracefile
 from kcovdf.read import decode
 
 ROOT = Path(__file__).resolve().parents[2]
-SUMMARY = re.compile(r"^kcovdf: (\d+) records, (\d+) drops, (\d+) tasks -> (.+)/$")
+# kcovdf: 1,234 records (5.1 MB, whole run), 0 drops, 1 task -> trace/ (numbers without their commas)
+SUMMARY = re.compile(r"^kcovdf: ([\d,]+) records \((?P<kept>[^)]*)\), "
+                     r"([\d,]+) drops(?: \((?P<hint>[^)]*)\))?, ([\d,]+) tasks? -> (.+)/$")
 
 
 def run_kcovdf(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,7 +33,7 @@ def run_python(cwd: Path, *args: str, input: str | None = None) -> subprocess.Co
                           timeout=120)
 
 
-def split_summary(stderr: str) -> tuple[str, re.Match[str]]:
+def split_summary(stderr: str) -> tuple[str, _Summary]:
     """The program's own stderr and the parsed summary line (which must be the last line).
 
     kcovdf's notes on what was not instrumented (notes()) come just before the summary.
@@ -40,7 +42,21 @@ def split_summary(stderr: str) -> tuple[str, re.Match[str]]:
     assert lines, "no summary line on stderr"
     match = SUMMARY.match(lines[-1].rstrip("\n"))
     assert match, f"last stderr line is not the summary: {lines[-1]!r}"
-    return "".join(lines[:-1 - len(notes(stderr))]), match
+    return "".join(lines[:-1 - len(notes(stderr))]), _Summary(match)
+
+
+class _Summary:
+    """The summary line's match: group(1) records, (2) drops, (3) tasks, (4) the trace directory,
+    numbers without their thousands commas; kept and hint by name."""
+
+    def __init__(self, match: re.Match[str]) -> None:
+        self._m = match
+
+    def group(self, n: int | str) -> str | None:
+        if isinstance(n, str):
+            return self._m.group(n)
+        got = self._m.group({1: 1, 2: 3, 3: 5, 4: 6}[n] if n else 0)
+        return got.replace(",", "") if n in (1, 2, 3) else got
 
 
 NOTE = "kcovdf: note: "
@@ -216,11 +232,21 @@ def test_bad_buffer_size_names_the_option(tmp_path):
 
 
 def test_buffer_size_with_a_suffix(tmp_path):
-    write(tmp_path / "p.py", "def f(x):\n    return x\nf(1)\n")
-    r = run_kcovdf(tmp_path, "-b", "64K", "p.py")
+    write(tmp_path / "p.py", "def f(x):\n    return x\nfor i in range(20000):\n    f(i)\n")
+    r = run_kcovdf(tmp_path, "--mode", "once", "-b", "64K", "p.py")
     assert r.returncode == 0, r.stderr
     (task,) = (tmp_path / "kcovdf-trace").glob("task-*.kdf")
-    assert task.stat().st_size >= 64 * 1024 * 8 > 64 * 1000 * 8
+    head = tracefile.read_header(task.read_bytes()[:tracefile.FILE_HEADER_SIZE], str(task))
+    assert 64 * 1000 < head.words <= 64 * 1024 and head.drops > 0  # one full buffer (cut to what it holds)
+    # in the whole mode -b is the largest segment: nothing is dropped
+    r = run_kcovdf(tmp_path, "-b", "64K", "p.py")
+    assert r.returncode == 0, r.stderr
+    assert split_summary(r.stderr)[1].group(2) == "0"
+    segments = sorted((tmp_path / "kcovdf-trace").glob("task-*.kdf"))
+    assert len(segments) > 1
+    for seg in segments:
+        head = tracefile.read_header(seg.read_bytes()[:tracefile.FILE_HEADER_SIZE], str(seg))
+        assert head.words <= 64 * 1024
 
 
 def test_nothing_to_run(tmp_path):
@@ -373,11 +399,12 @@ def test_full_buffer_is_counted_not_fatal(tmp_path):
             f(i)
         print("done")
     """)
-    r = run_kcovdf(tmp_path, "--buffer", "256", "prog.py")
+    r = run_kcovdf(tmp_path, "--mode", "once", "--buffer", "256", "prog.py")
     assert r.returncode == 0 and r.stdout == "done\n"
     _, summary = split_summary(r.stderr)
     records, drops = int(summary.group(1)), int(summary.group(2))
     assert records > 0 and drops > 0 and records + drops == 2000
+    assert summary.group("kept").endswith("one buffer per task") and "--mode whole" in summary.group("hint")
 
 
 @pytest.mark.parametrize("flag, kinds", [("--no-args", [("entry", []), ("return", [1])]),

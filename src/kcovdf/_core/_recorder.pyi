@@ -60,8 +60,8 @@ def in_record() -> bool:
 def encode(obj: object, redacted: bool = False) -> list[int]:
     """The value words of ``obj`` (shape, layout, fields), as ``kcovdf.runtime.encode.encode_value``."""
 
-def add_table(fd: int) -> None:
-    """Register a table fd (O_WRONLY|O_APPEND) and replay every remembered line into it."""
+def add_table(fd: int, replay: bool = True) -> None:
+    """Register a table fd (O_WRONLY|O_APPEND) and (``replay``) write every remembered line into it."""
 
 def remove_table(fd: int) -> None:
     """Forget a table fd (no error if it was not registered)."""
@@ -92,6 +92,20 @@ def set_record_hook(hook: Callable[[], object] | None) -> None:
     written, with the re-entrancy guard held, as the kernel's interrupt would:
     writers it calls on this thread record nothing, and what it raises is
     dropped. If it disables the thread, the call stops without writing more.
+    """
+
+def resegment(mapping: Any) -> None:
+    """Move the enabled calling thread to the buffer of ``mapping`` (a .kdf layout whose
+    owner word is free), as one task: its sequence, calls and guard go on, and the old
+    buffer's owner word goes back to 0. ``EINVAL`` unless enabled, ``EBUSY`` if taken."""
+
+def set_full_hook(hook: Callable[[], object] | None) -> None:
+    """Call ``hook()`` when a record does not fit the calling thread's buffer (None: stop).
+
+    It runs once per record, with the re-entrancy guard held; if it moved the thread
+    to a fresh buffer (``resegment``) the record goes there, else it is dropped and
+    counted. What it raises is dropped. The check is on the full path only: a record
+    that fits pays nothing for it.
     """
 
 def _encode_general(obj: object, redacted: bool = False) -> list[int]:

@@ -130,7 +130,7 @@ static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObjec
 static void kdf_register_ex(uint64_t id, const char *name, Py_ssize_t nlen, PyObject *const *fields,
 			    int nfields, const char *named, const char *label, Py_ssize_t llen);
 static int kdf_emit_line(const char *line, size_t n, int remember);
-static int kdf_table_add(int fd);
+static int kdf_table_add(int fd, int replay);
 static void kdf_table_remove(int fd);
 static int kdf_types_init(void);
 

@@ -88,19 +88,37 @@ static PyObject *kdf_oserror(int err, const char *fmt, ...)
  * counted (unless `batch`: the caller then reserves its records one by one);
  * buf[0] therefore never exceeds size - 1.
  */
+static int kdf_next_buffer(struct kdf_task *t);
+static PyObject *kdf_full_hook;
+
 static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n, int batch)
 {
 	uint64_t pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
+	int asked = 0;
 
-	do {
+	for (;;) {
 		if (pos >= t->size - 1 || n > t->size - 1 - pos) {
-			if (!batch)
-				__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
+			if (batch)
+				return NULL;
+			/* the slow path: a full hook may move the thread to a fresh buffer, once */
+			if (kdf_full_hook && !asked) {
+				int moved = kdf_next_buffer(t);
+
+				asked = 1;
+				if (moved < 0)
+					return NULL; /* the hook disabled the thread: nothing to count on */
+				if (moved) {
+					pos = __atomic_load_n(&t->area[0], __ATOMIC_RELAXED);
+					continue;
+				}
+			}
+			__atomic_fetch_add(&t->hdr[KDF_HDR_DROPS / 8], 1, __ATOMIC_RELAXED);
 			return NULL;
 		}
-	} while (!__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1,
-					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-	return &t->area[1 + pos];
+		if (__atomic_compare_exchange_n(&t->area[0], &pos, pos + n, 1, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return &t->area[1 + pos];
+	}
 }
 
 /*
@@ -128,6 +146,27 @@ static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
 	else
 		PyErr_Clear();
 	return t->area == area ? 0 : -1;
+}
+
+/*
+ * The buffer is full (set_full_hook): run the hook, with the guard held, so that it may
+ * move this thread to a fresh buffer (resegment); what it raises is dropped. 1: the
+ * thread is on another buffer now, 0: still on this one, -1: disabled.
+ */
+static __attribute__((noinline, cold)) int kdf_next_buffer(struct kdf_task *t)
+{
+	uint64_t *area = t->area;
+	PyObject *hook = Py_NewRef(kdf_full_hook), *r;
+
+	r = PyObject_CallNoArgs(hook);
+	Py_DECREF(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_Clear();
+	if (!t->area)
+		return -1;
+	return t->area != area;
 }
 
 /* The three header words of a record whose value takes nv words; meta's pointer is the call id. */
@@ -814,36 +853,20 @@ static PyTypeObject kdf_holder_type = {
 	.tp_doc = "The buffer export of one enabled thread (internal).",
 };
 
-static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+/*
+ * A live holder of mapping, its header checked and its owner word taken for the calling
+ * thread (call names the entry point in errors); NULL with an error set.
+ */
+static kdf_holder *kdf_holder_open(const char *call, PyObject *mapping)
 {
-	PyObject *mapping, *tdict;
 	kdf_holder *h;
 	uint64_t words, owner = 0;
 	Py_buffer *view;
 
-	if (nargs != 2) {
-		PyErr_Format(PyExc_TypeError, "enable() takes 2 arguments (mapping, table_fd), got %zd",
-			     nargs);
-		return NULL;
-	}
-	mapping = args[0];
-	/* table_fd is the twin's lock file; the C core needs none (CAS on buf[0]) */
-	if (!PyLong_Check(args[1])) {
-		PyErr_Format(PyExc_TypeError, "enable(): table_fd must be an int, not %.100s",
-			     Py_TYPE(args[1])->tp_name);
-		return NULL;
-	}
-	if (kdf_task.area)
-		return kdf_oserror(EBUSY, "enable(): this thread is already enabled on a device");
 	if (!PyObject_CheckBuffer(mapping)) {
 		PyErr_Format(PyExc_TypeError,
-			     "enable(): mapping must be a writable buffer (an mmap), not %.100s",
+			     "%s(): mapping must be a writable buffer (an mmap), not %.100s", call,
 			     Py_TYPE(mapping)->tp_name);
-		return NULL;
-	}
-	tdict = PyThreadState_GetDict();
-	if (!tdict) {
-		PyErr_SetString(PyExc_RuntimeError, "enable(): no thread state dict");
 		return NULL;
 	}
 	h = PyObject_New(kdf_holder, &kdf_holder_type);
@@ -853,7 +876,7 @@ static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nar
 	view = &h->view;
 	if (PyObject_GetBuffer(mapping, view, PyBUF_WRITABLE) < 0) {
 		Py_DECREF(h);
-		PyErr_SetString(PyExc_TypeError, "enable(): mapping must be writable");
+		PyErr_Format(PyExc_TypeError, "%s(): mapping must be writable", call);
 		return NULL;
 	}
 	h->live = 1;
@@ -861,45 +884,125 @@ static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nar
 	h->pid = getpid();
 	h->tid = kdf_gettid();
 	if (view->len < KDF_FILE_HEADER_SIZE || h->hdr[0] != KDF_FILE_MAGIC_LE64) {
-		PyErr_SetString(PyExc_ValueError,
-				"enable(): mapping does not start with a kcovdf header page");
+		PyErr_Format(PyExc_ValueError, "%s(): mapping does not start with a kcovdf header page",
+			     call);
 		goto fail;
 	}
 	words = h->hdr[KDF_HDR_WORDS / 8];
 	if (words < KDF_MIN_WORDS || words > (uint64_t)(view->len - KDF_FILE_HEADER_SIZE) / 8) {
-		PyErr_Format(PyExc_ValueError, "enable(): header says %llu words, mapping holds %lld",
+		PyErr_Format(PyExc_ValueError, "%s(): header says %llu words, mapping holds %lld", call,
 			     (unsigned long long)words,
 			     (long long)((view->len - KDF_FILE_HEADER_SIZE) / 8));
 		goto fail;
 	}
 	if ((uintptr_t)view->buf & 7) {
-		PyErr_SetString(PyExc_ValueError, "enable(): mapping is not 8-byte aligned");
+		PyErr_Format(PyExc_ValueError, "%s(): mapping is not 8-byte aligned", call);
 		goto fail;
 	}
 	if (!__atomic_compare_exchange_n(&h->hdr[KDF_HDR_OWNER / 8], &owner, h->tid, 0,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		kdf_oserror(EBUSY, "enable(): device already enabled by task %llu",
+		kdf_oserror(EBUSY, "%s(): device already enabled by task %llu", call,
 			    (unsigned long long)owner);
 		goto fail;
 	}
+	return h;
+fail:
+	h->live = 0;
+	PyBuffer_Release(view);
+	Py_DECREF(h);
+	return NULL;
+}
+
+/* Point the calling thread's task at h's buffer (seq, calls and guard are the caller's). */
+static void kdf_task_use(kdf_holder *h)
+{
+	kdf_task.area = (uint64_t *)((char *)h->view.buf + KDF_FILE_HEADER_SIZE);
+	kdf_task.size = h->hdr[KDF_HDR_WORDS / 8];
+	kdf_task.hdr = h->hdr;
+	kdf_task.holder = (PyObject *)h;
+}
+
+static PyObject *kdf_enable(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *tdict;
+	kdf_holder *h;
+
+	if (nargs != 2) {
+		PyErr_Format(PyExc_TypeError, "enable() takes 2 arguments (mapping, table_fd), got %zd",
+			     nargs);
+		return NULL;
+	}
+	/* table_fd is the twin's lock file; the C core needs none (CAS on buf[0]) */
+	if (!PyLong_Check(args[1])) {
+		PyErr_Format(PyExc_TypeError, "enable(): table_fd must be an int, not %.100s",
+			     Py_TYPE(args[1])->tp_name);
+		return NULL;
+	}
+	if (kdf_task.area)
+		return kdf_oserror(EBUSY, "enable(): this thread is already enabled on a device");
+	tdict = PyThreadState_GetDict();
+	if (!tdict) {
+		PyErr_SetString(PyExc_RuntimeError, "enable(): no thread state dict");
+		return NULL;
+	}
+	if (!(h = kdf_holder_open("enable", args[0])))
+		return NULL;
 	kdf_active++;
 	if (PyDict_SetItem(tdict, s_task_key, (PyObject *)h) < 0) {
 		kdf_holder_release(h, 1);
 		Py_DECREF(h);
 		return NULL;
 	}
-	kdf_task.area = (uint64_t *)((char *)view->buf + KDF_FILE_HEADER_SIZE);
-	kdf_task.size = words;
-	kdf_task.hdr = h->hdr;
+	kdf_task_use(h);
 	kdf_task.seq = 0;
-	kdf_task.holder = (PyObject *)h;
 	Py_DECREF(h); /* the thread dict holds it */
 	Py_RETURN_NONE;
-fail:
-	h->live = 0;
-	PyBuffer_Release(view);
+}
+
+/*
+ * Move the enabled calling thread to the buffer of mapping, as one task: its sequence,
+ * its calls and the guard go on, the old buffer's owner word goes back to 0. For the
+ * full hook, which gives a task its next segment (docs/abi.md §3.2).
+ */
+static PyObject *kdf_resegment(PyObject *mod, PyObject *mapping)
+{
+	kdf_holder *old = (kdf_holder *)kdf_task.holder, *h;
+	PyObject *tdict = PyThreadState_GetDict();
+	uint64_t want;
+
+	if (!kdf_task.area || !old || !tdict)
+		return kdf_oserror(EINVAL, "resegment(): this thread is not enabled on a device");
+	if (old->view.obj == mapping)
+		return kdf_oserror(EINVAL, "resegment(): the thread is already on this mapping");
+	if (!(h = kdf_holder_open("resegment", mapping)))
+		return NULL;
+	/* let go of the old buffer as disable() would, but keep the task */
+	want = old->tid;
+	__atomic_compare_exchange_n(&old->hdr[KDF_HDR_OWNER / 8], &want, 0, 0, __ATOMIC_ACQ_REL,
+				    __ATOMIC_RELAXED);
+	old->live = 0;
+	PyBuffer_Release(&old->view);
+	kdf_task_use(h);
+	if (PyDict_SetItem(tdict, s_task_key, (PyObject *)h) < 0) {
+		/* cannot keep the holder: the thread ends up disabled, as after disable() */
+		kdf_holder_release(h, 1);
+		Py_DECREF(h);
+		return NULL;
+	}
 	Py_DECREF(h);
-	return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_set_full_hook(PyObject *mod, PyObject *hook)
+{
+	if (hook != Py_None && !PyCallable_Check(hook)) {
+		PyErr_Format(PyExc_TypeError, "set_full_hook(): expected a callable or None, not %.100s",
+			     Py_TYPE(hook)->tp_name);
+		return NULL;
+	}
+	/* a running hook holds its own reference (kdf_next_buffer) */
+	Py_XSETREF(kdf_full_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_RETURN_NONE;
 }
 
 static PyObject *kdf_disable(PyObject *mod, PyObject *mapping)
@@ -1062,15 +1165,19 @@ static int kdf_fd_arg(const char *call, PyObject *o, int *fd)
 	return 0;
 }
 
-static PyObject *kdf_add_table(PyObject *mod, PyObject *arg)
+static PyObject *kdf_add_table(PyObject *mod, PyObject *args, PyObject *kwds)
 {
-	int fd;
+	static char *kwlist[] = {"fd", "replay", NULL};
+	PyObject *arg;
+	int fd, replay = 1;
 
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:add_table", kwlist, &arg, &replay))
+		return NULL;
 	if (kdf_fd_arg("add_table", arg, &fd) < 0)
 		return NULL;
 	if (fcntl(fd, F_GETFL) < 0)
 		return kdf_oserror(errno, "add_table(): fd %d is not open", fd);
-	if (kdf_table_add(fd) < 0)
+	if (kdf_table_add(fd, replay) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -1190,8 +1297,15 @@ static PyMethodDef kdf_methods[] = {
 	 "encode(obj, redacted=False)\n--\n\nThe value words of obj (shape, layout, fields)."},
 	{"emit", (PyCFunction)(void (*)(void))kdf_emit, METH_VARARGS | METH_KEYWORDS,
 	 "emit(line, remember=True)\n--\n\nAppend line and a newline to every table fd."},
-	{"add_table", kdf_add_table, METH_O,
-	 "add_table(fd)\n--\n\nRegister a table fd and replay every remembered line into it."},
+	{"add_table", (PyCFunction)(void (*)(void))kdf_add_table, METH_VARARGS | METH_KEYWORDS,
+	 "add_table(fd, replay=True)\n--\n\nRegister a table fd and (replay) write every "
+	 "remembered line into it."},
+	{"resegment", kdf_resegment, METH_O,
+	 "resegment(mapping)\n--\n\nMove the enabled calling thread to the buffer of mapping, "
+	 "keeping its sequence and calls (a task's next segment)."},
+	{"set_full_hook", kdf_set_full_hook, METH_O,
+	 "set_full_hook(hook)\n--\n\nCall hook() when a record does not fit the calling "
+	 "thread's buffer, with the guard held; it may resegment() (None: stop)."},
 	{"remove_table", kdf_remove_table, METH_O,
 	 "remove_table(fd)\n--\n\nForget a table fd (no error if it was not registered)."},
 	{"set_record_hook", kdf_set_record_hook, METH_O,

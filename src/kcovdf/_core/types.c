@@ -415,15 +415,15 @@ static void kdf_register(uint64_t id, const char *name, Py_ssize_t nlen, PyObjec
 	kdf_register_ex(id, name, nlen, fields, nfields, NULL, NULL, 0);
 }
 
-/* Register a table fd, replaying every remembered line into it; -1 with an error set. */
-static int kdf_table_add(int fd)
+/* Register a table fd, replaying every remembered line into it (replay); -1 with an error set. */
+static int kdf_table_add(int fd, int replay)
 {
 	Py_ssize_t i;
 
 	for (i = 0; i < kdf_ntables; i++)
 		if (kdf_tables[i] == fd)
 			return 0;
-	for (i = 0; i < PyList_GET_SIZE(kdf_remembered); i++) {
+	for (i = 0; replay && i < PyList_GET_SIZE(kdf_remembered); i++) {
 		PyObject *b = PyList_GET_ITEM(kdf_remembered, i);
 		Py_ssize_t n = PyBytes_GET_SIZE(b);
 		char *data = PyMem_Malloc((size_t)n + 1);

@@ -87,6 +87,7 @@ class Task(NamedTuple):
     words: int = 0               # words captured (buf[0], clamped to the buffer)
     drops: int | None = None     # records dropped on a full buffer; None when unknown (no header)
     format: int = 1              # record format (tracefile.FORMAT_VERSION); 2: meta's ptr is the call id
+    segments: int = 1            # buffers of its stream read (whole and ring modes: one per segment)
 
 
 class Skip(NamedTuple):
@@ -359,12 +360,16 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
     out = Trace(records=SCHEMA.empty_table(), tasks=[], symbols=symtab.symbols,
                 notes=list(notes or []), kernel=kernel)
     tables: list[pa.Table] = []
-    for index, src in enumerate(found):
+    streams: dict[str, int] = {}  # a task's first file name -> its index: its segments join it
+    for src in found:
         out.notes.extend(src.notes)
+        index = streams.get(src.stream, len(out.tasks)) if src.stream else len(out.tasks)
         sc, cols = _scan(src.words, columns=True, task=index, copy_values=_may_change(src))
         assert cols is not None
         has_records = len(cols.task) > 0
-        task_line = _read_tables(src, out, symtab, has_records) if src.kind != "raw" or src.table else None
+        # a later segment's table holds only the lines new since: missing ones are in the stream's
+        task_line = _read_tables(src, out, symtab, has_records and not src.segment) \
+            if src.kind != "raw" or src.table else None
         enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
         if src.kind == "raw" and not src.table:
             hint = " (use --kallsyms/--ko)" if enc == "kernel" and kernel is None else ""
@@ -372,12 +377,21 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
                                f"symbol table{hint}")
         drops = src.drops
         tl = task_line or {}
-        out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
-                              str(tl.get("name") or ""), src.name, enc, sc.count, drops,
-                              _format(src, enc)))
+        if index < len(out.tasks):
+            # the next segment of a task: one stream, its records after the ones before
+            t = out.tasks[index]
+            out.tasks[index] = t._replace(words=t.words + sc.count, segments=t.segments + 1,
+                                          drops=None if t.drops is None or drops is None else t.drops + drops)
+        else:
+            if src.stream:
+                streams[src.stream] = index
+            out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
+                                  str(tl.get("name") or ""), src.name, enc, sc.count, drops,
+                                  _format(src, enc)))
         out.words += sc.count
         out.drops += drops or 0
-        out.skipped.extend(Skipped(index, *s) for s in sc.skipped)
+        where = f"{os.path.basename(src.name)}: " if src.segment else ""
+        out.skipped.extend(Skipped(index, s.offset, s.count, where + s.reason) for s in sc.skipped)
         tables.append(_table(cols))
     out.notes.extend(symtab.describe_collisions())
     if tables:

@@ -42,6 +42,8 @@ class Source:
     pid: int = 0
     tid: int = 0
     drops: int | None = None        # records dropped on a full buffer; None when unknown
+    stream: str = ""                # in a trace directory: the task's first file name, shared by its segments
+    segment: int = 0                # this buffer's index in that task's stream
 
 
 def from_buffer(buf: Any, table_lines: list[dict[str, Any]] | None = None,
@@ -138,15 +140,42 @@ def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str
                      f"{tracefile.TASK_FILE_PATTERN}); not read")
     if not found.tasks:
         notes.append(f"{root}: no {tracefile.TASK_FILE_PATTERN} files (no task was traced)")
+    notes += _missing_segments(root, found.tasks, (info or {}).get("mode"))
     out = []
     for task in found.tasks:
         try:
-            out.append(read_kdf(root / task.name))
+            src = read_kdf(root / task.name)
         except CorruptBufferError as exc:
             notes.append(f"{exc}; task file skipped")
+            continue
         except OSError as exc:
             notes.append(f"{root / task.name}: cannot read ({exc.strerror}); task file skipped")
+            continue
+        src.stream, src.segment = task.task.name, task.segment
+        out.append(src)
     return out, notes
+
+
+def _missing_segments(root: Path, files: list[tracefile.TaskFile], mode: str | None) -> list[str]:
+    """Notes naming the segments missing from the middle of a task's stream (docs/abi.md §3.2).
+
+    In the ring mode a task's oldest segments are recycled: a stream may start later.
+    """
+    have: dict[tracefile.TaskFile, list[int]] = {}
+    for f in files:
+        have.setdefault(f.task, []).append(f.segment)
+    notes = []
+    for task, segments in have.items():
+        first = segments[0] if mode == "ring" else 0
+        gone = sorted(set(range(first, segments[-1])) - set(segments))
+        if gone:
+            names = ", ".join(task._replace(segment=k).name for k in gone)
+            notes.append(f"{root}: task {task.name}: segment file(s) missing: {names} "
+                         "(the records around them still decode)")
+        if mode == "ring" and first > 0:
+            notes.append(f"{root}: task {task.name}: its first {first} segment(s) were recycled "
+                         "(ring mode keeps the last calls)")
+    return notes
 
 
 def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:

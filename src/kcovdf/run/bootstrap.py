@@ -59,11 +59,15 @@ class Plan:
     threads: bool = True
     forks: bool = True
     subprocesses: bool = True
+    mode: str = "whole"
+    max_bytes: int | None = None        # whole mode's disk budget for the whole trace
+    ring_bytes: int = tasks.DEFAULT_RING_BYTES
 
     def to_env(self) -> str:
         """The KCOVDF_TRACE value (subprocesses of a child are followed too)."""
         return json.dumps({"dir": self.trace_dir, "words": self.words,
-                           "threads": self.threads, "forks": self.forks})
+                           "threads": self.threads, "forks": self.forks, "mode": self.mode,
+                           "max_bytes": self.max_bytes, "ring_bytes": self.ring_bytes})
 
     @classmethod
     def from_env(cls, text: str) -> Plan:
@@ -71,8 +75,12 @@ class Plan:
         raw = json.loads(text)
         if not isinstance(raw, dict) or not isinstance(raw.get("dir"), str):
             raise ValueError(f"{TRACE_ENV} is not a kcovdf trace plan: {text!r}")
+        max_bytes = raw.get("max_bytes")
         return cls(raw["dir"], int(raw.get("words", tasks.DEFAULT_WORDS)),
-                   bool(raw.get("threads", True)), bool(raw.get("forks", True)))
+                   bool(raw.get("threads", True)), bool(raw.get("forks", True)),
+                   mode=str(raw.get("mode", "whole")),
+                   max_bytes=None if max_bytes is None else int(max_bytes),
+                   ring_bytes=int(raw.get("ring_bytes", tasks.DEFAULT_RING_BYTES)))
 
 
 class State(enum.Enum):
@@ -117,7 +125,8 @@ def _record(cfg: config.Config, plan: Plan) -> Recording:
 
     switch.set_reporter(_say)  # one "kcovdf: ..." line each, untouched by the program's warning filters
     installed = hook.install(cfg)
-    task_set = tasks.Tasks(plan.trace_dir, plan.words, follow_threads=plan.threads,
+    task_set = tasks.Tasks(plan.trace_dir, plan.words, mode=plan.mode, max_bytes=plan.max_bytes,
+                           ring_bytes=plan.ring_bytes, follow_threads=plan.threads,
                            follow_forks=plan.forks)
     task_set.start()
     watch = None

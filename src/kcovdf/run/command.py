@@ -48,6 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(the most: {abi.MAX_WORDS * 8 >> 20} MiB) (default: "
                              f"{_size(tasks.DEFAULT_WORDS)} words = {tasks.DEFAULT_WORDS * 8 >> 20} MiB "
                              "per task)")
+    parser.add_argument("--mode", choices=tasks.MODES, default="whole",
+                        help="whole (the default): keep every record, in segments of up to -b words, "
+                             "up to --max-size on disk; ring: keep the last --ring-size of each task "
+                             "(a flight recorder: a crash leaves the last calls); once: one buffer of "
+                             "-b words per task, records dropped when it is full (the kernel's way)")
+    parser.add_argument("--max-size", type=size, default=None, metavar="BYTES",
+                        help="whole mode: the most the trace may take on disk, K, M or G suffixed "
+                             "(default: half the free space of its disk); records are dropped, "
+                             "and counted, beyond it")
+    parser.add_argument("--ring-size", type=size, default=tasks.DEFAULT_RING_BYTES, metavar="BYTES",
+                        help="ring mode: what each task keeps, K, M or G suffixed (default: "
+                             f"{tasks.DEFAULT_RING_BYTES >> 20}M)")
     parser.add_argument("--no-threads", dest="threads", action="store_false",
                         help="record only the main thread, not threads it starts")
     parser.add_argument("--no-fork", dest="fork", action="store_false",
@@ -72,6 +84,20 @@ def _size(n: int) -> str:
         if n % factor == 0:
             return f"{n // factor}{suffix}"
     return str(n)
+
+
+def size(text: str) -> int:
+    """The value of --max-size and --ring-size: bytes, decimal, with an optional K, M or G."""
+    number, factor = text.strip(), 1
+    if number[-1:].upper() in _SUFFIXES:
+        number, factor = number[:-1], _SUFFIXES[number[-1].upper()]
+    try:
+        n = int(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (examples: 500M, 2G)") from None
+    if n < 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text} = {n} bytes is below the least, 1M")
+    return n
 
 
 def words(text: str) -> int:
@@ -107,9 +133,11 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"kcovdf run: {exc}", file=sys.stderr)
         return 1
+    max_bytes = args.max_size if args.max_size is not None else tasks.default_budget(trace_dir)
     plan = bootstrap.Plan(trace_dir=trace_dir, words=args.buffer, threads=args.threads,
-                       forks=args.fork, subprocesses=args.subprocess)
-    write_run_info(trace_dir, [*(["-c"] if args.code else []), args.target, *args.program_args], cfg)
+                          forks=args.fork, subprocesses=args.subprocess, mode=args.mode,
+                          max_bytes=max_bytes, ring_bytes=args.ring_size)
+    write_run_info(trace_dir, [*(["-c"] if args.code else []), args.target, *args.program_args], cfg, plan)
     recording = bootstrap.start(cfg, plan)
     atexit.register(_finish, recording, trace_dir)
     return program.run(recording)
@@ -135,11 +163,15 @@ def prepare_trace_dir(path: str) -> str:
     return path
 
 
-def write_run_info(trace_dir: str, argv: list[str], cfg: config.Config) -> None:
-    """run.json (tracefile.write_run_info adds the format version), 0600."""
+def write_run_info(trace_dir: str, argv: list[str], cfg: config.Config,
+                   plan: bootstrap.Plan | None = None) -> None:
+    """run.json (tracefile.write_run_info adds the format version), 0600; with the recording
+    mode, which readers need (a ring's stream may start at a later segment)."""
+    plan = plan or bootstrap.Plan(trace_dir)
     tracefile.write_run_info(trace_dir, {
         "kcovdf": __version__, "argv": argv, "started_ns": time.time_ns(), "pid": os.getpid(),
-        "config": cfg.to_env(), "python": sys.version.split()[0]})
+        "config": cfg.to_env(), "python": sys.version.split()[0], "mode": plan.mode,
+        "buffer_words": plan.words, "max_bytes": plan.max_bytes, "ring_bytes": plan.ring_bytes})
 
 
 def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
@@ -152,14 +184,36 @@ def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
     s = tasks.summarize(trace_dir)
     rel = os.path.relpath(trace_dir)
     shown = trace_dir if rel.startswith("..") else rel
-    sys.stderr.write(f"kcovdf: {s.records} records, {s.drops} drops, {s.tasks} tasks -> "
-                     f"{shown}{os.sep}\n")
+    sys.stderr.write(summary_line(s, recording.tasks, f"{shown}{os.sep}") + "\n")
     sys.stderr.flush()
     if _die_by_sigint:
         # Python ends by SIGINT after an uncaught KeyboardInterrupt (status -2, 130 in a shell).
         sys.stdout.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
+
+
+_KEPT = {"whole": "whole run", "ring": "the last {ring} of each task", "once": "one buffer per task"}
+
+
+def summary_line(s: tasks.Summary, task_set: tasks.Tasks, where: str) -> str:
+    """``kcovdf: 8,000,002 records (612 MB, whole run), 0 drops, 1 task -> trace/``: what was
+    kept, in which mode, and what to change when something was dropped."""
+    kept = _KEPT[task_set.mode].format(ring=f"{task_set.ring_bytes >> 20} MiB")
+    drops = f"{s.drops:,} drops"
+    if s.drops:
+        drops += {"whole": " (the --max-size budget or the disk was reached: give a larger --max-size)",
+                  "ring": " (the disk was full)",
+                  "once": " (the buffer filled: record the whole run with --mode whole, or give a "
+                          "larger -b)"}[task_set.mode]
+    return (f"kcovdf: {s.records:,} records ({_megabytes(s.bytes)}, {kept}), {drops}, "
+            f"{s.tasks:,} task{'' if s.tasks == 1 else 's'} -> {where}")
+
+
+def _megabytes(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:,.0f} kB"
+    return f"{n / 1e6:,.1f} MB" if n < 10e6 else f"{n / 1e6:,.0f} MB"
 
 
 def unrecorded(hook: Any) -> list[str]:

@@ -32,7 +32,7 @@ T = TypeVar("T")
 #: Every name the C module and the twin must both define (docs/core.md §1).
 API = ("enable", "disable", "entry", "ret", "exc", "yld", "resumed", "hold", "done", "REDACTED", "active",
        "in_record", "encode", "add_table", "remove_table", "emit", "after_fork_child", "set_exit_hook",
-       "set_record_hook", "set_code", "set_redact")
+       "set_record_hook", "set_code", "set_redact", "resegment", "set_full_hook")
 
 _MODULES = {"c": "kcovdf._core._recorder", "py": "kcovdf.runtime.twin"}
 
@@ -54,7 +54,7 @@ class Recorder(Protocol):
     def active(self) -> int: ...
     def in_record(self) -> bool: ...
     def encode(self, obj: object, redacted: bool = False) -> list[int]: ...
-    def add_table(self, fd: int) -> None: ...
+    def add_table(self, fd: int, replay: bool = True) -> None: ...
     def remove_table(self, fd: int) -> None: ...
     def emit(self, line: bytes, remember: bool = True) -> None: ...
     def after_fork_child(self) -> None: ...
@@ -62,6 +62,8 @@ class Recorder(Protocol):
     def set_record_hook(self, hook: Callable[[], object] | None) -> None: ...
     def set_code(self, func: FunctionType, code: CodeType) -> None: ...
     def set_redact(self, patterns: Sequence[str]) -> None: ...
+    def resegment(self, mapping: Any) -> None: ...
+    def set_full_hook(self, hook: Callable[[], object] | None) -> None: ...
 
 
 # Re-exported from the implementation in use (bound by _bind()).
@@ -78,7 +80,7 @@ REDACTED: object
 active: Callable[[], int]
 in_record: Callable[[], bool]
 encode: Callable[..., list[int]]
-add_table: Callable[[int], None]
+add_table: Callable[..., None]
 remove_table: Callable[[int], None]
 emit: Callable[..., None]
 after_fork_child: Callable[[], None]
@@ -86,6 +88,8 @@ set_exit_hook: Callable[[Callable[[], object] | None], None]
 set_record_hook: Callable[[Callable[[], object] | None], None]
 set_code: Callable[[FunctionType, CodeType], None]
 set_redact: Callable[[Sequence[str]], None]
+resegment: Callable[[Any], None]
+set_full_hook: Callable[[Callable[[], object] | None], None]
 
 #: "c" or "py": the implementation in use.
 name: str

@@ -184,8 +184,12 @@ class Device:
 
     # --- the control interface ---------------------------------------------------
 
-    def init_trace(self, words: int) -> None:
-        """KCOV_DF_INIT_TRACE: allocate a buffer of ``words`` u64 words (buf[0] included)."""
+    def init_trace(self, words: int, *, segment: int = 0, replay: bool = True) -> None:
+        """KCOV_DF_INIT_TRACE: allocate a buffer of ``words`` u64 words (buf[0] included).
+
+        Beyond the kernel, for ``kcovdf run``'s segmented tasks: ``segment`` goes in the
+        header, and without ``replay`` the table starts with the lines met from now on.
+        """
         words = _check_int("init_trace", "words", words)
         if self._closed:
             raise self._error(errno.EBADF, "init_trace", "device is closed")
@@ -202,7 +206,7 @@ class Device:
         try:
             # Reserve the blocks now: a sparse file would SIGBUS a writer when the disk fills.
             os.posix_fallocate(self.fd, 0, size)
-            os.pwrite(self.fd, tracefile.pack_header(words, os.getpid(), time.time_ns()), 0)
+            os.pwrite(self.fd, tracefile.pack_header(words, os.getpid(), time.time_ns(), segment), 0)
             self._map = _mmap.mmap(self.fd, size, _mmap.MAP_SHARED,
                                    _mmap.PROT_READ | _mmap.PROT_WRITE)
         except OSError as e:
@@ -210,7 +214,7 @@ class Device:
                               f"cannot allocate {words} words: {e.strerror}") from e
         table_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         try:
-            core.add_table(table_fd)  # replays the types and symbols seen so far
+            core.add_table(table_fd, replay=replay)  # replays the types and symbols seen so far
         except OSError as e:
             os.close(table_fd)
             self._map.close()

@@ -37,10 +37,13 @@ must not need the tools extra).
 from __future__ import annotations
 
 import _thread
+import contextlib
 import enum
 import functools
 import mmap
 import os
+import shutil
+import struct
 import sys
 import threading
 import types
@@ -52,8 +55,42 @@ from kcovdf import abi, tracefile
 from kcovdf.errors import CorruptBufferError
 from kcovdf.read import walk
 
-#: Default buffer size per task, in u64 words (8 MiB per task file).
+#: Default buffer size per task, in u64 words (8 MiB per task file); in the whole and
+#: ring modes the size of a task's largest segment.
 DEFAULT_WORDS = 1 << 20
+#: A task's first segment in the whole and ring modes: each next one doubles, up to the
+#: buffer size, so a task that writes little costs little on disk.
+FIRST_SEGMENT_WORDS = 1 << 16
+#: The recording modes (docs/run.md, "Recording modes").
+MODES = ("whole", "ring", "once")
+#: Default of the ring mode: the last 64 MiB of each task are kept.
+DEFAULT_RING_BYTES = 64 << 20
+
+
+def default_budget(trace_dir: str) -> int:
+    """The whole mode's disk budget when none is given: half the free space of the trace's disk."""
+    try:
+        return shutil.disk_usage(trace_dir).free // 2
+    except OSError:
+        return 1 << 30
+
+
+class _Stream:
+    """One task's segments: the device it writes now, and the files it wrote before.
+
+    The first segment is the task's file (``task-<pid>-<tid>[-<n>].kdf``); segment k is
+    ``... .s<k>.kdf`` beside it (tracefile.TaskFile).
+    """
+
+    __slots__ = ("task", "device", "segment", "words", "name", "sealed")
+
+    def __init__(self, task: tracefile.TaskFile, device: Any, words: int, name: str | None) -> None:
+        self.task = task
+        self.device = device
+        self.segment = 0
+        self.words = words          # of the current segment
+        self.name = name            # the task line's name, when the task names itself
+        self.sealed: list[tuple[str, int]] = []   # (path, bytes) of the segments before, oldest first
 
 
 class State(enum.Enum):
@@ -67,16 +104,28 @@ class State(enum.Enum):
 class Tasks:
     """The devices of the tasks of this process that record into one trace directory."""
 
-    def __init__(self, trace_dir: str, words: int = DEFAULT_WORDS, *,
+    def __init__(self, trace_dir: str, words: int = DEFAULT_WORDS, *, mode: str = "whole",
+                 max_bytes: int | None = None, ring_bytes: int = DEFAULT_RING_BYTES,
                  follow_threads: bool = True, follow_forks: bool = True) -> None:
+        """``mode``: "whole" keeps everything up to ``max_bytes`` on disk (default: half the
+        free space), "ring" the last ``ring_bytes`` of each task, "once" one buffer of
+        ``words`` per task with drops when it is full (the kernel's behaviour)."""
+        if mode not in MODES:
+            raise ValueError(f"Tasks(): mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.trace_dir = trace_dir
-        self.words = words
+        # a ring keeps whole segments: a quarter of it each, so that at least three remain
+        self.words = words if mode != "ring" else \
+            max(abi.MIN_WORDS, min(words, (ring_bytes - tracefile.FILE_HEADER_SIZE) // 32))
+        self.mode = mode
+        self.max_bytes = default_budget(trace_dir) if max_bytes is None and mode == "whole" else max_bytes
+        self.ring_bytes = ring_bytes
         self.follow_threads = follow_threads
         self.follow_forks = follow_forks
-        # The lock protects state and _devices (native tid -> the Device of that thread).
+        self.budget_reached = False
+        # The lock protects state and _devices (native tid -> the _Stream of that thread).
         self._lock = threading.Lock()
         self.state = State.NEW
-        self._devices: dict[int, Any] = {}
+        self._devices: dict[int, _Stream] = {}
         # Devices inherited across fork belong to the parent: kept referenced so that
         # no finalizer of ours ever closes or disables them in the child.
         self._inherited: list[Any] = []
@@ -107,6 +156,10 @@ class Tasks:
             # os.register_at_fork cannot be undone, so the handler checks the state.
             os.register_at_fork(after_in_child=self._after_fork_child)
             self._fork_handler_registered = True
+        if self.mode != "once":
+            from kcovdf.runtime import core
+
+            core.set_full_hook(self._on_full)
         self.enable_current()
 
     def stop(self) -> None:
@@ -124,6 +177,7 @@ class Tasks:
             self.state = State.STOPPED
         _unfollow_threads(self)
         self.disable_current()
+        # threads still running keep moving to new segments until they end
 
     # --- one task -----------------------------------------------------------------
     def enable_current(self, name: str | None = None) -> Any | None:
@@ -133,50 +187,120 @@ class Tasks:
         thread threading does not know gets one: asking threading would register a
         dummy thread the program could see). Failing to trace a thread (it already has
         a device, the disk is full, not FOLLOWING) must never change what the program
-        does, so it is only skipped.
+        does, so it is only skipped. Returns the thread's task, for ``release``.
         """
-        from kcovdf.runtime.device import Device
-
         tid = threading.get_native_id()
         with self._lock:
             if self.state is not State.FOLLOWING or tid in self._devices:
                 return None
+        words = self.words if self.mode == "once" else min(self.words, FIRST_SEGMENT_WORDS)
         try:
-            dev = Device(file=self._task_path(os.getpid(), tid), task_line=name is None)
-        except FileExistsError:
-            # lost a race for the name once
-            dev = Device(file=self._task_path(os.getpid(), tid), task_line=name is None)
+            path = self._task_path(os.getpid(), tid)
+            try:
+                dev = self._open(path, words, 0, name)
+            except FileExistsError:
+                # lost a race for the name once
+                path = self._task_path(os.getpid(), tid)
+                dev = self._open(path, words, 0, name)
         except OSError:
             return None
         try:
-            dev.init_trace(self.words)
-            dev.mmap()
             dev.enable()
-            if name is not None:
-                line = {"t": "task", "pid": os.getpid(), "tid": tid, "name": name}
-                os.write(dev.table_fd, tracefile.line(line) + b"\n")
         except OSError:
             _close_quietly(dev)  # closing by the enabled thread disables first
             return None
+        task = tracefile.parse_task_name(os.path.basename(path))
+        assert task is not None
+        stream = _Stream(task, dev, words, name)
         with self._lock:
-            self._devices[tid] = dev
+            self._devices[tid] = stream
+        return stream
+
+    def _open(self, path: str, words: int, segment: int, name: str | None) -> Any:
+        """A mapped file device of ``words`` for segment ``segment`` of the calling thread, with
+        its task line when the thread names itself (``name``); the first segment replays the
+        type and symbol lines seen so far, the later ones need not (readers merge a trace's
+        tables) but in the ring mode, whose oldest segments go away."""
+        from kcovdf.runtime.device import Device
+
+        dev = Device(file=path, task_line=name is None)
+        try:
+            dev.init_trace(words, segment=segment, replay=segment == 0 or self.mode == "ring")
+            dev.mmap()
+            if name is not None:
+                line = {"t": "task", "pid": os.getpid(), "tid": threading.get_native_id(), "name": name}
+                os.write(dev.table_fd, tracefile.line(line) + b"\n")
+        except BaseException:
+            _close_quietly(dev)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
         return dev
+
+    def _on_full(self) -> None:
+        """The full hook (core.set_full_hook): the calling thread's buffer is full, inside a
+        record with the guard held. Seal it and go on in the task's next segment, unless
+        the whole mode's budget is spent (the record is then dropped and counted)."""
+        tid = threading.get_native_id()
+        with self._lock:
+            stream = self._devices.get(tid)
+        if stream is None or not stream.device.path:
+            return
+        old = stream.device
+        if self.mode == "whole" and self.max_bytes is not None and \
+                trace_bytes(self.trace_dir) + 8 * min(2 * stream.words, self.words) > self.max_bytes:
+            self._budget_reached()
+            return
+        words = min(2 * stream.words, self.words)
+        segment = stream.segment + 1
+        path = os.path.join(self.trace_dir, stream.task._replace(segment=segment).name)
+        try:
+            dev = self._open(path, words, segment, stream.name)
+            from kcovdf.runtime import core
+
+            core.resegment(dev._map)
+        except OSError:
+            self._budget_reached(disk=True)
+            return
+        stream.device, stream.segment, stream.words = dev, segment, words
+        _seal(old)
+        stream.sealed.append((old.path, tracefile.FILE_HEADER_SIZE + 8 * old.words))
+        if self.mode == "ring":
+            self._recycle(stream)
+
+    def _recycle(self, stream: _Stream) -> None:
+        """Ring mode: remove the task's oldest segments beyond ``ring_bytes``."""
+        held = tracefile.FILE_HEADER_SIZE + 8 * stream.words + sum(n for _, n in stream.sealed)
+        while stream.sealed and held > self.ring_bytes:
+            path, n = stream.sealed.pop(0)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            held -= n
+
+    def _budget_reached(self, disk: bool = False) -> None:
+        if self.budget_reached:
+            return
+        self.budget_reached = True
+        why = "the disk is full" if disk else \
+            f"the trace reached its budget of {_mib(self.max_bytes or 0)} (--max-size)"
+        _say_now(f"kcovdf: {why}: records are dropped and counted from here on; give a larger "
+                 "--max-size, or record the last calls only with --mode ring")
 
     def disable_current(self) -> None:
         """Disable and close the calling thread's device, if it has one."""
         with self._lock:
-            dev = self._devices.pop(threading.get_native_id(), None)
-        if dev is not None:
-            _disable_and_close(dev)
+            stream = self._devices.pop(threading.get_native_id(), None)
+        if stream is not None:
+            _finish_stream(stream)
 
-    def release(self, dev: Any) -> None:
-        """Disable and close ``dev`` if it is still the calling thread's device (enable_current gave it)."""
+    def release(self, task: Any) -> None:
+        """Disable and close ``task``'s device if it is still the calling thread's (from enable_current)."""
         tid = threading.get_native_id()
         with self._lock:
-            if self._devices.get(tid) is not dev:
+            if self._devices.get(tid) is not task:
                 return
             del self._devices[tid]
-        _disable_and_close(dev)
+        _finish_stream(task)
 
     def _task_path(self, pid: int, tid: int) -> str:
         """A file name no other task of this trace uses (a pid can recur across exec, a tid too)."""
@@ -188,7 +312,7 @@ class Tasks:
         with self._lock:
             if self.state is not State.FOLLOWING:
                 return
-            inherited = list(self._devices.values())
+            inherited = [stream.device for stream in self._devices.values()]
             self._inherited.extend(inherited)
             self._devices.clear()
         from kcovdf.runtime import core
@@ -213,6 +337,53 @@ class Tasks:
 
         run_as_task.__kcovdf_task__ = True  # type: ignore[attr-defined]
         return run_as_task
+
+
+def _finish_stream(stream: _Stream) -> None:
+    """The task ends: disable and close its device, and size its last segment to what was written."""
+    _disable_and_close(stream.device)
+    if stream.device.path:
+        with contextlib.suppress(OSError):
+            compact(stream.device.path)
+
+
+def _seal(dev: Any) -> None:
+    """The writer moved on from ``dev``: mark its header SEALED and close it."""
+    with contextlib.suppress(OSError, ValueError):
+        flags = struct.unpack_from("<Q", dev._map, tracefile.HDR_FLAGS)[0]
+        struct.pack_into("<Q", dev._map, tracefile.HDR_FLAGS, flags | tracefile.FLAG_SEALED)
+    _close_quietly(dev)
+
+
+def compact(path: str) -> None:
+    """Size a .kdf file to what was written: its buffer cut after the last word written,
+    the table moved down behind it. Atomic (a new file renamed over the old one)."""
+    with open(path, "rb") as f:
+        head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), path)
+        used = struct.unpack("<Q", f.read(8))[0]
+        words = max(abi.MIN_WORDS, min(used, head.words - 1) + 1)
+        if words >= head.words:
+            return
+        f.seek(tracefile.FILE_HEADER_SIZE)
+        buf = f.read(8 * words)
+        f.seek(head.table_offset)
+        table = f.read()
+    page = bytearray(tracefile.pack_header(words, head.pid, head.created_ns, head.segment))
+    for offset in (tracefile.HDR_DROPS, tracefile.HDR_FLAGS):
+        page[offset:offset + 8] = struct.pack("<Q", getattr(head, "drops" if offset == tracefile.HDR_DROPS
+                                                            else "flags"))
+    with tracefile.private_file(path) as out:
+        out.write(bytes(page) + buf + table)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _say_now(message: str) -> None:
+    # inside a record, with the guard held: a plain write, no Python-level stream
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode() + b"\n")
 
 
 def _disable_and_close(dev: Any) -> None:
@@ -475,6 +646,8 @@ class Summary:
     records: int
     drops: int
     tasks: int
+    bytes: int = 0          # on disk, task files and segments
+    segments: int = 0       # task files and segments
 
 
 def count_file(path: str) -> tuple[int, int]:
@@ -501,11 +674,21 @@ def _count_records(buf: memoryview) -> int:
     return len(walk.records(buf, 1, end)[0])
 
 
+def trace_bytes(trace_dir: str) -> int:
+    """Bytes the files of a trace directory take on disk."""
+    total = 0
+    with contextlib.suppress(OSError), os.scandir(trace_dir) as it:
+        for entry in it:
+            with contextlib.suppress(OSError):
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+    return total
+
+
 def summarize(trace_dir: str) -> Summary:
-    """Records, drops and task files of a trace directory."""
+    """Records, drops, tasks and bytes on disk of a trace directory."""
     records = drops = 0
     found = tracefile.list_dir(trace_dir).tasks
     for task in found:
         r, d = count_file(os.path.join(trace_dir, task.name))
         records, drops = records + r, drops + d
-    return Summary(records, drops, len(found))
+    return Summary(records, drops, len({t.task for t in found}), trace_bytes(trace_dir), len(found))

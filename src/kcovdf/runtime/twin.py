@@ -125,6 +125,7 @@ def _locked(lock_fd: int) -> Iterator[None]:
 # --- the hot path -------------------------------------------------------------
 
 _hook: Callable[[], object] | None = None  # test seam: see set_record_hook
+_full_hook: Callable[[], object] | None = None  # see set_full_hook
 _exit_hook: Callable[[], object] | None = None  # see set_exit_hook
 
 
@@ -153,6 +154,19 @@ def set_record_hook(hook: Callable[[], object] | None) -> None:
     _hook = hook
 
 
+def set_full_hook(hook: Callable[[], object] | None) -> None:
+    """Call ``hook()`` when a record does not fit the calling thread's buffer (None: stop).
+
+    It runs with the guard held, so nothing it does is recorded, and may move the
+    thread to a fresh buffer with ``resegment``; the record then goes there. Otherwise,
+    or when it raises, the record is dropped and counted as without a hook.
+    """
+    global _full_hook
+    if hook is not None and not callable(hook):
+        raise TypeError(f"set_full_hook(): expected a callable or None, not {type(hook).__name__}")
+    _full_hook = hook
+
+
 def _call_hook(hook: Callable[[], object]) -> None:
     try:
         hook()
@@ -171,15 +185,25 @@ def _append(task: _Task, rtype: int, pc: int, arg_idx: int, call_id: int, vals: 
     record = (abi.type_seq(rtype, len(vals), task.seq), pc & _MASK64,
               abi.meta(arg_idx, abi.PY_VALUE_SIZE, call_id & abi.PTR_MASK), *vals)
     need = len(record)
-    with _locked(task.lock_fd):
-        count = _U64.unpack_from(task.view, _COUNT)[0]
-        if count + need > task.words - 1:
-            drops = _U64.unpack_from(task.view, tracefile.HDR_DROPS)[0]
-            _U64.pack_into(task.view, tracefile.HDR_DROPS, (drops + 1) & _MASK64)
+    asked = False
+    while True:
+        with _locked(task.lock_fd):
+            count = _U64.unpack_from(task.view, _COUNT)[0]
+            if count + need <= task.words - 1:
+                # Words first, count last: a reader (or a crash) never sees a counted half record.
+                struct.pack_into(f"<{need}Q", task.view, _COUNT + 8 * (1 + count), *record)
+                _U64.pack_into(task.view, _COUNT, count + need)
+                return
+            if asked or _full_hook is None:
+                drops = _U64.unpack_from(task.view, tracefile.HDR_DROPS)[0]
+                _U64.pack_into(task.view, tracefile.HDR_DROPS, (drops + 1) & _MASK64)
+                return
+        # The slow path: the full hook may move this thread to a fresh buffer (resegment), once;
+        # outside the lock, which resegment takes.
+        asked = True
+        _call_hook(_full_hook)
+        if not task.live:  # the hook disabled this thread
             return
-        # Words first, count last: a reader (or a crash) never sees a counted half record.
-        struct.pack_into(f"<{need}Q", task.view, _COUNT + 8 * (1 + count), *record)
-        _U64.pack_into(task.view, _COUNT, count + need)
 
 
 def _write(task: _Task, rtype: int, pc: int, arg_idx: int, call_id: int, value: object) -> None:
@@ -419,16 +443,47 @@ def enable(mapping: Any, table_fd: int) -> None:
     _tls.task = task
 
 
-def _check_mapping(view: memoryview) -> int:
+def _check_mapping(view: memoryview, call: str = "enable") -> int:
     if view.readonly:
-        raise TypeError("enable(): mapping must be writable")
+        raise TypeError(f"{call}(): mapping must be writable")
     if view.nbytes < tracefile.FILE_HEADER_SIZE or bytes(view[:8]) != tracefile.FILE_MAGIC:
-        raise ValueError("enable(): mapping does not start with a kcovdf header page")
+        raise ValueError(f"{call}(): mapping does not start with a kcovdf header page")
     words = _U64.unpack_from(view, tracefile.HDR_WORDS)[0]
     if words < abi.MIN_WORDS or tracefile.FILE_HEADER_SIZE + 8 * words > view.nbytes:
-        raise ValueError(f"enable(): header says {words} words, mapping holds "
+        raise ValueError(f"{call}(): header says {words} words, mapping holds "
                          f"{(view.nbytes - tracefile.FILE_HEADER_SIZE) // 8}")
     return words
+
+
+def resegment(mapping: Any) -> None:
+    """Move the enabled calling thread to the buffer of ``mapping``, as one task: its
+    sequence and calls go on, the old buffer's owner word goes back to 0 (docs/abi.md §3.2)."""
+    task = _tls.task
+    if task is None or not task.live:
+        raise OSError(errno.EINVAL, "resegment(): this thread is not enabled on a device")
+    if task.mapping is mapping:
+        raise OSError(errno.EINVAL, "resegment(): the thread is already on this mapping")
+    try:
+        view = memoryview(mapping).cast("B")
+    except TypeError:
+        raise TypeError("resegment(): mapping must be a writable buffer (an mmap), not "
+                        f"{type(mapping).__name__}") from None
+    try:
+        words = _check_mapping(view, "resegment")
+        with _locked(task.lock_fd):  # the old lock file stands for the new one: same task
+            owner = _U64.unpack_from(view, tracefile.HDR_OWNER)[0]
+            if owner == 0:
+                _U64.pack_into(view, tracefile.HDR_OWNER, task.tid)
+        if owner != 0:
+            raise OSError(errno.EBUSY, f"resegment(): device already enabled by task {owner}")
+    except BaseException:
+        view.release()
+        raise
+    with _locked(task.lock_fd):
+        if _U64.unpack_from(task.view, tracefile.HDR_OWNER)[0] == task.tid:
+            _U64.pack_into(task.view, tracefile.HDR_OWNER, 0)
+    task.view.release()
+    task.mapping, task.view, task.words = mapping, view, words
 
 
 def disable(mapping: Any) -> None:
@@ -526,8 +581,8 @@ def _fd_arg(call: str, fd: object) -> int:
     return fd
 
 
-def add_table(fd: int) -> None:
-    """Register a table fd (O_WRONLY|O_APPEND) and replay every remembered line into it."""
+def add_table(fd: int, replay: bool = True) -> None:
+    """Register a table fd (O_WRONLY|O_APPEND) and (``replay``) write every remembered line into it."""
     fd = _fd_arg("add_table", fd)
     with _table_lock:
         if fd in _tables:
@@ -536,7 +591,7 @@ def add_table(fd: int) -> None:
             fcntl.fcntl(fd, fcntl.F_GETFL)
         except OSError as e:
             raise OSError(e.errno, f"add_table(): fd {fd} is not open") from None
-        for line in _remembered:
+        for line in _remembered if replay else ():
             os.write(fd, line + b"\n")
         _tables.append(fd)
 

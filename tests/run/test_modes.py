@@ -1,0 +1,188 @@
+"""``kcovdf run --mode whole|ring|once``: segmented task buffers, the disk budget, the ring."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from test_run import run_kcovdf, run_python, split_summary, write
+
+from kcovdf import tracefile
+from kcovdf.read import decode
+
+LOOP = """\
+    import sys
+
+    def f(i, label):
+        return i
+
+    n = int(sys.argv[1])
+    for i in range(n):
+        f(i, "call")
+    print("done", n)
+    """
+
+
+def entries_of_f(trace) -> list[int]:
+    """The first argument of every recorded call of f, in trace order."""
+    rows = trace.records.to_pylist()
+    out = []
+    for row in rows:
+        sym = trace.symbols.get(row["pc"])
+        if row["kind"] == "entry" and row["arg_idx"] == 0 and sym is not None and sym.qualname == "f":
+            out.append(row["values"][2])
+    return out
+
+
+def test_whole_run_keeps_every_record_in_segments(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    r = run_kcovdf(tmp_path, "loop.py", "30000")
+    plain = run_python(tmp_path, "loop.py", "30000")
+    assert r.returncode == 0 and r.stdout == plain.stdout
+    _, summary = split_summary(r.stderr)
+    assert summary.group(2) == "0" and summary.group(3) == "1"
+    assert summary.group("kept").endswith(", whole run")
+    files = sorted(os.listdir(tmp_path / "kcovdf-trace"))
+    segments = [tracefile.parse_task_name(f) for f in files if f != "run.json"]
+    assert len(segments) > 2 and {s.task for s in segments} == {segments[0].task}
+    assert sorted(s.segment for s in segments) == list(range(len(segments)))
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    assert not t.notes and len(t.tasks) == 1 and t.tasks[0].segments == len(segments)
+    # one stream: every call, in order, its sequence going on across the segments
+    assert entries_of_f(t) == list(range(30000))
+    seq = t.records.column("seq").to_numpy()
+    assert ((seq[1:] - seq[:-1]) == 1).all()
+    # sealed segments say so in their header; the last was cut to what it holds
+    heads = [tracefile.read_header((tmp_path / "kcovdf-trace" / s.name).read_bytes()[:4096], s.name)
+             for s in sorted(segments)]
+    assert all(h.flags & tracefile.FLAG_SEALED for h in heads[:-1]) and not heads[-1].flags
+    assert [h.segment for h in heads] == list(range(len(heads)))
+
+
+def test_a_short_task_costs_little_on_disk(tmp_path):
+    write(tmp_path / "p.py", "def f(x):\n    return x\nf(1)\n")
+    r = run_kcovdf(tmp_path, "p.py")
+    assert r.returncode == 0, r.stderr
+    (task,) = (tmp_path / "kcovdf-trace").glob("task-*.kdf")
+    assert task.stat().st_size < 16 * 1024  # sized to what was written, not to -b
+
+
+def test_the_budget_drops_from_there_and_says_so_once(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    r = run_kcovdf(tmp_path, "--max-size", "2M", "loop.py", "60000")
+    assert r.returncode == 0 and r.stdout == "done 60000\n"
+    rest, summary = split_summary(r.stderr)
+    assert rest.count("reached its budget") == 1 and "--max-size" in rest
+    assert int(summary.group(2)) > 0 and "--max-size" in summary.group("hint")
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    kept = entries_of_f(t)
+    assert kept == list(range(len(kept))) and 0 < len(kept) < 60000  # the first calls, whole
+    assert len(t) + int(summary.group(2)) == int(summary.group(1)) + int(summary.group(2))
+
+
+def test_the_ring_keeps_the_last_calls(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    r = run_kcovdf(tmp_path, "--mode", "ring", "--ring-size", "1M", "loop.py", "60000")
+    assert r.returncode == 0 and r.stdout == "done 60000\n"
+    _, summary = split_summary(r.stderr)
+    assert summary.group(2) == "0" and "the last 1 MiB of each task" in summary.group("kept")
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    kept = entries_of_f(t)
+    assert kept[-1] == 59999 and kept == list(range(kept[0], 60000)) and kept[0] > 0
+    assert any("recycled" in n for n in t.notes)
+    assert sum(f.stat().st_size for f in (tmp_path / "kcovdf-trace").glob("*.kdf")) <= 1 << 20
+
+
+def test_the_ring_survives_sigkill_with_the_last_calls(tmp_path):
+    write(tmp_path / "spin.py", """\
+        import os, signal
+
+        def f(i, label):
+            return i
+
+        for i in range(40000):
+            f(i, "call")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    r = run_kcovdf(tmp_path, "--mode", "ring", "--ring-size", "1M", "spin.py")
+    assert r.returncode == -signal.SIGKILL
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    kept = entries_of_f(t)
+    assert kept and kept[-1] == 39999 and kept == list(range(kept[0], 40000))
+
+
+def test_a_missing_segment_is_named_and_the_rest_decodes(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    assert run_kcovdf(tmp_path, "loop.py", "30000").returncode == 0
+    trace = tmp_path / "kcovdf-trace"
+    (second,) = trace.glob("task-*.s1.kdf")
+    second.unlink()
+    t = decode.load(str(trace))
+    assert any(second.name in n and "missing" in n for n in t.notes)
+    kept = entries_of_f(t)
+    assert kept[-1] == 29999 and 0 < len(kept) < 30000
+
+
+def test_a_segment_cut_short_decodes_to_its_last_whole_record(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    assert run_kcovdf(tmp_path, "loop.py", "30000").returncode == 0
+    trace = tmp_path / "kcovdf-trace"
+    (second,) = trace.glob("task-*.s1.kdf")
+    data = second.read_bytes()
+    second.write_bytes(data[:4096 + 8 * 1001 + 5])  # mid-record, mid-word: as a kill mid-switch leaves it
+    t = decode.load(str(trace))
+    assert any(second.name in n and "truncated" in n for n in t.notes)
+    kept = entries_of_f(t)
+    assert kept[-1] == 29999 and len(kept) < 30000
+
+
+def test_modes_and_sizes_are_checked(tmp_path):
+    write(tmp_path / "p.py", "pass\n")
+    r = run_kcovdf(tmp_path, "--mode", "all", "p.py")
+    assert r.returncode == 2 and "argument --mode: invalid choice: 'all'" in r.stderr
+    r = run_kcovdf(tmp_path, "--max-size", "10", "p.py")
+    assert r.returncode == 2 and "--max-size: 10 = 10 bytes is below the least, 1M" in r.stderr
+    r = run_kcovdf(tmp_path, "--ring-size", "lots", "p.py")
+    assert r.returncode == 2 and "'lots' is not a size in bytes" in r.stderr
+
+
+def test_threads_each_have_their_own_segments(tmp_path):
+    write(tmp_path / "threads.py", """\
+        import threading
+
+        def f(i, label):
+            return i
+
+        def work():
+            for i in range(20000):
+                f(i, "call")
+
+        ts = [threading.Thread(target=work) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        """)
+    r = run_kcovdf(tmp_path, "threads.py")
+    assert r.returncode == 0, r.stderr
+    t = decode.load(str(tmp_path / "kcovdf-trace"))
+    by_task = {}
+    for row in t.records.to_pylist():
+        sym = t.symbols.get(row["pc"])
+        if row["kind"] == "entry" and row["arg_idx"] == 0 and sym is not None and sym.qualname == "f":
+            by_task.setdefault(row["task"], []).append(row["values"][2])
+    assert sorted(map(len, by_task.values())) == [20000, 20000]
+    assert all(v == list(range(20000)) for v in by_task.values())
+    assert sum(task.segments > 1 for task in t.tasks) == 2
+
+
+def test_sql_counts_every_call_of_a_whole_run(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    assert run_kcovdf(tmp_path, "loop.py", "30000").returncode == 0
+    out = subprocess.run([sys.executable, "-m", "kcovdf", "sql",
+                          "SELECT count(*) FROM calls WHERE function = '__main__.f'"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "30000" in out.stdout.replace(",", "")
