@@ -993,16 +993,24 @@ static PyObject *kdf_resegment(PyObject *mod, PyObject *mapping)
 	Py_RETURN_NONE;
 }
 
-static PyObject *kdf_set_full_hook(PyObject *mod, PyObject *hook)
+/*
+ * set_*_hook(hook): *slot = hook, a callable, or NULL for None. A running hook holds its
+ * own reference (kdf_call_hook, kdf_next_buffer, kdf_run_exit_hook).
+ */
+static PyObject *kdf_set_hook(const char *call, PyObject **slot, PyObject *hook)
 {
 	if (hook != Py_None && !PyCallable_Check(hook)) {
-		PyErr_Format(PyExc_TypeError, "set_full_hook(): expected a callable or None, not %.100s",
+		PyErr_Format(PyExc_TypeError, "%s(): expected a callable or None, not %.100s", call,
 			     Py_TYPE(hook)->tp_name);
 		return NULL;
 	}
-	/* a running hook holds its own reference (kdf_next_buffer) */
-	Py_XSETREF(kdf_full_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+	Py_XSETREF(*slot, hook == Py_None ? NULL : Py_NewRef(hook));
 	Py_RETURN_NONE;
+}
+
+static PyObject *kdf_set_full_hook(PyObject *mod, PyObject *hook)
+{
+	return kdf_set_hook("set_full_hook", &kdf_full_hook, hook);
 }
 
 static PyObject *kdf_disable(PyObject *mod, PyObject *mapping)
@@ -1045,13 +1053,7 @@ static PyObject *kdf_after_fork_child(PyObject *mod, PyObject *unused)
 
 static PyObject *kdf_set_exit_hook(PyObject *mod, PyObject *hook)
 {
-	if (hook != Py_None && !PyCallable_Check(hook)) {
-		PyErr_Format(PyExc_TypeError, "set_exit_hook(): expected a callable or None, not %.100s",
-			     Py_TYPE(hook)->tp_name);
-		return NULL;
-	}
-	Py_XSETREF(kdf_exit_hook, hook == Py_None ? NULL : Py_NewRef(hook));
-	Py_RETURN_NONE;
+	return kdf_set_hook("set_exit_hook", &kdf_exit_hook, hook);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1194,15 +1196,7 @@ static PyObject *kdf_remove_table(PyObject *mod, PyObject *arg)
 
 static PyObject *kdf_set_record_hook(PyObject *mod, PyObject *hook)
 {
-	if (hook != Py_None && !PyCallable_Check(hook)) {
-		PyErr_Format(PyExc_TypeError,
-			     "set_record_hook(): expected a callable or None, not %.100s",
-			     Py_TYPE(hook)->tp_name);
-		return NULL;
-	}
-	/* a running hook holds its own reference (kdf_call_hook) */
-	Py_XSETREF(kdf_hook, hook == Py_None ? NULL : Py_NewRef(hook));
-	Py_RETURN_NONE;
+	return kdf_set_hook("set_record_hook", &kdf_hook, hook);
 }
 
 /*

@@ -129,15 +129,19 @@ _full_hook: Callable[[], object] | None = None  # see set_full_hook
 _exit_hook: Callable[[], object] | None = None  # see set_exit_hook
 
 
+def _checked_hook(call: str, hook: Callable[[], object] | None) -> Callable[[], object] | None:
+    if hook is not None and not callable(hook):
+        raise TypeError(f"{call}(): expected a callable or None, not {type(hook).__name__}")
+    return hook
+
+
 def set_exit_hook(hook: Callable[[], object] | None) -> None:
     """Call ``hook()`` after a thread that ended while enabled is released (None: stop).
 
     The twin calls it from the ending thread's finalizer, as the task is released.
     """
     global _exit_hook
-    if hook is not None and not callable(hook):
-        raise TypeError(f"set_exit_hook(): expected a callable or None, not {type(hook).__name__}")
-    _exit_hook = hook
+    _exit_hook = _checked_hook("set_exit_hook", hook)
 
 
 def set_record_hook(hook: Callable[[], object] | None) -> None:
@@ -149,9 +153,7 @@ def set_record_hook(hook: Callable[[], object] | None) -> None:
     written (its lock is not re-entrant); the C core, after reserving the words.
     """
     global _hook
-    if hook is not None and not callable(hook):
-        raise TypeError(f"set_record_hook(): expected a callable or None, not {type(hook).__name__}")
-    _hook = hook
+    _hook = _checked_hook("set_record_hook", hook)
 
 
 def set_full_hook(hook: Callable[[], object] | None) -> None:
@@ -162,9 +164,7 @@ def set_full_hook(hook: Callable[[], object] | None) -> None:
     or when it raises, the record is dropped and counted as without a hook.
     """
     global _full_hook
-    if hook is not None and not callable(hook):
-        raise TypeError(f"set_full_hook(): expected a callable or None, not {type(hook).__name__}")
-    _full_hook = hook
+    _full_hook = _checked_hook("set_full_hook", hook)
 
 
 def _call_hook(hook: Callable[[], object]) -> None:
@@ -420,11 +420,7 @@ def enable(mapping: Any, table_fd: int) -> None:
     """
     if _tls.task is not None:
         raise OSError(errno.EBUSY, "enable(): this thread is already enabled on a device")
-    try:
-        view = memoryview(mapping).cast("B")
-    except TypeError:
-        raise TypeError("enable(): mapping must be a writable buffer (an mmap), not "
-                        f"{type(mapping).__name__}") from None
+    view = _byte_view(mapping, "enable")
     try:
         words = _check_mapping(view)
         lock_fd = os.dup(table_fd) if table_fd >= 0 else -1
@@ -441,6 +437,14 @@ def enable(mapping: Any, table_fd: int) -> None:
         raise OSError(errno.EBUSY, f"enable(): device already enabled by task {owner}")
     _tasks.add(task)
     _tls.task = task
+
+
+def _byte_view(mapping: Any, call: str) -> memoryview:
+    try:
+        return memoryview(mapping).cast("B")
+    except TypeError:
+        raise TypeError(f"{call}(): mapping must be a writable buffer (an mmap), not "
+                        f"{type(mapping).__name__}") from None
 
 
 def _check_mapping(view: memoryview, call: str = "enable") -> int:
@@ -463,11 +467,7 @@ def resegment(mapping: Any) -> None:
         raise OSError(errno.EINVAL, "resegment(): this thread is not enabled on a device")
     if task.mapping is mapping:
         raise OSError(errno.EINVAL, "resegment(): the thread is already on this mapping")
-    try:
-        view = memoryview(mapping).cast("B")
-    except TypeError:
-        raise TypeError("resegment(): mapping must be a writable buffer (an mmap), not "
-                        f"{type(mapping).__name__}") from None
+    view = _byte_view(mapping, "resegment")
     try:
         words = _check_mapping(view, "resegment")
         with _locked(task.lock_fd):  # the old lock file stands for the new one: same task
