@@ -129,6 +129,20 @@ static inline uint64_t *kdf_reserve(struct kdf_task *t, uint64_t n, int batch)
  */
 static PyObject *kdf_hook;
 
+/* Call hook() inside a record, holding a reference meanwhile; what it raises is dropped. */
+static void kdf_run_hook(PyObject *hook)
+{
+	PyObject *r;
+
+	Py_INCREF(hook);
+	r = PyObject_CallNoArgs(hook);
+	Py_DECREF(hook);
+	if (r)
+		Py_DECREF(r);
+	else
+		PyErr_Clear();
+}
+
 /*
  * Run the hook. Returns -1 if it left this thread on another buffer (it disabled
  * it): the reserved words must not be written through the old pointer. What the
@@ -137,14 +151,8 @@ static PyObject *kdf_hook;
 static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
 {
 	uint64_t *area = t->area;
-	PyObject *hook = Py_NewRef(kdf_hook), *r;
 
-	r = PyObject_CallNoArgs(hook);
-	Py_DECREF(hook);
-	if (r)
-		Py_DECREF(r);
-	else
-		PyErr_Clear();
+	kdf_run_hook(kdf_hook);
 	return t->area == area ? 0 : -1;
 }
 
@@ -156,14 +164,8 @@ static __attribute__((noinline, cold)) int kdf_call_hook(struct kdf_task *t)
 static __attribute__((noinline, cold)) int kdf_next_buffer(struct kdf_task *t)
 {
 	uint64_t *area = t->area;
-	PyObject *hook = Py_NewRef(kdf_full_hook), *r;
 
-	r = PyObject_CallNoArgs(hook);
-	Py_DECREF(hook);
-	if (r)
-		Py_DECREF(r);
-	else
-		PyErr_Clear();
+	kdf_run_hook(kdf_full_hook);
 	if (!t->area)
 		return -1;
 	return t->area != area;
