@@ -356,24 +356,39 @@ def _seal(dev: Any) -> None:
 
 
 def compact(path: str) -> None:
-    """Size a .kdf file to what was written: its buffer cut after the last word written,
-    the table moved down behind it. Atomic (a new file renamed over the old one)."""
-    with open(path, "rb") as f:
-        head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), path)
-        used = struct.unpack("<Q", f.read(8))[0]
+    """Size a .kdf file to what was written: the table moved down right after the last word
+    written, the header's word count updated, the rest cut off.
+
+    In place, and in an order a crash cannot turn into a wrong file: the table is written
+    first into buffer words past ``buf[0]``, which no reader reads; then the header says
+    the new size; then the file is cut (until then a reader sees the table twice, which
+    changes nothing it reads).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        page = os.pread(fd, tracefile.FILE_HEADER_SIZE + 8, 0)
+        head = tracefile.read_header(page, path)
+        used = struct.unpack_from("<Q", page, tracefile.FILE_HEADER_SIZE)[0]
         words = max(abi.MIN_WORDS, min(used, head.words - 1) + 1)
         if words >= head.words:
             return
-        f.seek(tracefile.FILE_HEADER_SIZE)
-        buf = f.read(8 * words)
-        f.seek(head.table_offset)
-        table = f.read()
-    page = bytearray(tracefile.pack_header(words, head.pid, head.created_ns, head.segment))
-    for offset in (tracefile.HDR_DROPS, tracefile.HDR_FLAGS):
-        page[offset:offset + 8] = struct.pack("<Q", getattr(head, "drops" if offset == tracefile.HDR_DROPS
-                                                            else "flags"))
-    with tracefile.private_file(path) as out:
-        out.write(bytes(page) + buf + table)
+        table = _read_to_end(fd, head.table_offset)
+        end = tracefile.FILE_HEADER_SIZE + 8 * words
+        os.pwrite(fd, table, end)
+        os.pwrite(fd, struct.pack("<Q", words), tracefile.HDR_WORDS)
+        os.ftruncate(fd, end + len(table))
+    finally:
+        os.close(fd)
+
+
+def _read_to_end(fd: int, pos: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.pread(fd, 1 << 20, pos)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        pos += len(chunk)
 
 
 def _mib(n: int) -> str:
@@ -669,8 +684,18 @@ def count_file(path: str) -> tuple[int, int]:
 
 
 def _count_records(buf: memoryview) -> int:
-    """Records in a buffer, found the way the reference parser finds them."""
+    """Records in a buffer, found the way the reference parser finds them: by the C
+    scanner while the C core is in use (a whole run has millions), else its Python twin."""
     end = min(buf[0], len(buf) - 1) + 1  # one past the last word written
+    from kcovdf.runtime import core
+
+    if core.name == "c":
+        try:
+            from kcovdf._core._scan import scan
+        except ImportError:
+            pass
+        else:
+            return len(scan(buf, 1, end)[0]) // 8
     return len(walk.records(buf, 1, end)[0])
 
 
