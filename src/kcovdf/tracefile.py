@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import json
 import os
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
@@ -59,9 +61,10 @@ HDR_PID = 40
 HDR_CREATED_NS = 48
 HDR_FLAGS = 56
 HDR_SEGMENT = 64
+HDR_RECORDS = 72
 #: HDR_FLAGS bit: the writer moved on to the task's next segment; this one is complete.
 FLAG_SEALED = 1
-_HEADER = struct.Struct("<8sIIQQQQQQQ")
+_HEADER = struct.Struct("<8sIIQQQQQQQQ")
 #: Bytes of the header page that hold fields; the rest of the page is zero.
 HEADER_FIELDS_SIZE = _HEADER.size
 
@@ -99,6 +102,7 @@ class Header(NamedTuple):
     created_ns: int
     flags: int
     segment: int = 0    # index of this buffer in its task's stream of segments (docs/abi.md §3.2)
+    records: int = 0    # records in the buffer, counted when the file was compressed; 0: not counted
 
     @property
     def table_offset(self) -> int:
@@ -109,7 +113,7 @@ class Header(NamedTuple):
 def pack_header(words: int, pid: int, created_ns: int, segment: int = 0) -> bytes:
     """The header page of a new .kdf file: zero drops, no owner."""
     head = _HEADER.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE, words, 0, 0, pid, created_ns, 0,
-                        segment)
+                        segment, 0)
     return head.ljust(FILE_HEADER_SIZE, b"\0")
 
 
@@ -203,9 +207,11 @@ def parse(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
 RUN_INFO = "run.json"
 _TASK_PREFIX, _TASK_SUFFIX = "task-", ".kdf"
 _NUMBER = r"(0|[1-9][0-9]*)"
-_TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?(?:\.s([1-9][0-9]*))?\.kdf")
+_TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?(?:\.s([1-9][0-9]*))?\.kdf(\.gz)?")
 #: The task file names, as the messages to users spell them.
-TASK_FILE_PATTERN = "task-<pid>-<tid>[-<n>][.s<k>].kdf"
+TASK_FILE_PATTERN = "task-<pid>-<tid>[-<n>][.s<k>].kdf[.gz]"
+#: Suffix of a task file compressed once written (gzip: ``zcat`` gives the .kdf back).
+COMPRESSED_SUFFIX = ".gz"
 
 
 class TaskFile(NamedTuple):
@@ -218,18 +224,20 @@ class TaskFile(NamedTuple):
     tid: int
     n: int = 0          # 0 for task-<pid>-<tid>.kdf, else the -<n> suffix
     segment: int = 0    # 0 for the task's first buffer, k for its .s<k> segment
+    compressed: bool = False  # the .kdf.gz of a file written out (kcovdf.run.sealer)
 
     @property
     def name(self) -> str:
         """The file name."""
         suffix = f"-{self.n}" if self.n else ""
         seg = f".s{self.segment}" if self.segment else ""
-        return f"{_TASK_PREFIX}{self.pid}-{self.tid}{suffix}{seg}{_TASK_SUFFIX}"
+        gz = COMPRESSED_SUFFIX if self.compressed else ""
+        return f"{_TASK_PREFIX}{self.pid}-{self.tid}{suffix}{seg}{_TASK_SUFFIX}{gz}"
 
     @property
     def task(self) -> TaskFile:
-        """The task this file is a segment of (its first segment's name)."""
-        return self._replace(segment=0)
+        """The task this file is a segment of (its first segment's name, uncompressed)."""
+        return self._replace(segment=0, compressed=False)
 
 
 def parse_task_name(name: str) -> TaskFile | None:
@@ -237,12 +245,12 @@ def parse_task_name(name: str) -> TaskFile | None:
     m = _TASK_NAME.fullmatch(name)
     if m is None:
         return None
-    return TaskFile(int(m[1]), int(m[2]), int(m[3] or 0), int(m[4] or 0))
+    return TaskFile(int(m[1]), int(m[2]), int(m[3] or 0), int(m[4] or 0), bool(m[5]))
 
 
 def looks_like_task_file(name: str) -> bool:
     """Whether a name is meant as a task file (``task-*.kdf``), well-formed or not."""
-    return name.startswith(_TASK_PREFIX) and name.endswith(_TASK_SUFFIX)
+    return name.startswith(_TASK_PREFIX) and name.endswith((_TASK_SUFFIX, _TASK_SUFFIX + COMPRESSED_SUFFIX))
 
 
 def free_task_path(trace_dir: str, pid: int, tid: int) -> str:
@@ -279,7 +287,60 @@ def list_dir(path: str | os.PathLike[str]) -> Listing:
             run_info = True
         else:
             unknown.append(name)
+    # a file and its .gz both there: the sealer was stopped between the two; they hold the same
+    plain = {t for t in found if not t.compressed}
+    found = [t for t in found if not (t.compressed and t._replace(compressed=False) in plain)]
     return Listing(run_info, sorted(found), sorted(unknown))
+
+
+def is_compressed(name: str) -> bool:
+    """Whether a file name is that of a written-out, compressed task file (``.kdf.gz``)."""
+    return name.endswith(_TASK_SUFFIX + COMPRESSED_SUFFIX)
+
+
+def read_compressed_header(path: str | os.PathLike[str]) -> Header:
+    """The header of a .kdf.gz, decompressing its first page only; CorruptBufferError when damaged."""
+    name = os.fspath(path)
+    try:
+        with gzip.open(name, "rb") as f:
+            page = f.read(FILE_HEADER_SIZE)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorruptBufferError(f"{name}: damaged compressed task file ({exc})") from None
+    return read_header(page, name)
+
+
+def read_task_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a task file, decompressed when it is a .kdf.gz. A compressed file cut short
+    or damaged gives the bytes before the damage (readers then see a truncated file);
+    CorruptBufferError when not even its header page is left."""
+    return read_task_file_checked(path)[0]
+
+
+def read_task_file_checked(path: str | os.PathLike[str]) -> tuple[bytes, str | None]:
+    """``read_task_file``, with what went wrong decompressing it (None: nothing)."""
+    name = os.fspath(path)
+    with open(name, "rb") as f:
+        data = f.read()
+    if not is_compressed(name):
+        return data, None
+    inflate = zlib.decompressobj(wbits=31)  # gzip
+    try:
+        out = inflate.decompress(data)
+        problem = None if inflate.eof else "compressed data cut short"
+    except zlib.error as exc:
+        out, problem = b"", f"damaged compressed task file ({exc})"
+        # keep what inflates before the damage, in pieces
+        inflate = zlib.decompressobj(wbits=31)
+        pieces = []
+        for i in range(0, len(data), 1 << 12):
+            try:
+                pieces.append(inflate.decompress(data[i:i + (1 << 12)]))
+            except zlib.error:
+                break
+        out = b"".join(pieces)
+    if len(out) < FILE_HEADER_SIZE:
+        raise CorruptBufferError(f"{name}: {problem or 'empty file'}: no .kdf header left")
+    return out, problem
 
 
 def write_run_info(trace_dir: str, info: dict[str, Any]) -> None:

@@ -55,8 +55,8 @@ def test_whole_run_keeps_every_record_in_segments(tmp_path):
     seq = t.records.column("seq").to_numpy()
     assert ((seq[1:] - seq[:-1]) == 1).all()
     # sealed segments say so in their header; the last was cut to what it holds
-    heads = [tracefile.read_header((tmp_path / "kcovdf-trace" / s.name).read_bytes()[:4096], s.name)
-             for s in sorted(segments)]
+    heads = [tracefile.read_header(tracefile.read_task_file(tmp_path / "kcovdf-trace" / s.name)[:4096],
+                                   s.name) for s in sorted(segments)]
     assert all(h.flags & tracefile.FLAG_SEALED for h in heads[:-1]) and not heads[-1].flags
     assert [h.segment for h in heads] == list(range(len(heads)))
 
@@ -65,8 +65,8 @@ def test_a_short_task_costs_little_on_disk(tmp_path):
     write(tmp_path / "p.py", "def f(x):\n    return x\nf(1)\n")
     r = run_kcovdf(tmp_path, "p.py")
     assert r.returncode == 0, r.stderr
-    (task,) = (tmp_path / "kcovdf-trace").glob("task-*.kdf")
-    assert task.stat().st_size < 16 * 1024  # sized to what was written, not to -b
+    (task,) = (tmp_path / "kcovdf-trace").glob("task-*")
+    assert len(tracefile.read_task_file(task)) < 16 * 1024  # sized to what was written, not to -b
 
 
 def test_the_budget_drops_from_there_and_says_so_once(tmp_path):
@@ -92,7 +92,7 @@ def test_the_ring_keeps_the_last_calls(tmp_path):
     kept = entries_of_f(t)
     assert kept[-1] == 59999 and kept == list(range(kept[0], 60000)) and kept[0] > 0
     assert any("recycled" in n for n in t.notes)
-    assert sum(f.stat().st_size for f in (tmp_path / "kcovdf-trace").glob("*.kdf")) <= 1 << 20
+    assert sum(f.stat().st_size for f in (tmp_path / "kcovdf-trace").glob("task-*")) <= 1 << 20
 
 
 def test_the_ring_survives_sigkill_with_the_last_calls(tmp_path):
@@ -117,10 +117,10 @@ def test_a_missing_segment_is_named_and_the_rest_decodes(tmp_path):
     write(tmp_path / "loop.py", LOOP)
     assert run_kcovdf(tmp_path, "loop.py", "30000").returncode == 0
     trace = tmp_path / "kcovdf-trace"
-    (second,) = trace.glob("task-*.s1.kdf")
+    (second,) = trace.glob("task-*.s1.kdf*")
     second.unlink()
     t = decode.load(str(trace))
-    assert any(second.name in n and "missing" in n for n in t.notes)
+    assert any(second.name.removesuffix(".gz") in n and "missing" in n for n in t.notes)
     kept = entries_of_f(t)
     assert kept[-1] == 29999 and 0 < len(kept) < 30000
 
@@ -129,11 +129,12 @@ def test_a_segment_cut_short_decodes_to_its_last_whole_record(tmp_path):
     write(tmp_path / "loop.py", LOOP)
     assert run_kcovdf(tmp_path, "loop.py", "30000").returncode == 0
     trace = tmp_path / "kcovdf-trace"
-    (second,) = trace.glob("task-*.s1.kdf")
-    data = second.read_bytes()
-    second.write_bytes(data[:4096 + 8 * 1001 + 5])  # mid-record, mid-word: as a kill mid-switch leaves it
+    (second,) = trace.glob("task-*.s1.kdf.gz")
+    raw = second.with_name(second.name[:-3])
+    raw.write_bytes(tracefile.read_task_file(second)[:4096 + 8 * 1001 + 5])  # mid-record, mid-word:
+    second.unlink()                                                        # as a kill mid-switch leaves it
     t = decode.load(str(trace))
-    assert any(second.name in n and "truncated" in n for n in t.notes)
+    assert any(raw.name in n and "truncated" in n for n in t.notes)
     kept = entries_of_f(t)
     assert kept[-1] == 29999 and len(kept) < 30000
 

@@ -235,17 +235,17 @@ def test_buffer_size_with_a_suffix(tmp_path):
     write(tmp_path / "p.py", "def f(x):\n    return x\nfor i in range(20000):\n    f(i)\n")
     r = run_kcovdf(tmp_path, "--mode", "once", "-b", "64K", "p.py")
     assert r.returncode == 0, r.stderr
-    (task,) = (tmp_path / "kcovdf-trace").glob("task-*.kdf")
-    head = tracefile.read_header(task.read_bytes()[:tracefile.FILE_HEADER_SIZE], str(task))
+    (task,) = (tmp_path / "kcovdf-trace").glob("task-*")
+    head = tracefile.read_header(tracefile.read_task_file(task)[:tracefile.FILE_HEADER_SIZE], str(task))
     assert 64 * 1000 < head.words <= 64 * 1024 and head.drops > 0  # one full buffer (cut to what it holds)
     # in the whole mode -b is the largest segment: nothing is dropped
     r = run_kcovdf(tmp_path, "-b", "64K", "p.py")
     assert r.returncode == 0, r.stderr
     assert split_summary(r.stderr)[1].group(2) == "0"
-    segments = sorted((tmp_path / "kcovdf-trace").glob("task-*.kdf"))
+    segments = sorted((tmp_path / "kcovdf-trace").glob("task-*"))
     assert len(segments) > 1
     for seg in segments:
-        head = tracefile.read_header(seg.read_bytes()[:tracefile.FILE_HEADER_SIZE], str(seg))
+        head = tracefile.read_header(tracefile.read_task_file(seg)[:tracefile.FILE_HEADER_SIZE], str(seg))
         assert head.words <= 64 * 1024
 
 
@@ -314,7 +314,7 @@ def test_trace_directory_layout_and_modes(tmp_path):
     assert stat.S_IMODE(trace.stat().st_mode) == 0o700
     names = sorted(os.listdir(trace))
     assert names[0] == "run.json" and len(names) == 2
-    assert re.fullmatch(r"task-(\d+)-(\d+)\.kdf", names[1])
+    assert re.fullmatch(r"task-(\d+)-(\d+)\.kdf\.gz", names[1])  # written out, then compressed
     for name in names:
         assert stat.S_IMODE((trace / name).stat().st_mode) == 0o600
     info = json.loads((trace / "run.json").read_text())

@@ -11,6 +11,7 @@ header and run.json are kcovdf.tracefile's.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,12 +80,18 @@ def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
 def read_kdf(path: str | os.PathLike[str]) -> Source:
     """A ``.kdf`` trace file: header page, buffer, table (docs/abi.md §3)."""
     name = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    problem = None
+    if tracefile.is_compressed(name):
+        data, problem = tracefile.read_task_file_checked(name)
+        opened: Any = io.BytesIO(data)  # a written-out segment, whole
+    else:
+        opened = open(path, "rb")
+    with opened as f:
+        size = len(f.getbuffer()) if isinstance(f, io.BytesIO) else os.fstat(f.fileno()).st_size
         head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), name)
         nwords = head.words
         avail = max(0, (size - tracefile.FILE_HEADER_SIZE) // 8)
-        notes = []
+        notes = [f"{name}: {problem}"] if problem else []
         if nwords > avail:
             notes.append(f"{name}: file truncated: header says {nwords} buffer words, "
                          f"the file holds {avail}")
@@ -102,8 +109,14 @@ def read_kdf(path: str | os.PathLike[str]) -> Source:
 def read_raw(path: str | os.PathLike[str]) -> Source:
     """A raw dump of a kernel buffer: bare little-endian u64 words, ``buf[0]`` first."""
     name = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    problem = None
+    if tracefile.is_compressed(name):
+        data, problem = tracefile.read_task_file_checked(name)
+        opened: Any = io.BytesIO(data)  # a written-out segment, whole
+    else:
+        opened = open(path, "rb")
+    with opened as f:
+        size = len(f.getbuffer()) if isinstance(f, io.BytesIO) else os.fstat(f.fileno()).st_size
         words = _read_words(f, 0, size // 8)
     if size < 8 or not _looks_like_buffer(words):
         raise CorruptBufferError(f"{name}: not a trace: expected {EXPECTED}")
@@ -185,6 +198,8 @@ def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
         raise CorruptBufferError(f"{p}: no such file or directory (expected {EXPECTED})")
     if p.is_dir():
         return read_directory(p)
+    if tracefile.is_compressed(p.name):
+        return [read_kdf(p)], []
     with open(p, "rb") as f:
         start = f.read(len(tracefile.FILE_MAGIC))
     if tracefile.is_kdf_start(start):

@@ -25,7 +25,7 @@ from kcovdf import __version__, abi, tracefile
 from kcovdf.cli import DEFAULT_TRACE
 from kcovdf.errors import ConfigError, RunError
 from kcovdf.instrument import config, install, selection
-from kcovdf.run import bootstrap
+from kcovdf.run import bootstrap, sealer
 from kcovdf.runtime import tasks
 
 DEFAULT_OUTPUT = DEFAULT_TRACE
@@ -138,8 +138,10 @@ def main(args: argparse.Namespace) -> int:
                           forks=args.fork, subprocesses=args.subprocess, mode=args.mode,
                           max_bytes=max_bytes, ring_bytes=args.ring_size)
     write_run_info(trace_dir, [*(["-c"] if args.code else []), args.target, *args.program_args], cfg, plan)
+    # before the program, while this process has one thread; a ring removes its own old files
+    seal = sealer.start(trace_dir) if plan.mode != "ring" else None
     recording = bootstrap.start(cfg, plan)
-    atexit.register(_finish, recording, trace_dir)
+    atexit.register(_finish, recording, trace_dir, seal)
     return program.run(recording)
 
 
@@ -174,11 +176,15 @@ def write_run_info(trace_dir: str, argv: list[str], cfg: config.Config,
         "buffer_words": plan.words, "max_bytes": plan.max_bytes, "ring_bytes": plan.ring_bytes})
 
 
-def _finish(recording: bootstrap.Recording, trace_dir: str) -> None:
-    """At exit, after the program's own atexit handlers and joined threads: stop, summarise."""
+def _finish(recording: bootstrap.Recording, trace_dir: str, seal: sealer.Sealer | None = None) -> None:
+    """At exit, after the program's own atexit handlers and joined threads: stop, let the sealer
+    compress what is left, summarise."""
     if os.getpid() != recording.pid:
         return  # a forked child that exited normally: only the parent reports
     recording.stop()
+    if seal is not None and not seal.finish():
+        sys.stderr.write("kcovdf: note: the trace's files were not all compressed in time; "
+                         "the rest stay as they are, and read the same\n")
     for note in unrecorded(recording.hook):
         sys.stderr.write(f"kcovdf: note: {note}\n")
     s = tasks.summarize(trace_dir)

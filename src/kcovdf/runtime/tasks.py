@@ -666,7 +666,21 @@ class Summary:
 
 
 def count_file(path: str) -> tuple[int, int]:
-    """(records, drops) of one .kdf task file; (0, 0) for a file that is not one."""
+    """(records, drops) of one .kdf task file (or .kdf.gz); (0, 0) for a file that is not one."""
+    if tracefile.is_compressed(path):
+        try:
+            head = tracefile.read_compressed_header(path)
+            if head.records:  # counted when it was compressed
+                return head.records, head.drops
+            data = tracefile.read_task_file(path)
+            head = tracefile.read_header(data[:tracefile.FILE_HEADER_SIZE], path)
+        except CorruptBufferError:
+            return 0, 0
+        words = min(head.words, (len(data) - tracefile.FILE_HEADER_SIZE) // 8)
+        if words < abi.MIN_WORDS:
+            return 0, head.drops
+        buf = memoryview(data)[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 8 * words].cast("Q")
+        return count_records(buf), head.drops
     with open(path, "rb") as f:
         try:
             head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), path)
@@ -678,12 +692,12 @@ def count_file(path: str) -> tuple[int, int]:
         with mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ) as m:
             buf = memoryview(m)[tracefile.FILE_HEADER_SIZE:].cast("Q")
             try:
-                return _count_records(buf), head.drops
+                return count_records(buf), head.drops
             finally:
                 buf.release()
 
 
-def _count_records(buf: memoryview) -> int:
+def count_records(buf: memoryview) -> int:
     """Records in a buffer, found the way the reference parser finds them: by the C
     scanner while the C core is in use (a whole run has millions), else its Python twin."""
     end = min(buf[0], len(buf) - 1) + 1  # one past the last word written

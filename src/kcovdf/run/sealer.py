@@ -1,0 +1,190 @@
+"""The sealer: compresses a trace's task files once their writers are done with them.
+
+A whole run writes hundreds of MB of segments (docs/run.md, Recording modes); gzip at
+level 1 shrinks them about sevenfold. The work must not slow the traced program, nor be
+seen by it, so it runs in a process of its own, started by ``kcovdf run`` before the
+program and detached from it (forked twice: it is nobody's child the program could wait
+for, and it holds none of the program's standard streams):
+
+    RUNNING --"done" from kcovdf run, or kcovdf run gone--> FINISHING --backlog done--> ended
+
+While RUNNING it compresses every SEALED segment (the writer moved on: docs/abi.md §3.2);
+when FINISHING, also every task file no task is enabled on (its owner word is 0), then it
+says "ok" back and ends. ``task-….kdf`` becomes ``task-….kdf.gz`` (0600, written aside and
+renamed), then the original is removed; a reader that finds both reads the original.
+Files of a ring are never compressed: the ring removes its own old segments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import select
+import struct
+import sys
+import time
+
+from kcovdf import tracefile
+from kcovdf.errors import CorruptBufferError
+from kcovdf.runtime import tasks
+
+#: How often the RUNNING sealer looks for sealed segments.
+POLL_SECONDS = 0.05
+#: How long ``finish`` waits for the backlog before leaving the rest uncompressed.
+FINISH_TIMEOUT = 300.0
+
+
+class Sealer:
+    """kcovdf run's end of a sealer: ``finish()`` at exit waits until it has compressed the backlog."""
+
+    def __init__(self, done_fd: int, ack_fd: int) -> None:
+        self._done_fd = done_fd
+        self._ack_fd = ack_fd
+
+    def finish(self, timeout: float = FINISH_TIMEOUT) -> bool:
+        """Tell the sealer the run is over and wait for it; False if it did not answer in time."""
+        try:
+            os.write(self._done_fd, b"done\n")
+            ready, _, _ = select.select([self._ack_fd], [], [], timeout)
+            return bool(ready) and os.read(self._ack_fd, 16).startswith(b"ok")
+        except OSError:
+            return False
+        finally:
+            for fd in (self._done_fd, self._ack_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def start(trace_dir: str) -> Sealer | None:
+    """Start the detached sealer of ``trace_dir`` (kcovdf run, before the program starts and while
+    this process has a single thread); None if it cannot be started (the trace then stays uncompressed)."""
+    try:
+        done_r, done_w = os.pipe()
+        ack_r, ack_w = os.pipe()
+    except OSError:
+        return None
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (done_r, done_w, ack_r, ack_w):
+            os.close(fd)
+        return None
+    if pid == 0:  # the first child: start the sealer and leave at once, so that init adopts it
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                _detach(keep=(done_r, ack_w))
+                run(trace_dir, parent, done_r, ack_w)
+        finally:
+            os._exit(0)
+    os.close(done_r)
+    os.close(ack_w)
+    os.waitpid(pid, 0)
+    for fd in (done_w, ack_r):
+        os.set_inheritable(fd, False)
+    return Sealer(done_w, ack_r)
+
+
+def _detach(keep: tuple[int, ...]) -> None:
+    """Let go of every descriptor but ``keep``: a pipe to ``| head`` must close when the program ends."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def run(trace_dir: str, parent: int, done_fd: int, ack_fd: int) -> None:
+    """The sealer's loop (the state diagram above)."""
+    finishing = False
+    while True:
+        ready, _, _ = select.select([done_fd], [], [], POLL_SECONDS)
+        if ready:
+            finishing = True  # "done", or EOF: kcovdf run is gone
+        if not _alive(parent):
+            finishing = True
+        seal_dir(trace_dir, finishing)
+        if finishing:
+            break
+    with contextlib.suppress(OSError):
+        os.write(ack_fd, b"ok\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def seal_dir(trace_dir: str, finishing: bool) -> int:
+    """Compress the task files of ``trace_dir`` that are done with: SEALED segments, and when
+    ``finishing`` every file no task is enabled on. Returns how many were compressed."""
+    try:
+        found = tracefile.list_dir(trace_dir).tasks
+    except OSError:
+        return 0
+    done = 0
+    for task in found:
+        if task.compressed:
+            continue
+        path = os.path.join(trace_dir, task.name)
+        if _done_with(path, finishing) and compress(path):
+            done += 1
+    return done
+
+
+def _done_with(path: str, finishing: bool) -> bool:
+    try:
+        with open(path, "rb") as f:
+            page = f.read(tracefile.FILE_HEADER_SIZE)
+        head = tracefile.read_header(page, path)
+    except (OSError, CorruptBufferError):
+        return False
+    if head.owner:
+        return False  # a task writes it, or was killed while it did: left as it is
+    return finishing or bool(head.flags & tracefile.FLAG_SEALED)
+
+
+def _records(data: bytearray) -> int:
+    words = min(struct.unpack_from("<Q", data, tracefile.HDR_WORDS)[0],
+                (len(data) - tracefile.FILE_HEADER_SIZE) // 8)
+    if words < 2:
+        return 0
+    with memoryview(data) as view:
+        buf = view[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 8 * words].cast("Q")
+        try:
+            return tasks.count_records(buf)
+        finally:
+            buf.release()
+
+
+def compress(path: str) -> bool:
+    """``path`` -> ``path.gz`` (0600, complete or not at all), then ``path`` removed."""
+    try:
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        # the owner may have come back between the check and the read (a task enabled again)
+        if struct.unpack_from("<Q", data, tracefile.HDR_OWNER)[0]:
+            return False
+        struct.pack_into("<Q", data, tracefile.HDR_RECORDS, _records(data))  # the summary reads it
+        with tracefile.private_file(path + tracefile.COMPRESSED_SUFFIX) as out:
+            out.write(gzip.compress(data, compresslevel=1, mtime=0))
+        os.unlink(path)
+    except (OSError, struct.error):
+        return False
+    return True
+
+
+if __name__ == "__main__":  # by hand: python -m kcovdf.run.sealer TRACE_DIR compresses what is done with
+    t = time.perf_counter()
+    n = seal_dir(sys.argv[1], finishing=True)
+    print(f"{n} task files compressed in {time.perf_counter() - t:.1f} s")
