@@ -44,9 +44,19 @@ LEFT JOIN result r ON r.call = c.call
 """
 
 
-def connect(trace: Trace) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views records, calls, tasks, symbols, types."""
-    records, call_table = records_and_calls(trace)
+def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views records, calls, tasks, symbols, types.
+
+    With ``sql``, the records and calls are resolved only when the statement reads them:
+    they are the costly views (a value rendered per record); the others are a row per
+    task, symbol or class.
+    """
+    if sql is not None and not {"records", "calls"} & _tables_read(sql):
+        from kcovdf.read.decode import SCHEMA
+
+        records, call_table = records_and_calls(Trace(records=SCHEMA.empty_table(), tasks=[]))
+    else:
+        records, call_table = records_and_calls(trace)
     con = duckdb.connect(":memory:")
     for name, table in (("records", records), ("_calls", call_table), ("tasks", tasks_table(trace)),
                         ("symbols", symbols_table(trace)), ("types", types_table(trace))):
@@ -55,9 +65,25 @@ def connect(trace: Trace) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _tables_read(sql: str) -> set[str]:
+    """The tables and views a statement names (lower case); every view when DuckDB cannot tell."""
+    try:
+        return {name.lower() for name in duckdb.get_table_names(sql)}
+    except duckdb.Error:
+        return set(VIEWS)
+
+
+def check(sql: str) -> None:
+    """Bind ``sql`` against the views of an empty trace: a wrong view or column name fails
+    here, in milliseconds, before any trace is decoded (duckdb.Error)."""
+    from kcovdf.read.decode import SCHEMA
+
+    connect(Trace(records=SCHEMA.empty_table(), tasks=[])).sql(sql)
+
+
 def query(trace: Trace, sql: str) -> pa.Table:
     """The result of one SQL statement over ``trace``'s views; duckdb.Error when it is wrong."""
-    return connect(trace).sql(sql).to_arrow_table()
+    return connect(trace, sql).sql(sql).to_arrow_table()
 
 
 def _cell(value: Any) -> str:
@@ -136,6 +162,11 @@ def main(args: argparse.Namespace) -> int:
     """Run ``kcovdf sql``; 1 with DuckDB's message for a bad query, or when the trace is unreadable."""
     from kcovdf.read import decode
 
+    try:
+        check(args.query)
+    except duckdb.Error as exc:
+        print(f"kcovdf sql: {exc}", file=sys.stderr)
+        return 1
     try:
         trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
     except (KcovdfError, OSError) as exc:

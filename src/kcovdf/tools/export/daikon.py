@@ -113,9 +113,21 @@ class Variable:
     enclosing: str | None = None
     is_param: bool = False
     leaves: list[Leaf] = field(default_factory=list)
+    _rep: str | None = field(default=None, repr=False, compare=False)
+
+    def add(self, leaf: Leaf) -> None:
+        """One more value of this variable."""
+        self.leaves.append(leaf)
+        self._rep = None
 
     def rep_type(self) -> str:
-        """The representation type that fits every value seen."""
+        """The representation type that fits every value seen (computed once per value added,
+        not once per sample written: the .dtrace asks it for every sample)."""
+        if self._rep is None:
+            self._rep = self._rep_type()
+        return self._rep
+
+    def _rep_type(self) -> str:
         reps = {leaf.rep for leaf in self.leaves} - {NULL, NONSENSICAL}
         if not reps and self.kind != "field":
             return HASHCODE
@@ -176,6 +188,8 @@ class Point:
     name: str
     ppt_type: str
     variables: dict[str, Variable] = field(default_factory=dict)
+    _order: tuple[tuple[tuple[str, ...], int], list[Variable]] | None = field(default=None, repr=False,
+                                                                               compare=False)
 
     def var(self, name: str, kind: str, enclosing: str | None = None, is_param: bool = False) -> Variable:
         """The variable ``name``, declared on first use."""
@@ -184,11 +198,18 @@ class Point:
         return self.variables[name]
 
     def ordered(self, params: list[str]) -> list[Variable]:
-        """Variables in file order: each parameter then its fields, then return, then exception."""
-        bases = {name: i for i, name in enumerate([*params, "return", "exception"])}
-        seen = list(self.variables.values())
-        return sorted(seen, key=lambda v: (bases.get(v.enclosing or v.name, len(bases)),
-                                           v.enclosing or v.name, v.kind == "field", seen.index(v)))
+        """Variables in file order: each parameter then its fields, then return, then exception.
+
+        Kept until a variable is added: every sample of the point asks for it."""
+        key = (tuple(params), len(self.variables))
+        if self._order is None or self._order[0] != key:
+            bases = {name: i for i, name in enumerate([*params, "return", "exception"])}
+            seen = list(self.variables.values())
+            order = sorted(range(len(seen)), key=lambda i: (
+                bases.get(seen[i].enclosing or seen[i].name, len(bases)),
+                seen[i].enclosing or seen[i].name, seen[i].kind == "field", i))
+            self._order = (key, [seen[i] for i in order])
+        return self._order[1]
 
     def declaration(self, params: list[str]) -> str:
         """The ``ppt`` record of the .decls file."""
@@ -238,7 +259,7 @@ class _Function:
             for point in points:
                 v = point.var(_var_name((base, fname)), kind, base if fname is not None else None,
                               is_param=kind == "variable" and not on_exit)
-                v.leaves.append(leaf)
+                v.add(leaf)
 
     def points(self) -> list[Point]:
         """The program points this function's samples use."""
