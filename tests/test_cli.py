@@ -303,3 +303,27 @@ def test_run_error_carries_pythons_exit_status(tmp_path):
         command.Program.find(str(tmp_path / "nope.py"), False, [])
     assert caught.value.status == 2 and isinstance(caught.value, KcovdfError)
 
+
+
+def test_sql_checks_the_statement_before_decoding_the_trace(capsys, tmp_path):
+    # a wrong column is named at once, even over a trace that is not one
+    bad = tmp_path / "not-a-trace.kdf"
+    bad.write_bytes(b"KCOVDF\x00\x09" + b"\x00" * 100)
+    rc, _, err = cli_main(capsys, "sql", str(bad), "SELECT nme FROM calls")
+    assert rc == 1 and '"nme" not found' in err and "not a .kdf trace file" not in err
+    rc, _, err = cli_main(capsys, "sql", str(bad), "SELECT count(*) FROM tasks")
+    assert rc == 1 and "not a .kdf trace file" in err
+
+
+def test_sql_resolves_records_only_for_statements_that_read_them(monkeypatch, trace):
+    from kcovdf.read import decode as dec
+    from kcovdf.tools import sql
+
+    trace = dec.load(str(trace))
+    resolved: list[int] = []
+    real = sql.records_and_calls
+    monkeypatch.setattr(sql, "records_and_calls", lambda t: resolved.append(len(t)) or real(t))
+    assert sql.query(trace, "SELECT count(*) FROM tasks").column(0).to_pylist() == [len(trace.tasks)]
+    assert resolved == [0]  # the empty trace's views only
+    assert sql.query(trace, "SELECT count(*) FROM records").column(0).to_pylist() == [len(trace)]
+    assert resolved == [0, len(trace)]
