@@ -25,6 +25,15 @@ LOOP = """\
     """
 
 
+def calls_then(n: int, end: str) -> str:
+    """A program making n calls of f(i, "call"), then running ``end``."""
+    return f"import os, signal\n\ndef f(i, label):\n    return i\n\nfor i in range({n}):\n" \
+           f"    f(i, 'call')\n{end}\n"
+
+
+KILL = "os.kill(os.getpid(), signal.SIGKILL)"
+
+
 def entries_of_f(trace) -> list[int]:
     """The first argument of every recorded call of f, in trace order."""
     rows = trace.records.to_pylist()
@@ -96,16 +105,7 @@ def test_the_ring_keeps_the_last_calls(tmp_path):
 
 
 def test_the_ring_survives_sigkill_with_the_last_calls(tmp_path):
-    write(tmp_path / "spin.py", """\
-        import os, signal
-
-        def f(i, label):
-            return i
-
-        for i in range(40000):
-            f(i, "call")
-        os.kill(os.getpid(), signal.SIGKILL)
-        """)
+    write(tmp_path / "spin.py", calls_then(40000, KILL))
     r = run_kcovdf(tmp_path, "--mode", "ring", "--ring-size", "1M", "spin.py")
     assert r.returncode == -signal.SIGKILL
     t = decode.load(str(tmp_path / "kcovdf-trace"))

@@ -9,7 +9,7 @@ import stat
 import struct
 import time
 
-from test_modes import LOOP, entries_of_f
+from test_modes import KILL, LOOP, calls_then, entries_of_f
 from test_run import run_kcovdf, run_python, split_summary, write
 
 from kcovdf import tracefile
@@ -39,19 +39,8 @@ def test_a_whole_run_is_compressed_and_reads_the_same(tmp_path):
 
 
 def test_the_program_never_sees_the_sealer(tmp_path):
-    write(tmp_path / "waits.py", """\
-        import os
-
-        def f(i, label):
-            return i
-
-        for i in range(30000):
-            f(i, "call")
-        try:
-            os.wait()
-        except ChildProcessError:
-            print("no child")
-        """)
+    write(tmp_path / "waits.py", calls_then(30000, "try:\n    os.wait()\nexcept ChildProcessError:\n"
+                                                    "    print('no child')"))
     plain = run_python(tmp_path, "waits.py")
     traced = run_kcovdf(tmp_path, "waits.py")
     assert traced.returncode == plain.returncode == 0
@@ -66,16 +55,7 @@ def test_a_ring_is_left_uncompressed(tmp_path):
 
 
 def test_after_sigkill_the_sealer_finishes_what_is_done_with(tmp_path):
-    write(tmp_path / "spin.py", """\
-        import os, signal
-
-        def f(i, label):
-            return i
-
-        for i in range(60000):
-            f(i, "call")
-        os.kill(os.getpid(), signal.SIGKILL)
-        """)
+    write(tmp_path / "spin.py", calls_then(60000, KILL))
     r = run_kcovdf(tmp_path, "spin.py")
     assert r.returncode == -signal.SIGKILL
     trace = tmp_path / "kcovdf-trace"

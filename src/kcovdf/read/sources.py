@@ -77,17 +77,20 @@ def _read_words(f: Any, offset: int, count: int) -> np.ndarray:
     return out[: got // 8]
 
 
+def _open(name: str) -> tuple[Any, int, str | None]:
+    """(a binary file, its size, what went wrong inflating it): a .kdf.gz is inflated whole."""
+    if tracefile.is_compressed(name):
+        data, problem = tracefile.read_task_file_checked(name)
+        return io.BytesIO(data), len(data), problem
+    f = open(name, "rb")
+    return f, os.fstat(f.fileno()).st_size, None
+
+
 def read_kdf(path: str | os.PathLike[str]) -> Source:
     """A ``.kdf`` trace file: header page, buffer, table (docs/abi.md §3)."""
     name = os.fspath(path)
-    problem = None
-    if tracefile.is_compressed(name):
-        data, problem = tracefile.read_task_file_checked(name)
-        opened: Any = io.BytesIO(data)  # a written-out segment, whole
-    else:
-        opened = open(path, "rb")
+    opened, size, problem = _open(name)
     with opened as f:
-        size = len(f.getbuffer()) if isinstance(f, io.BytesIO) else os.fstat(f.fileno()).st_size
         head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), name)
         nwords = head.words
         avail = max(0, (size - tracefile.FILE_HEADER_SIZE) // 8)
@@ -109,14 +112,8 @@ def read_kdf(path: str | os.PathLike[str]) -> Source:
 def read_raw(path: str | os.PathLike[str]) -> Source:
     """A raw dump of a kernel buffer: bare little-endian u64 words, ``buf[0]`` first."""
     name = os.fspath(path)
-    problem = None
-    if tracefile.is_compressed(name):
-        data, problem = tracefile.read_task_file_checked(name)
-        opened: Any = io.BytesIO(data)  # a written-out segment, whole
-    else:
-        opened = open(path, "rb")
+    opened, size, problem = _open(name)
     with opened as f:
-        size = len(f.getbuffer()) if isinstance(f, io.BytesIO) else os.fstat(f.fileno()).st_size
         words = _read_words(f, 0, size // 8)
     if size < 8 or not _looks_like_buffer(words):
         raise CorruptBufferError(f"{name}: not a trace: expected {EXPECTED}")
