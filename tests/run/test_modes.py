@@ -187,3 +187,18 @@ def test_sql_counts_every_call_of_a_whole_run(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "30000" in out.stdout.replace(",", "")
+
+
+def test_the_mode_and_sizes_come_from_pyproject_too(tmp_path):
+    write(tmp_path / "loop.py", LOOP)
+    (tmp_path / "pyproject.toml").write_text('[tool.kcovdf]\nmode = "ring"\nring_size = "2M"\n')
+    r = run_kcovdf(tmp_path, "loop.py", "1000")
+    assert r.returncode == 0, r.stderr
+    assert "the last 2 MiB of each task" in split_summary(r.stderr)[1].group("kept")
+    # the flag wins over the file
+    r = run_kcovdf(tmp_path, "--mode", "once", "loop.py", "1000")
+    assert split_summary(r.stderr)[1].group("kept").endswith("one buffer per task")
+    (tmp_path / "pyproject.toml").write_text('[tool.kcovdf]\nmode = "all"\n')
+    r = run_kcovdf(tmp_path, "loop.py", "1000")
+    assert r.returncode == 1
+    assert "option 'mode' in [tool.kcovdf] of pyproject.toml must be one of whole, ring, once" in r.stderr

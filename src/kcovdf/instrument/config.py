@@ -1,4 +1,4 @@
-"""The instrumentation config: which modules, which records, which parameters stay secret.
+"""The config: which modules, which records, which parameters stay secret, what is kept.
 
 Every option is one row of OPTIONS; each source (``[tool.kcovdf]`` in pyproject.toml,
 the ``KCOV_DATAFLOW`` environment variable, ``kcovdf run`` flags, API arguments) is
@@ -22,6 +22,7 @@ from typing import Any
 
 from kcovdf.errors import ConfigError
 from kcovdf.instrument.redact import DEFAULT_REDACT
+from kcovdf.runtime.tasks import DEFAULT_RING_BYTES, MODES
 
 ENV_VAR = "KCOV_DATAFLOW"
 
@@ -32,10 +33,11 @@ class Option:
     """One row of the option table: its key, value kind, default, flag and help."""
 
     key: str
-    kind: str          # "bool", "names" (dotted module names) or "patterns"
+    kind: str          # "bool", "names" (dotted module names), "patterns", "choice" or "size" (bytes)
     default: Any
     flag: str
     help: str
+    choices: tuple[str, ...] = ()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -53,6 +55,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("redact_extra", "patterns", (), "--redact-extra",
            "parameter-name pattern to redact on top of the list; repeatable"),
     Option("cache", "bool", True, "--cache", "cache rewritten code beside the bytecode cache"),
+    # what kcovdf run keeps (docs/run.md, "Recording modes"); they change no rewritten code
+    Option("mode", "choice", "whole", "--mode",
+           "whole (the default): keep every record, in segments of up to -b words, up to --max-size "
+           "on disk; ring: keep the last --ring-size of each task (a flight recorder: a crash "
+           "leaves the last calls); once: one buffer of -b words per task, records dropped when "
+           "it is full (the kernel's way)", choices=MODES),
+    Option("max_size", "size", None, "--max-size",
+           "whole mode: the most the trace may take on disk, K, M or G suffixed (default: half "
+           "the free space of its disk); records are dropped, and counted, beyond it"),
+    Option("ring_size", "size", DEFAULT_RING_BYTES, "--ring-size",
+           f"ring mode: what each task keeps, K, M or G suffixed (default: {DEFAULT_RING_BYTES >> 20}M)"),
 )
 _BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -72,6 +85,9 @@ class Config:
     yields: bool = False
     redact: tuple[str, ...] = DEFAULT_REDACT
     cache: bool = True
+    mode: str = "whole"
+    max_size: int | None = None
+    ring_size: int = DEFAULT_RING_BYTES
 
     # --- construction from each source -------------------------------------------------
     @classmethod
@@ -120,6 +136,8 @@ class Config:
                 continue
             if option.kind == "bool":
                 parts.append(f"{option.key}={'y' if value else 'n'}")
+            elif option.kind in ("choice", "size"):
+                parts.append(f"{option.key}={value}")
             else:
                 parts.append(f"{option.key}={','.join(value)}")
         return ";".join(parts)
@@ -144,6 +162,16 @@ def check(key: str, value: Any, source: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(f"option {key!r} in {source} must be a boolean (y/n), not {value!r}")
+    if option.kind == "choice":
+        if value not in option.choices:
+            raise ConfigError(f"option {key!r} in {source} must be one of {', '.join(option.choices)}, "
+                              f"not {value!r}")
+        return value
+    if option.kind == "size":
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            raise ConfigError(f"option {key!r} in {source}: {exc}") from None
     if isinstance(value, str):
         value = [v for v in value.split(",")]
     if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
@@ -153,6 +181,31 @@ def check(key: str, value: Any, source: str) -> Any:
         for name in items:
             check_module_name(name, f"option {key!r} in {source}")
     return items
+
+
+#: Multipliers of the K, M and G suffixes: binary, like the kernel's sizes.
+SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+#: The least --max-size or --ring-size.
+MIN_SIZE = 1 << 20
+
+
+def parse_size(value: object) -> int:
+    """A size in bytes: an int, or text with an optional K, M or G (``500M``); ValueError naming it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str):
+        number, factor = value.strip(), 1
+        if number[-1:].upper() in SUFFIXES:
+            number, factor = number[:-1], SUFFIXES[number[-1].upper()]
+        try:
+            n = int(number) * factor
+        except ValueError:
+            raise ValueError(f"{value!r} is not a size in bytes (examples: 500M, 2G)") from None
+    else:
+        raise ValueError(f"{value!r} is not a size in bytes (examples: 500M, 2G)")
+    if n < MIN_SIZE:
+        raise ValueError(f"{value} = {n} bytes is below the least, 1M")
+    return n
 
 
 def check_module_name(name: object, where: str) -> str:
@@ -223,7 +276,8 @@ def _toml_module(path: str) -> Any:
 # --- command line --------------------------------------------------------------------
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per option (plus ``--config``) to ``parser``; read them with Config.from_args."""
-    group = parser.add_argument_group("instrumentation (override [tool.kcovdf] and KCOV_DATAFLOW)")
+    group = parser.add_argument_group("instrumentation and recording (override [tool.kcovdf] and "
+                                      "KCOV_DATAFLOW)")
     group.add_argument("--config", dest="kcovdf_config", metavar="PYPROJECT",
                        help="read [tool.kcovdf] from this file instead of ./pyproject.toml")
     for option in OPTIONS:
@@ -234,10 +288,23 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         elif option.kind == "bool":
             group.add_argument(option.flag, dest=dest, action=argparse.BooleanOptionalAction,
                                default=None, help=option.help)
+        elif option.kind == "choice":
+            group.add_argument(option.flag, dest=dest, choices=option.choices, default=None,
+                               help=option.help)
+        elif option.kind == "size":
+            group.add_argument(option.flag, dest=dest, type=_size_arg, default=None, metavar="BYTES",
+                               help=option.help)
         else:
             metavar = "MODULE" if option.kind == "names" else "PATTERN"
             group.add_argument(option.flag, dest=dest, action="append", default=None,
                                metavar=metavar, help=option.help)
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,7 +314,7 @@ def parse_args(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f"kcovdf_{option.key}", None)
         if value is None:
             continue
-        if option.kind != "bool":
+        if option.kind in ("names", "patterns"):
             value = [part for item in value for part in item.split(",")]
         values[option.key] = check(option.key, value, f"command-line flag {option.flag}")
     return values

@@ -34,7 +34,7 @@ DEFAULT_OUTPUT = DEFAULT_TRACE
 _die_by_sigint = False
 
 #: Multipliers of the -b suffixes: binary, like the kernel's sizes.
-_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+_SUFFIXES = config.SUFFIXES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,18 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(the most: {abi.MAX_WORDS * 8 >> 20} MiB) (default: "
                              f"{_size(tasks.DEFAULT_WORDS)} words = {tasks.DEFAULT_WORDS * 8 >> 20} MiB "
                              "per task)")
-    parser.add_argument("--mode", choices=tasks.MODES, default="whole",
-                        help="whole (the default): keep every record, in segments of up to -b words, "
-                             "up to --max-size on disk; ring: keep the last --ring-size of each task "
-                             "(a flight recorder: a crash leaves the last calls); once: one buffer of "
-                             "-b words per task, records dropped when it is full (the kernel's way)")
-    parser.add_argument("--max-size", type=size, default=None, metavar="BYTES",
-                        help="whole mode: the most the trace may take on disk, K, M or G suffixed "
-                             "(default: half the free space of its disk); records are dropped, "
-                             "and counted, beyond it")
-    parser.add_argument("--ring-size", type=size, default=tasks.DEFAULT_RING_BYTES, metavar="BYTES",
-                        help="ring mode: what each task keeps, K, M or G suffixed (default: "
-                             f"{tasks.DEFAULT_RING_BYTES >> 20}M)")
     parser.add_argument("--no-threads", dest="threads", action="store_false",
                         help="record only the main thread, not threads it starts")
     parser.add_argument("--no-fork", dest="fork", action="store_false",
@@ -84,20 +72,6 @@ def _size(n: int) -> str:
         if n % factor == 0:
             return f"{n // factor}{suffix}"
     return str(n)
-
-
-def size(text: str) -> int:
-    """The value of --max-size and --ring-size: bytes, decimal, with an optional K, M or G."""
-    number, factor = text.strip(), 1
-    if number[-1:].upper() in _SUFFIXES:
-        number, factor = number[:-1], _SUFFIXES[number[-1].upper()]
-    try:
-        n = int(number) * factor
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (examples: 500M, 2G)") from None
-    if n < 1 << 20:
-        raise argparse.ArgumentTypeError(f"{text} = {n} bytes is below the least, 1M")
-    return n
 
 
 def words(text: str) -> int:
@@ -133,10 +107,10 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"kcovdf run: {exc}", file=sys.stderr)
         return 1
-    max_bytes = args.max_size if args.max_size is not None else tasks.default_budget(trace_dir)
+    max_bytes = cfg.max_size if cfg.max_size is not None else tasks.default_budget(trace_dir)
     plan = bootstrap.Plan(trace_dir=trace_dir, words=args.buffer, threads=args.threads,
-                          forks=args.fork, subprocesses=args.subprocess, mode=args.mode,
-                          max_bytes=max_bytes, ring_bytes=args.ring_size)
+                          forks=args.fork, subprocesses=args.subprocess, mode=cfg.mode,
+                          max_bytes=max_bytes, ring_bytes=cfg.ring_size)
     write_run_info(trace_dir, [*(["-c"] if args.code else []), args.target, *args.program_args], cfg, plan)
     # before the program, while this process has one thread; a ring removes its own old files
     seal = sealer.start(trace_dir) if plan.mode != "ring" else None
