@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from kcovdf import abi
@@ -71,25 +72,77 @@ def number(value: dict[str, Any]) -> float | None:
 
 
 def resolve(trace: Trace) -> pa.Table:
-    """The records of ``trace`` with names and values resolved (columns: ``SCHEMA``)."""
+    """The records of ``trace`` with names and values resolved (columns: ``SCHEMA``).
+
+    Column by column: the task and name columns are looked up once per task, pc or
+    (pc, parameter) and spread with ``take``; a value is read and rendered once per
+    distinct (task encoding, record kind, value words), as loops and repeated arguments
+    repeat them.
+    """
     rec = trace.records
+    n = rec.num_rows
     tasks = trace.tasks
-    cols: dict[str, list] = {name: [] for name in SCHEMA.names}
-    for row in rec.to_pylist():
-        task = tasks[row["task"]]
-        pc, kind, words = row["pc"], row["kind"], row["values"]
-        value = values.of_record(kind, row["arg_idx"], words, trace.types, task.encoding)
-        sym = trace.names.lookup(pc)
-        for key, val in (("task", row["task"]), ("pid", task.pid), ("tid", task.tid),
-                         ("thread", task.name), ("seq", row["seq"]), ("kind", kind), ("pc", pc),
-                         ("module", sym.module if sym else None), ("function", function_name(trace, pc)),
-                         ("arg_idx", row["arg_idx"]),
-                         ("param", param_name(trace, pc, kind, row["arg_idx"])),
-                         ("size", row["size"]), ("ptr", row["ptr"]), ("values", words),
-                         ("class", class_name(value)), ("number", number(value)),
-                         ("rendered", values.text(value)), ("value", json.dumps(value))):
-            cols[key].append(val)
-    return pa.table(cols, schema=SCHEMA)
+    task = rec.column("task").combine_chunks()
+    task_np = task.to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
+
+    def per_task(values: list[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(pa.array(task_np)) if n else pa.array([], kind)
+
+    kinds = rec.column("kind").combine_chunks()
+    kind_text = kinds.cast(pa.string()) if pa.types.is_dictionary(kinds.type) else kinds
+    pc = rec.column("pc").combine_chunks()
+    pcs, pc_at = np.unique(pc.to_numpy(zero_copy_only=False), return_inverse=True) if n else ([], [])
+    syms = [trace.names.lookup(int(p)) for p in pcs]
+    module = pa.array([s.module if s else None for s in syms], pa.string()).take(pa.array(pc_at)) \
+        if n else pa.array([], pa.string())
+    function = pa.array([function_name(trace, int(p)) for p in pcs], pa.string()).take(pa.array(pc_at)) \
+        if n else pa.array([], pa.string())
+    arg_idx = rec.column("arg_idx").combine_chunks()
+    params = _params(trace, pcs, pc_at, kind_text, arg_idx) if n else pa.array([], pa.string())
+    words = rec.column("values").to_pylist()
+    value_cols = _values(trace, task_np.tolist(), kind_text.to_pylist(), arg_idx.to_pylist(), words)
+    return pa.table({
+        "task": task, "pid": per_task([t.pid for t in tasks], pa.int64()),
+        "tid": per_task([t.tid for t in tasks], pa.int64()),
+        "thread": per_task([t.name for t in tasks], pa.string()),
+        "seq": rec.column("seq").combine_chunks(), "kind": kind_text, "pc": pc, "module": module,
+        "function": function, "arg_idx": arg_idx, "param": params,
+        "size": rec.column("size").combine_chunks(), "ptr": rec.column("ptr").combine_chunks(),
+        "values": pa.array(words, pa.list_(pa.uint64())), **value_cols,
+    }, schema=SCHEMA)
+
+
+def _params(trace: Trace, pcs: Any, pc_at: Any, kinds: pa.Array, arg_idx: pa.Array) -> pa.Array:
+    """The parameter name of every entry record (None for the others), once per (pc, position)."""
+    idx = arg_idx.to_numpy(zero_copy_only=False).astype(np.int64)
+    key = np.asarray(pc_at, dtype=np.int64) * 256 + idx
+    entry = np.asarray(kinds.to_numpy(zero_copy_only=False) == "entry")
+    keys, key_at = np.unique(np.where(entry, key, -1), return_inverse=True)
+    names = [None if k < 0 else param_name(trace, int(pcs[k // 256]), "entry", int(k % 256)) for k in keys]
+    return pa.array(names, pa.string()).take(pa.array(key_at))
+
+
+_SEEN_MAX = 1 << 16
+
+
+def _values(trace: Trace, task: list[int], kinds: list[str], arg_idx: list[int],
+            words: list[list[int]]) -> dict[str, pa.Array]:
+    """class, number, rendered and value of every record, each distinct record value read once."""
+    encodings = [t.encoding for t in trace.tasks]
+    seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    cols: tuple[list[Any], ...] = ([], [], [], [])
+    for t, k, a, w in zip(task, kinds, arg_idx, words, strict=True):
+        key = (encodings[t], k, a, *w)
+        got = seen.get(key)
+        if got is None:
+            if len(seen) >= _SEEN_MAX:
+                seen.clear()  # bounded: a trace of distinct values must not hold them all twice
+            value = values.of_record(k, a, w, trace.types, encodings[t])
+            got = seen[key] = (class_name(value), number(value), values.text(value), json.dumps(value))
+        for col, v in zip(cols, got, strict=True):
+            col.append(v)
+    return {name: pa.array(col, SCHEMA.field(name).type)
+            for name, col in zip(("class", "number", "rendered", "value"), cols, strict=True)}
 
 
 def records_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
