@@ -5,8 +5,10 @@ For each pinned library the sdist (which ships the tests) is fetched once with
 ``pip download`` into a cache directory and unpacked; its suite then runs twice
 with this interpreter's pytest: plainly, and under
 ``kcovdf run --include LIBRARY -m pytest``. The outcome counts (passed, failed,
-skipped, ...) must be identical, and the trace must hold records of the
-library's own functions. Exit status 0 when every library matches, else 1.
+skipped, ...) must be identical, the trace must hold records of the
+library's own functions, with 0 drops (the whole run, default options), and
+``kcovdf sql "SELECT count(*) FROM calls"`` must count one call per first entry
+record. Exit status 0 when every library matches, else 1.
 
 Usage: python scripts/realcode.py [--cache DIR] [--only NAME]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -99,12 +102,37 @@ def run_suite(lib: Library, root: str, helper_dirs: list[str], trace: str | None
     return outcomes(proc.stdout), proc.stdout, time.perf_counter() - start
 
 
-def library_symbols(trace: str, module: str) -> int:
-    """How many functions of ``module`` the trace names (0: nothing was instrumented)."""
+def library_symbols(trace: str, module: str) -> tuple[int, int]:
+    """(functions of ``module`` the trace names (0: nothing was instrumented), calls it holds:
+    its first entry records, one per call, counted from the records themselves)."""
+    import pyarrow.compute as pc
+
+    from kcovdf import abi
     from kcovdf.read import decode
 
     t = decode.load(trace)
-    return sum(1 for s in t.symbols.values() if s.module == module or s.module.startswith(module + "."))
+    nsyms = sum(1 for s in t.symbols.values() if s.module == module or s.module.startswith(module + "."))
+    rec = t.records
+    first = pc.and_(pc.equal(rec.column("kind").cast("string"), "entry"),
+                    pc.is_in(rec.column("arg_idx"), value_set=pc.cast([0, abi.ARG_NONE], "uint8")))
+    return nsyms, pc.sum(first.cast("int64")).as_py() or 0
+
+
+def sql_calls(trace: str) -> int | None:
+    """``SELECT count(*) FROM calls`` through ``kcovdf sql``, as a user would ask it."""
+    proc = subprocess.run([sys.executable, "-m", "kcovdf", "sql", trace, "SELECT count(*) AS n FROM calls",
+                           "--json"], capture_output=True, text=True, timeout=1200)
+    try:
+        return int(json.loads(proc.stdout)[0]["n"])
+    except (ValueError, KeyError, IndexError):
+        print(proc.stderr[-2000:])
+        return None
+
+
+def drops_of(summary: str) -> int | None:
+    """The drop count of kcovdf's summary line."""
+    m = re.search(r"\), ([\d,]+) drops", summary)
+    return int(m.group(1).replace(",", "")) if m else None
 
 
 def check(lib: Library, cache: str) -> bool:
@@ -114,12 +142,19 @@ def check(lib: Library, cache: str) -> bool:
     plain, plain_out, t_plain = run_suite(lib, root, helpers, None)
     trace = os.path.join(cache, f"trace-{lib.module}")
     traced, traced_out, t_traced = run_suite(lib, root, helpers, trace)
-    summary = [ln for ln in traced_out.splitlines() if ln.startswith("kcovdf: ")]
-    nsyms = library_symbols(trace, lib.module) if os.path.isdir(trace) else 0
-    ok = bool(plain) and plain == traced and nsyms > 0
+    summary = [ln for ln in traced_out.splitlines() if ln.startswith("kcovdf: ") and " records (" in ln]
+    nsyms, entries = library_symbols(trace, lib.module) if os.path.isdir(trace) else (0, 0)
+    drops = drops_of(summary[-1]) if summary else None
+    t0 = time.perf_counter()
+    counted = sql_calls(trace) if os.path.isdir(trace) else None
+    t_sql = time.perf_counter() - t0
+    # the whole suite, nothing dropped; every call paired once: SQL's calls = the first entries
+    ok = bool(plain) and plain == traced and nsyms > 0 and drops == 0 and counted == entries
     print(f"{lib.name} {lib.version}: plain {plain} in {t_plain:.0f}s; "
           f"instrumented {traced} in {t_traced:.0f}s; {nsyms} functions of {lib.module} in the trace")
     print(f"  {summary[-1] if summary else 'kcovdf: no summary line'}")
+    print(f"  calls: {entries:,} first entry records, kcovdf sql counts {counted} ({t_sql:.0f}s); "
+          f"drops {drops}")
     print(f"  {'MATCH' if ok else 'MISMATCH'}")
     if not ok:
         print(traced_out[-3000:])
