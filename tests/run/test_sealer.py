@@ -126,3 +126,13 @@ def test_a_compressed_file_cut_short_decodes_what_is_left(tmp_path):
     assert any(third.name in n and "compressed data cut short" in n for n in t.notes)
     kept = entries_of_f(t)
     assert kept[-1] == 29999 and 0 < len(kept) < 30000
+
+
+def test_a_file_compressed_between_listing_and_reading_is_read_from_its_gz(tmp_path, monkeypatch):
+    (tmp_path / "run.json").write_text('{"format": 2}')
+    _kdf(tmp_path / "task-1-1.kdf", flags=tracefile.FLAG_SEALED)
+    listing = tracefile.list_dir(tmp_path)
+    assert sealer.seal_dir(str(tmp_path), finishing=False) == 1  # the sealer runs meanwhile
+    monkeypatch.setattr(tracefile, "list_dir", lambda path: listing)
+    t = decode.load(str(tmp_path))
+    assert len(t) == 3 and not any("cannot read" in n for n in t.notes)

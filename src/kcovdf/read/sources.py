@@ -154,7 +154,14 @@ def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str
     out = []
     for task in found.tasks:
         try:
-            src = read_kdf(root / task.name)
+            try:
+                src = read_kdf(root / task.name)
+            except FileNotFoundError:
+                if task.compressed:
+                    raise
+                # compressed by the sealer since the listing: the same file under its .gz name
+                task = task._replace(compressed=True)
+                src = read_kdf(root / task.name)
         except CorruptBufferError as exc:
             notes.append(f"{exc}; task file skipped")
             continue
