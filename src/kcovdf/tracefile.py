@@ -293,6 +293,19 @@ def list_dir(path: str | os.PathLike[str]) -> Listing:
     return Listing(run_info, sorted(found), sorted(unknown))
 
 
+def read_from(fd: int, pos: int) -> bytes:
+    """The bytes of file ``fd`` from ``pos`` to its end, in pieces (a table may be large)."""
+    size = os.fstat(fd).st_size
+    chunks = []
+    while pos < size:
+        chunk = os.pread(fd, min(size - pos, 1 << 20), pos)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
+
+
 def is_compressed(name: str) -> bool:
     """Whether a file name is that of a written-out, compressed task file (``.kdf.gz``)."""
     return name.endswith(_TASK_SUFFIX + COMPRESSED_SUFFIX)
@@ -323,21 +336,19 @@ def read_task_file_checked(path: str | os.PathLike[str]) -> tuple[bytes, str | N
         data = f.read()
     if not is_compressed(name):
         return data, None
+    # in pieces, so that what inflates before any damage is kept
     inflate = zlib.decompressobj(wbits=31)  # gzip
-    try:
-        out = inflate.decompress(data)
+    pieces: list[bytes] = []
+    problem: str | None = None
+    for i in range(0, len(data), 1 << 12):
+        try:
+            pieces.append(inflate.decompress(data[i:i + (1 << 12)]))
+        except zlib.error as exc:
+            problem = f"damaged compressed task file ({exc})"
+            break
+    else:
         problem = None if inflate.eof else "compressed data cut short"
-    except zlib.error as exc:
-        out, problem = b"", f"damaged compressed task file ({exc})"
-        # keep what inflates before the damage, in pieces
-        inflate = zlib.decompressobj(wbits=31)
-        pieces = []
-        for i in range(0, len(data), 1 << 12):
-            try:
-                pieces.append(inflate.decompress(data[i:i + (1 << 12)]))
-            except zlib.error:
-                break
-        out = b"".join(pieces)
+    out = b"".join(pieces)
     if len(out) < FILE_HEADER_SIZE:
         raise CorruptBufferError(f"{name}: {problem or 'empty file'}: no .kdf header left")
     return out, problem

@@ -154,19 +154,6 @@ def _done_with(path: str, finishing: bool) -> bool:
     return finishing or bool(head.flags & tracefile.FLAG_SEALED)
 
 
-def _records(data: bytearray) -> int:
-    words = min(struct.unpack_from("<Q", data, tracefile.HDR_WORDS)[0],
-                (len(data) - tracefile.FILE_HEADER_SIZE) // 8)
-    if words < 2:
-        return 0
-    with memoryview(data) as view:
-        buf = view[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 8 * words].cast("Q")
-        try:
-            return tasks.count_records(buf)
-        finally:
-            buf.release()
-
-
 def compress(path: str) -> bool:
     """``path`` -> ``path.gz`` (0600, complete or not at all), then ``path`` removed."""
     try:
@@ -175,7 +162,8 @@ def compress(path: str) -> bool:
         # the owner may have come back between the check and the read (a task enabled again)
         if struct.unpack_from("<Q", data, tracefile.HDR_OWNER)[0]:
             return False
-        struct.pack_into("<Q", data, tracefile.HDR_RECORDS, _records(data))  # the summary reads it
+        # the summary reads the count from the header, without inflating the file
+        struct.pack_into("<Q", data, tracefile.HDR_RECORDS, tasks.count_kdf_bytes(data))
         with tracefile.private_file(path + tracefile.COMPRESSED_SUFFIX) as out:
             out.write(gzip.compress(data, compresslevel=1, mtime=0))
         os.unlink(path)

@@ -334,15 +334,7 @@ class Device:
         return _U64.unpack_from(self._map, tracefile.HDR_DROPS)[0]  # type: ignore[arg-type]
 
     def _read_from(self, pos: int) -> bytes:
-        size = os.fstat(self.fd).st_size
-        chunks = []
-        while pos < size:
-            chunk = os.pread(self.fd, min(size - pos, 1 << 20), pos)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            pos += len(chunk)
-        return b"".join(chunks)
+        return tracefile.read_from(self.fd, pos)
 
     def table_lines(self) -> list[dict[str, Any]]:
         """The table of this device so far, one dict per complete line."""

@@ -247,11 +247,11 @@ class Tasks:
         if stream is None or not stream.device.path:
             return
         old = stream.device
+        words = min(2 * stream.words, self.words)
         if self.mode == "whole" and self.max_bytes is not None and \
-                trace_bytes(self.trace_dir) + 8 * min(2 * stream.words, self.words) > self.max_bytes:
+                trace_bytes(self.trace_dir) + 8 * words > self.max_bytes:
             self._budget_reached()
             return
-        words = min(2 * stream.words, self.words)
         segment = stream.segment + 1
         path = os.path.join(self.trace_dir, stream.task._replace(segment=segment).name)
         try:
@@ -372,23 +372,13 @@ def compact(path: str) -> None:
         words = max(abi.MIN_WORDS, min(used, head.words - 1) + 1)
         if words >= head.words:
             return
-        table = _read_to_end(fd, head.table_offset)
+        table = tracefile.read_from(fd, head.table_offset)
         end = tracefile.FILE_HEADER_SIZE + 8 * words
         os.pwrite(fd, table, end)
         os.pwrite(fd, struct.pack("<Q", words), tracefile.HDR_WORDS)
         os.ftruncate(fd, end + len(table))
     finally:
         os.close(fd)
-
-
-def _read_to_end(fd: int, pos: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.pread(fd, 1 << 20, pos)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        pos += len(chunk)
 
 
 def _mib(n: int) -> str:
@@ -673,14 +663,9 @@ def count_file(path: str) -> tuple[int, int]:
             if head.records:  # counted when it was compressed
                 return head.records, head.drops
             data = tracefile.read_task_file(path)
-            head = tracefile.read_header(data[:tracefile.FILE_HEADER_SIZE], path)
         except CorruptBufferError:
             return 0, 0
-        words = min(head.words, (len(data) - tracefile.FILE_HEADER_SIZE) // 8)
-        if words < abi.MIN_WORDS:
-            return 0, head.drops
-        buf = memoryview(data)[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 8 * words].cast("Q")
-        return count_records(buf), head.drops
+        return count_kdf_bytes(data), head.drops
     with open(path, "rb") as f:
         try:
             head = tracefile.read_header(f.read(tracefile.FILE_HEADER_SIZE), path)
@@ -695,6 +680,20 @@ def count_file(path: str) -> tuple[int, int]:
                 return count_records(buf), head.drops
             finally:
                 buf.release()
+
+
+def count_kdf_bytes(data: bytes | bytearray) -> int:
+    """Records of a whole .kdf held in memory (a decompressed one), its buffer cut to what it holds."""
+    words = min(struct.unpack_from("<Q", data, tracefile.HDR_WORDS)[0],
+                (len(data) - tracefile.FILE_HEADER_SIZE) // 8)
+    if words < abi.MIN_WORDS:
+        return 0
+    with memoryview(data) as view:
+        buf = view[tracefile.FILE_HEADER_SIZE:tracefile.FILE_HEADER_SIZE + 8 * words].cast("Q")
+        try:
+            return count_records(buf)
+        finally:
+            buf.release()
 
 
 def count_records(buf: memoryview) -> int:
