@@ -46,65 +46,60 @@ static inline void kdf_put(struct kdf_enc *e, unsigned kind, uint64_t word)
 	}
 }
 
-/* nested()'s seen.setdefault(): a class met in an OBJ word, owed a table line. */
-static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
+/*
+ * Owe the table line of id: class cname, and for a named value (named not NULL) its kind
+ * and label. Names are copied: a later lookup may evict the type entry they come from.
+ */
+static void kdf_pend_line(struct kdf_enc *e, uint64_t id, const char *cname, Py_ssize_t clen,
+			  const char *named, const char *label, Py_ssize_t llen)
 {
 	Py_ssize_t i;
-	char *copy;
+	char *copy, *lcopy = NULL;
 
-	if (te->registered)
-		return;
-	if (kdf_seen_contains(te->cid)) {
-		te->registered = 1;
-		return;
-	}
-	for (i = 0; i < e->npend; i++)
-		if (e->pend[i].id == te->cid)
-			return;
-	if (kdf_grow((void **)&e->pend, &e->cappend, e->npend + 1, sizeof(*e->pend)) < 0)
-		return;
-	/* copied: a later lookup may evict te before the entry is written */
-	copy = PyMem_Malloc((size_t)te->nlen + 1);
-	if (!copy)
-		return;
-	memcpy(copy, te->name, (size_t)te->nlen + 1);
-	e->pend[e->npend].id = te->cid;
-	e->pend[e->npend].name = copy;
-	e->pend[e->npend].nlen = te->nlen;
-	e->pend[e->npend].named = NULL;
-	e->pend[e->npend++].label = NULL;
-}
-
-/* The same for a named value in an OBJ word: id names label (a kind named), of class cname. */
-static void kdf_pend_named(struct kdf_enc *e, uint64_t id, const char *cname, Py_ssize_t clen,
-			   const char *named, const char *label, Py_ssize_t llen)
-{
-	Py_ssize_t i;
-	char *copy, *lcopy;
-
-	if (kdf_seen_contains(id))
-		return;
 	for (i = 0; i < e->npend; i++)
 		if (e->pend[i].id == id)
 			return;
 	if (kdf_grow((void **)&e->pend, &e->cappend, e->npend + 1, sizeof(*e->pend)) < 0)
 		return;
 	copy = PyMem_Malloc((size_t)clen + 1);
-	lcopy = PyMem_Malloc((size_t)llen + 1);
-	if (!copy || !lcopy) {
+	if (named)
+		lcopy = PyMem_Malloc((size_t)llen + 1);
+	if (!copy || (named && !lcopy)) {
 		PyMem_Free(copy);
 		PyMem_Free(lcopy);
 		return;
 	}
 	memcpy(copy, cname, (size_t)clen + 1);
-	memcpy(lcopy, label, (size_t)llen);
-	lcopy[llen] = '\0';
+	if (lcopy) {
+		memcpy(lcopy, label, (size_t)llen);
+		lcopy[llen] = '\0';
+	}
 	e->pend[e->npend].id = id;
 	e->pend[e->npend].name = copy;
 	e->pend[e->npend].nlen = clen;
 	e->pend[e->npend].named = named;
 	e->pend[e->npend].label = lcopy;
 	e->pend[e->npend++].llen = llen;
+}
+
+/* nested()'s seen.setdefault(): a class met in an OBJ word, owed a table line. */
+static void kdf_pend(struct kdf_enc *e, struct kdf_type *te)
+{
+	if (te->registered)
+		return;
+	if (kdf_seen_contains(te->cid)) {
+		te->registered = 1;
+		return;
+	}
+	kdf_pend_line(e, te->cid, te->name, te->nlen, NULL, NULL, 0);
+}
+
+/* The same for a named value in an OBJ word: id names label (a kind named), of class cname. */
+static void kdf_pend_named(struct kdf_enc *e, uint64_t id, const char *cname, Py_ssize_t clen,
+			   const char *named, const char *label, Py_ssize_t llen)
+{
+	if (!kdf_seen_contains(id))
+		kdf_pend_line(e, id, cname, clen, named, label, llen);
 }
 
 /* Drop the class entries an abandoned encoding left pending. */
@@ -445,21 +440,22 @@ static __attribute__((noinline)) unsigned kdf_nested_named(struct kdf_enc *e, Py
 	Py_ssize_t clen = te->nlen;
 	char *cname = PyMem_Malloc((size_t)clen + 1);
 	const char *named = NULL;
+	unsigned kind = KDF_KIND_FAULT;
 
+	*w = KDF_FAULT;
 	if (cname) {
 		memcpy(cname, te->name, (size_t)clen + 1);
 		named = kdf_naming(v, &b);
 	}
-	if (!named || b.failed) {
-		*w = KDF_FAULT;
-	} else {
+	if (named && !b.failed) {
 		*w = kdf_named_id(cname, clen, &b);
+		kind = KDF_KIND_OBJ;
 		if (e->emit)
 			kdf_pend_named(e, *w, cname, clen, named, b.p, (Py_ssize_t)b.n);
 	}
 	PyMem_Free(cname);
 	PyMem_Free(b.p);
-	return *w == KDF_FAULT && (!named || b.failed) ? KDF_KIND_FAULT : KDF_KIND_OBJ;
+	return kind;
 }
 
 /* ---------------------------------------------------------------------------
