@@ -1,9 +1,9 @@
-"""Build of kcovdf's two C extensions; the rest is pure Python.
+"""Build of kcovdf's three C extensions; the rest is pure Python.
 
 kcovdf._core._recorder is the hot path: one translation unit, _recorder.c, that
 includes the files it is split into (see _core/kdf.h), so the encoder inlines into
 the writers without LTO. kcovdf._core._scan is the decoder's record scanner,
-owned by kcovdf.read.decode.
+owned by kcovdf.read.decode; kcovdf._core._pair is the call pairer of kcovdf.read.calls.
 """
 
 from setuptools import Extension, setup
@@ -22,5 +22,6 @@ setup(
             extra_compile_args=FLAGS,
         ),
         Extension("kcovdf._core._scan", sources=[f"{CORE}/scan.c"], extra_compile_args=FLAGS),
+        Extension("kcovdf._core._pair", sources=[f"{CORE}/pair.c"], extra_compile_args=FLAGS),
     ]
 )

@@ -17,10 +17,21 @@ a yield and are resumed by their pc.
 
 Records lost to a full buffer (drops) can leave a call without its entry records
 (``nargs`` 0, ``entry_seq`` null) or without its exit (``exit`` null).
+
+Columnar and streaming: a pairer (``pairer()``) takes a trace's records as numpy columns,
+in batches in buffer order (its state carries over from one batch to the next), and gives
+every record's call index and depth; ``calls()`` is the calls table. Two twins: the C
+pairer (``_core/pair.c``, ``CPairer``) while the C core is in use, and ``Pairer``, its
+reference in Python, which walks the records with ``_StackWalk`` (format 1) and
+``_IdWalk`` (format 2) below. ``pair_arrays`` and ``pair`` stay columnar end to end;
+``pair_table`` and ``pair_columns`` also give ``Call`` objects, built from the columns.
 """
 
 from __future__ import annotations
 
+import logging
+import operator
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -29,6 +40,16 @@ import numpy as np
 import pyarrow as pa
 
 from kcovdf import abi
+from kcovdf.read.decode import KINDS
+from kcovdf.runtime import core
+
+log = logging.getLogger(__name__)
+
+try:
+    from kcovdf._core._pair import Pairer as _CPair
+except ImportError as exc:  # not built: the Python twin serves
+    log.info("calls: C pairer unavailable (%s); using the Python pairer", exc)
+    _CPair = None
 
 SCHEMA = pa.schema([
     ("call", pa.int64()), ("call_id", pa.uint64()), ("task", pa.int32()), ("pc", pa.uint64()),
@@ -197,6 +218,349 @@ class _IdWalk:
         return call, depth
 
 
+#: Kind codes, the indexes of ``decode.KINDS`` (the scanner's codes, pair.c's K_*).
+_KIND_CODE = {name: code for code, name in enumerate(KINDS)}
+_RESUME = _KIND_CODE["resume"]
+_KIND_NAMES = pa.array(KINDS, pa.string())
+
+#: The input columns of ``feed``: name, item size and the dtype they are read as.
+_FEED = (("task", 4, np.int32), ("kind", 1, np.int8), ("pc", 8, np.uint64), ("arg_idx", 1, np.uint8),
+         ("seq", 4, np.uint32), ("ptr", 8, np.uint64), ("value0", 8, np.uint64))
+_INT_FORMATS = "bBhHiIlLqQnN"
+
+#: The columns of ``columns()``, in pair.c's order (CALL_COLUMNS, then the resumers). flags
+#: says which of call_id, entry_seq, exit_seq and last_seq are set (_F_*); -1 stands for
+#: None in parent, exit (else the kind code that ended the call), last_arg and resumers.
+_COLUMNS = (("call_id", np.uint64), ("pc", np.uint64), ("parent", np.int64), ("task", np.int32),
+            ("depth", np.int32), ("entry_seq", np.uint32), ("exit_seq", np.uint32), ("nargs", np.int32),
+            ("yields", np.int32), ("suspends", np.int32), ("resumes", np.int32), ("last_seq", np.uint32),
+            ("last_arg", np.int16), ("exit", np.int8), ("flags", np.uint8), ("resumers", np.int64))
+_F_CALL_ID, _F_ENTRY_SEQ, _F_EXIT_SEQ, _F_LAST_SEQ = 1, 2, 4, 8
+
+
+def _column(name: str, size: int, dtype: Any, obj: object) -> np.ndarray:
+    """One input column of ``feed``, checked as pair.c's get_column checks it (same errors)."""
+    try:
+        view = memoryview(obj)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"Pairer.feed: {name} must be a 1-d array of {size}-byte integers "
+                        f"(an object with the buffer protocol), not {type(obj).__name__}") from None
+    fmt = view.format
+    if fmt[:1] in ("@", "=") or (fmt[:1] == "<" and sys.byteorder == "little"):
+        fmt = fmt[1:]
+    if view.ndim != 1 or not view.c_contiguous or view.itemsize != size \
+            or len(fmt) != 1 or fmt not in _INT_FORMATS:
+        gap = ", not contiguous" if view.ndim == 1 and not view.c_contiguous else ""
+        raise ValueError(f"Pairer.feed: {name} must be a 1-d contiguous array of {size}-byte integers, "
+                         f"got {view.ndim} dimension(s), format '{view.format}', item size "
+                         f"{view.itemsize}{gap}")
+    return np.frombuffer(view, dtype)
+
+
+def _feed_columns(*objs: object) -> list[np.ndarray]:
+    """The columns of one ``feed``, checked whole before any state changes."""
+    cols = [_column(name, size, dtype, obj) for (name, size, dtype), obj in zip(_FEED, objs, strict=True)]
+    if len({len(c) for c in cols}) > 1:
+        raise ValueError("Pairer.feed: the columns have different lengths: "
+                         + ", ".join(f"{name} {len(c)}" for (name, _, _), c in zip(_FEED, cols, strict=True)))
+    task, kind = cols[0], cols[1]
+    if len(bad := np.flatnonzero(task < 0)):
+        raise ValueError(f"Pairer.feed: task {task[bad[0]]} at row {bad[0]} is negative")
+    if len(bad := np.flatnonzero((kind < 0) | (kind >= len(KINDS)))):
+        raise ValueError(f"Pairer.feed: kind {kind[bad[0]]} at row {bad[0]} is not a kind code "
+                         f"(0 to {len(KINDS) - 1})")
+    return cols
+
+
+def _c_int(value: object, bits: int, what: str) -> int:
+    """``value`` as PyArg_ParseTuple's "i" (bits 32) or "L" (bits 64) takes it."""
+    v = operator.index(value)  # type: ignore[call-overload]
+    if not -(1 << (bits - 1)) <= v < 1 << (bits - 1):
+        raise OverflowError(f"Pairer.task: {what} {v} does not fit in {bits} bits")
+    return v
+
+
+class _PairerBase:
+    """What both pairers share: the calls table from their columns."""
+
+    def columns(self) -> dict[str, np.ndarray]:  # pragma: no cover - defined by each twin
+        raise NotImplementedError
+
+    def calls(self) -> pa.Table:
+        """Every call so far, one row each (columns: ``SCHEMA``)."""
+        return _calls_table(self.columns())
+
+
+class Pairer(_PairerBase):
+    """The streaming pairer in Python: the reference twin of the C pairer (``CPairer``).
+
+    Declare tasks with ``task()``, then ``feed()`` records in buffer order, in one batch or
+    several; ``calls()`` is the calls table so far. Same methods, arguments, results and
+    errors as ``CPairer``, record for record.
+    """
+
+    def __init__(self) -> None:
+        self._calls: list[Call] = []
+        self._by_pid: dict[int, dict[int, Call]] = {}
+        self._walks: dict[int, _StackWalk | _IdWalk] = {}
+        self._declared: dict[int, tuple[int, int]] = {}
+
+    def task(self, index: int, format: int, pid: int) -> None:
+        """Declare a task before its first record: format >= 2 pairs its records by (pid, call
+        id); format 1, and every task never declared, by stack and pc."""
+        index, format, pid = _c_int(index, 32, "index"), _c_int(format, 32, "format"), _c_int(pid, 64, "pid")
+        if index < 0:
+            raise ValueError(f"Pairer.task: index {index} is negative")
+        if format < 1:
+            raise ValueError(f"Pairer.task: format {format} is not a record format (1 or 2)")
+        if index in self._walks:
+            raise ValueError(f"Pairer.task: task {index} already has records; declare a task "
+                             "before feeding them")
+        self._declared[index] = (format, pid)
+
+    def _walk(self, t: int) -> _StackWalk | _IdWalk:
+        fmt, pid = self._declared.get(t, (1, 0))
+        walk = _IdWalk(t, self._calls, self._by_pid.setdefault(pid, {})) if fmt >= 2 \
+            else _StackWalk(t, self._calls)
+        self._walks[t] = walk
+        return walk
+
+    def feed(self, task: object, kind: object, pc: object, arg_idx: object, seq: object,
+             ptr: object, value0: object) -> tuple[np.ndarray, np.ndarray]:
+        """Pair one batch of records in buffer order, after the batches fed before.
+
+        Columns: 1-d contiguous integer arrays (numpy) of task (int32), kind (int8, the codes
+        of ``decode.KINDS``), pc (uint64), arg_idx (uint8), seq (uint32), ptr (uint64: format
+        2, the call id) and value0 (uint64: the first value word, read for resume records
+        only; 0 when none). Returns (ids int64: every record's call index, -1 for none;
+        depths int32: the depth every record is drawn at).
+        """
+        cols = _feed_columns(task, kind, pc, arg_idx, seq, ptr, value0)
+        ids: list[int] = []
+        depths: list[int] = []
+        walks = self._walks
+        for t, k, p, a, s, cid, v in zip(*(c.tolist() for c in cols), strict=True):
+            walk = walks.get(t) or self._walk(t)
+            name = KINDS[k]
+            if type(walk) is _IdWalk:
+                call, depth = walk.record(name, p, a, s, cid, v)
+            elif name == "entry":
+                call = walk.entry(p, a, s)
+                depth = call.depth
+            elif name in ("return", "exception", "yield"):
+                call = walk.exit(p, name, s)
+                depth = call.depth
+            else:  # an event record in a format 1 trace belongs to no call
+                ids.append(-1)
+                depths.append(len(walk.stack))
+                continue
+            ids.append(call.id)
+            depths.append(depth)
+        return np.array(ids, np.int64), np.array(depths, np.int32)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every call so far, one numpy array per column (``_COLUMNS``)."""
+        cs = self._calls
+        values: dict[str, list[Any]] = {
+            "call_id": [c.call_id or 0 for c in cs],
+            "parent": [-1 if c.parent is None else c.parent for c in cs],
+            "entry_seq": [c.entry_seq or 0 for c in cs],
+            "exit_seq": [c.exit_seq or 0 for c in cs],
+            "last_seq": [max(c.last_seq, 0) for c in cs],
+            "exit": [-1 if c.exit is None else _KIND_CODE[c.exit] for c in cs],
+            "flags": [(c.call_id is not None) * _F_CALL_ID | (c.entry_seq is not None) * _F_ENTRY_SEQ
+                      | (c.exit_seq is not None) * _F_EXIT_SEQ | (c.last_seq >= 0) * _F_LAST_SEQ
+                      for c in cs],
+            "resumers": [-1 if r is None else r for c in cs for r in c.resumers],
+        }
+        for name in ("task", "pc", "depth", "nargs", "yields", "suspends", "resumes", "last_arg"):
+            values[name] = [getattr(c, name) for c in cs]
+        return {name: np.array(values[name], dtype) if values[name] else np.zeros(0, dtype)
+                for name, dtype in _COLUMNS}
+
+
+class CPairer(_PairerBase):
+    """The C pairer (``kcovdf._core._pair.Pairer``, pair.c) with its twin ``Pairer``'s methods:
+    numpy arrays wrap what it returns without a copy, and ``calls()`` builds the table."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self) -> None:
+        if _CPair is None:
+            raise ImportError("kcovdf._core._pair is not built (pip install . builds it)")
+        self._c = _CPair()
+
+    def task(self, index: int, format: int, pid: int) -> None:
+        """See ``Pairer.task``."""
+        self._c.task(index, format, pid)
+
+    def feed(self, task: object, kind: object, pc: object, arg_idx: object, seq: object,
+             ptr: object, value0: object) -> tuple[np.ndarray, np.ndarray]:
+        """See ``Pairer.feed``."""
+        ids, depths = self._c.feed(task, kind, pc, arg_idx, seq, ptr, value0)
+        return np.frombuffer(ids, np.int64), np.frombuffer(depths, np.int32)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """See ``Pairer.columns`` (read-only arrays: the C pairer's own, handed over)."""
+        return {name: np.frombuffer(b, dtype)
+                for (name, dtype), b in zip(_COLUMNS, self._c.columns(), strict=True)}
+
+
+def pairer() -> Pairer | CPairer:
+    """A new pairer: the C one while the C core is in use (kcovdf.runtime.core chooses), else its twin."""
+    # The C pairer is the fast path; Pairer is its reference twin, and the fallback without it.
+    return CPairer() if _CPair is not None and core.name == "c" else Pairer()
+
+
+def _masked(a: np.ndarray, none: np.ndarray, type_: pa.DataType | None = None) -> pa.Array:
+    """``a`` as an Arrow array, null where ``none`` is true."""
+    return pa.array(a, type_, mask=none) if none.any() else pa.array(a, type_)
+
+
+def _calls_table(cols: dict[str, np.ndarray]) -> pa.Table:
+    """The calls table (``SCHEMA``) of a pairer's columns."""
+    n = len(cols["task"])
+    flags = cols["flags"]
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(cols["resumes"], out=offsets[1:])
+    exits = pa.DictionaryArray.from_arrays(_masked(cols["exit"], cols["exit"] < 0), _KIND_NAMES)
+    resumers = cols["resumers"]
+    arrays = {
+        "call": pa.array(np.arange(n, dtype=np.int64)),
+        "call_id": _masked(cols["call_id"], (flags & _F_CALL_ID) == 0),
+        "parent": _masked(cols["parent"], cols["parent"] < 0),
+        "entry_seq": _masked(cols["entry_seq"], (flags & _F_ENTRY_SEQ) == 0),
+        "exit_seq": _masked(cols["exit_seq"], (flags & _F_EXIT_SEQ) == 0),
+        "exit": exits.cast(pa.string()),
+        "resumers": pa.ListArray.from_arrays(pa.array(offsets), _masked(resumers, resumers < 0)),
+    }
+    for name in ("task", "pc", "depth", "nargs", "yields", "suspends", "resumes"):
+        arrays[name] = pa.array(cols[name], SCHEMA.field(name).type)
+    return pa.Table.from_arrays([arrays[name] for name in SCHEMA.names], schema=SCHEMA)
+
+
+def _optional(a: np.ndarray) -> list[int | None]:
+    """``a`` as a list, None where it is negative."""
+    out: list[int | None] = a.tolist()
+    for i in np.flatnonzero(a < 0).tolist():
+        out[i] = None
+    return out
+
+
+def _call_objects(cols: dict[str, np.ndarray]) -> list[Call]:
+    """The calls of a pairer's columns as ``Call`` objects."""
+    n = len(cols["task"])
+    flags = cols["flags"].tolist()
+
+    def unless(name: str, flag: int, none: Any) -> list[Any]:
+        return [v if f & flag else none for v, f in zip(cols[name].tolist(), flags, strict=True)]
+
+    exits = [None if e < 0 else KINDS[e] for e in cols["exit"].tolist()]
+    flat = _optional(cols["resumers"])
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(cols["resumes"], out=starts[1:])
+    bounds = starts.tolist()
+    resumers = [flat[bounds[i]:bounds[i + 1]] for i in range(n)]
+    return list(map(Call, range(n), cols["task"].tolist(), cols["pc"].tolist(), _optional(cols["parent"]),
+                    cols["depth"].tolist(), unless("call_id", _F_CALL_ID, None),
+                    unless("entry_seq", _F_ENTRY_SEQ, None), unless("exit_seq", _F_EXIT_SEQ, None), exits,
+                    cols["nargs"].tolist(), cols["yields"].tolist(), cols["suspends"].tolist(),
+                    cols["resumes"].tolist(), resumers, cols["last_arg"].tolist(),
+                    unless("last_seq", _F_LAST_SEQ, -1)))
+
+
+def _declare(p: Pairer | CPairer, tasks: Sequence[Any]) -> None:
+    """Declare the trace's tasks (``decode.Task``: pid and format), by their position."""
+    for index, info in enumerate(tasks):
+        if info is not None:
+            p.task(index, info.format, info.pid)
+
+
+def _kind_codes(kind: pa.Array) -> np.ndarray:
+    """The int8 codes (indexes of ``decode.KINDS``) of a kind column, without a string per record."""
+    if not pa.types.is_dictionary(kind.type):
+        kind = kind.dictionary_encode()
+    names = kind.dictionary.to_pylist()
+    unknown = [name for name in names if name not in _KIND_CODE]
+    if unknown:
+        raise ValueError(f"pair: {unknown} are not record kinds {KINDS}")
+    if kind.null_count:
+        raise ValueError("pair: the kind column has nulls")
+    codes = kind.indices.to_numpy()
+    lut = np.array([_KIND_CODE[name] for name in names], np.int8)
+    if np.array_equal(lut, np.arange(len(lut))):  # the decoder's dictionary: the codes themselves
+        return codes.astype(np.int8, copy=False)
+    return lut[codes]
+
+
+def _first_words(values: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """The first value word (0 for none) of the given rows of a list or list-view column."""
+    t = values.type
+    if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        starts = values.offsets.to_numpy()[rows]
+        sizes = values.sizes.to_numpy()[rows]
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        offsets = values.offsets.to_numpy()
+        starts, sizes = offsets[rows], offsets[rows + 1] - offsets[rows]
+    else:
+        raise TypeError(f"pair: the values column is {t}, not a list of value words")
+    if values.null_count:
+        sizes = np.where(values.is_valid().to_numpy(zero_copy_only=False)[rows], sizes, 0)
+    out = np.zeros(len(rows), np.uint64)
+    has = sizes > 0
+    if has.any():  # the offsets index the whole child, whatever the column's slice
+        out[has] = values.values.to_numpy(zero_copy_only=False)[starts[has]]
+    return out
+
+
+def feed_table(p: Pairer | CPairer, records: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Feed the rows of a records table (see ``pair``) to ``p``, after those fed before, one
+    record batch at a time: (ids int64, -1 for none; depths int32) of all its rows.
+
+    The kind column's dictionary indices are the codes (no string per record); value words
+    are read for resume records only.
+    """
+    numeric = [(name, dtype) for name, _, dtype in _FEED if name not in ("kind", "value0")]
+    with_values = "values" in records.column_names
+    ids: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
+    wanted = [name for name, _ in numeric] + ["kind"] + ["values"] * with_values
+    for batch in records.select(wanted).to_batches():
+        if not batch.num_rows:
+            continue
+        task, pcs, arg_idx, seq, ptr = (
+            np.ascontiguousarray(batch.column(name).to_numpy(zero_copy_only=False), dtype)
+            for name, dtype in numeric)
+        kind = _kind_codes(batch.column("kind"))
+        value0 = np.zeros(batch.num_rows, np.uint64)
+        resumes = np.flatnonzero(kind == _RESUME)
+        if len(resumes):
+            value0[resumes] = _first_words(batch.column("values"), resumes)
+        got = p.feed(task, kind, pcs, arg_idx, seq, ptr, value0)
+        ids.append(got[0])
+        depths.append(got[1])
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    return np.concatenate(ids), np.concatenate(depths)
+
+
+class PairedArrays(NamedTuple):
+    """The pairing as columns: per record its call index and depth, and the calls table."""
+
+    ids: np.ndarray              # int64 call index of every record, -1: none (an event of format 1)
+    depths: np.ndarray           # int32 depth every record is drawn at
+    calls: pa.Table              # columns: SCHEMA
+
+
+def pair_arrays(records: pa.Table, tasks: Sequence[Any] = ()) -> PairedArrays:
+    """The pairing of a records table (see ``pair``) as numpy columns and the calls table:
+    columnar all the way, the fast path for large traces."""
+    p = pairer()
+    _declare(p, tasks)
+    ids, depths = feed_table(p, records)
+    return PairedArrays(ids, depths, p.calls())
+
+
 def pair(records: pa.Table, tasks: Sequence[Any] = ()) -> tuple[pa.Array, pa.Table]:
     """(call index of every record, the calls table) of a records table in buffer order.
 
@@ -204,26 +568,16 @@ def pair(records: pa.Table, tasks: Sequence[Any] = ()) -> tuple[pa.Array, pa.Tab
     task must be in the order they were written (the decoder's order). ``tasks`` are the
     trace's tasks (``decode.Task``: pid and format); tasks not given pair as format 1.
     """
-    ids, _, calls = pair_table(records, tasks)
-    return pa.array(ids, pa.int64()), calls_table(calls)
+    ids, _, table = pair_arrays(records, tasks)
+    return pa.array(ids, pa.int64(), mask=ids < 0), table
 
 
 def pair_table(records: pa.Table, tasks: Sequence[Any] = ()) -> Paired:
     """The pairing of a records table (see ``pair``), with the depth of every record."""
-    kind = records.column("kind").combine_chunks()
-    if pa.types.is_dictionary(kind.type):
-        names = kind.dictionary.to_pylist()
-        kinds = [names[i] for i in kind.indices.to_numpy(zero_copy_only=False).tolist()]
-    else:
-        kinds = kind.to_pylist()
-    cols = [records.column(c).to_numpy().tolist() for c in ("task", "seq", "pc", "arg_idx", "ptr")]
-    resume_rows = np.flatnonzero(np.array(kinds, dtype=object) == "resume") if "resume" in kinds else []
-    value0: dict[int, int] = {}
-    if len(resume_rows):
-        words = records.column("values").take(pa.array(resume_rows, pa.int64())).to_pylist()
-        value0 = {int(r): (w[0] if w else 0) for r, w in zip(resume_rows, words, strict=True)}
-    task_col, seq, pc, arg_idx, ptr = cols
-    return pair_columns(task_col, seq, kinds, pc, arg_idx, ptr, value0, tasks)
+    p = pairer()
+    _declare(p, tasks)
+    ids, depths = feed_table(p, records)
+    return Paired(_optional(ids), depths.tolist(), _call_objects(p.columns()))
 
 
 def pair_columns(task: Sequence[int], seq: Sequence[int], kind: Sequence[str], pc: Sequence[int],
@@ -232,36 +586,25 @@ def pair_columns(task: Sequence[int], seq: Sequence[int], kind: Sequence[str], p
     """The pairing of records given as columns in buffer order.
 
     ``value0`` maps the row of every resume record to its value word (the resumer's call id);
-    ``tasks`` (``decode.Task``) say which tasks are format 2 and their pids.
+    ``tasks`` (``decode.Task``) say which tasks are format 2 and their pids (without ``ptr``
+    every task pairs as format 1).
     """
-    calls: list[Call] = []
-    by_pid: dict[int, dict[int, Call]] = {}
-    walks: dict[int, Any] = {}
-    ids: list[int | None] = [None] * len(task)
-    depths: list[int] = [0] * len(task)
-    value0 = value0 or {}
-    for row, (t, s, k, p, a) in enumerate(zip(task, seq, kind, pc, arg_idx, strict=True)):
-        walk = walks.get(t)
-        if walk is None:
-            info = tasks[t] if t < len(tasks) else None
-            if info is not None and info.format >= 2 and ptr is not None:
-                walk = _IdWalk(t, calls, by_pid.setdefault(info.pid, {}))
-            else:
-                walk = _StackWalk(t, calls)
-            walks[t] = walk
-        if type(walk) is _IdWalk:
-            call, depths[row] = walk.record(k, p, a, s, ptr[row], value0.get(row))  # type: ignore[index]
-        elif k == "entry":
-            call = walk.entry(p, a, s)
-            depths[row] = call.depth
-        elif k in ("return", "exception", "yield"):
-            call = walk.exit(p, k, s)
-            depths[row] = call.depth
-        else:  # an event record in a format 1 trace belongs to no call
-            depths[row] = len(walk.stack)
-            continue
-        ids[row] = call.id
-    return Paired(ids, depths, calls)
+    n = len(task)
+    p = pairer()
+    if ptr is not None:
+        _declare(p, tasks)
+    try:
+        codes = np.array([_KIND_CODE[k] for k in kind], np.int8)
+    except KeyError as exc:
+        raise ValueError(f"pair_columns: {exc.args[0]!r} is not a record kind {KINDS}") from None
+    words = np.zeros(n, np.uint64)
+    for row, w in (value0 or {}).items():
+        if 0 <= row < n:
+            words[row] = w
+    ids, depths = p.feed(np.array(task, np.int32), codes, np.array(pc, np.uint64),
+                         np.array(arg_idx, np.uint8), np.array(seq, np.uint32),
+                         np.zeros(n, np.uint64) if ptr is None else np.array(ptr, np.uint64), words)
+    return Paired(_optional(ids), depths.tolist(), _call_objects(p.columns()))
 
 
 def calls_table(calls: Sequence[Call]) -> pa.Table:
@@ -271,4 +614,5 @@ def calls_table(calls: Sequence[Call]) -> pa.Table:
     return pa.table(columns, schema=SCHEMA)
 
 
-__all__ = ["SCHEMA", "Call", "Paired", "calls_table", "pair", "pair_columns", "pair_table"]
+__all__ = ["SCHEMA", "Call", "CPairer", "Paired", "PairedArrays", "Pairer", "calls_table", "feed_table",
+           "pair", "pair_arrays", "pair_columns", "pair_table", "pairer"]
