@@ -1,23 +1,41 @@
-"""A whole run recorded: time against the plain run, records kept and dropped, bytes per record.
+"""A whole run recorded, and the tools over whole runs of 1M and 100M records.
 
-Run: python benchmarks/whole_run.py [ITERATIONS]   (default 1,000,000: about 8M records)
+Run: python benchmarks/whole_run.py [ITERATIONS] [--tools 1M,100M]
+     (default 1,000,000 iterations: about 7M records; --tools "" skips the second part)
 
-One loop calls three small functions with int and dataclass arguments; it runs plain,
-then under ``kcovdf run`` in each mode (whole, ring, once), all in this one run, and
-the ratios are printed side by side. Targets for the whole mode: 0 drops, at most 3x
-the plain run, at most 16 bytes per record on disk.
+Part 1. One loop calls three small functions with int and dataclass arguments; it runs
+plain, then under ``kcovdf run`` in each mode (whole, ring, once), all in this one run,
+and the ratios are printed side by side. Targets for the whole mode: 0 drops, at most
+3x the plain run, at most 16 bytes per record on disk.
+
+Part 2. The same loop recorded whole at each size of ``--tools``; on each trace, the
+tools a user runs: ``kcovdf sql`` (a count, a grouped aggregate over calls), ``export``
+to Parquet and Daikon, ``report`` and ``view | head -100``. Each prints its time, its
+records/s and words/s, the words/s of the kernel documentation's C parsing loop
+(benchmarks/decode.py, gcc -O2, in memory) on the same trace's words, and its peak RSS,
+the sizes side by side: linear tools keep their records/s. Targets: the SQL aggregate
+at least 0.25x the C loop's words/s, peak RSS at most 2 GB, ``view | head`` under 2 s.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from pathlib import Path
 
+import numpy as np
+
+from kcovdf.read import sources
 from kcovdf.runtime import tasks
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from decode import C_LOOP  # noqa: E402  (the C parsing loop, from its own benchmark)
 
 PROGRAM = textwrap.dedent("""\
     import dataclasses
@@ -55,8 +73,35 @@ def timed(cmd: list[str], cwd: str) -> tuple[float, str]:
     return time.perf_counter() - start, out.stdout
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+#: Records the loop writes per iteration: step, add (2 args) and norm1 entries and returns.
+RECORDS_PER_ITERATION = 7
+
+#: The tools timed on each trace: (label, kcovdf arguments; TRACE and OUT are filled in).
+TOOLS = [
+    ("sql count(*) records", ["sql", "TRACE", "SELECT count(*) FROM records"]),
+    ("sql calls GROUP BY", ["sql", "TRACE", "SELECT function, count(*), avg(nargs) FROM calls "
+                                            "GROUP BY function"]),
+    ("export -f parquet", ["export", "TRACE", "-f", "parquet", "-o", "OUT"]),
+    ("export -f daikon", ["export", "TRACE", "-f", "daikon", "-o", "OUT"]),
+    ("report", ["report", "TRACE", "-o", "OUT.html"]),
+]
+
+#: Run one command, then print its peak RSS (KB) on stderr's last line: a process of its own,
+#: so that the peak is that command's alone.
+_RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(r.returncode)")
+
+
+def size(text: str) -> int:
+    """1M, 100M, 250k or a plain number."""
+    text = text.strip().lower()
+    scale = {"k": 10**3, "m": 10**6}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def modes(n: int) -> None:
+    """Part 1: the loop plain and in each mode."""
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "loop.py"), "w") as f:
             f.write(PROGRAM)
@@ -73,6 +118,105 @@ def main() -> None:
             per = s.bytes / s.records if s.records else 0
             print(f"{mode:<6} {t:>7.2f}s {t / plain:>5.1f}x {s.records:>14,} {s.drops:>12,} "
                   f"{s.bytes / 1e6:>8.0f}MB {per:>9.1f}")
+
+
+def c_loop_words_per_second(trace: str, tmp: str) -> float:
+    """Words/s of the C parsing loop over the words of the trace's buffers, in memory."""
+    dump = Path(tmp, "words.bin")
+    count = 0
+    with open(dump, "wb") as f:  # one raw buffer: buf[0], then every buffer's words in turn
+        f.write(bytes(8))
+        for src in sources.iter_trace(trace)[1]:
+            body = src.words[1:1 + min(int(src.words[0]), len(src.words) - 1)]
+            f.write(body.tobytes())
+            count += len(body)
+        f.seek(0)
+        f.write(np.array([count], np.uint64).tobytes())
+    src, exe = Path(tmp, "loop.c"), Path(tmp, "loop")
+    src.write_text(C_LOOP)
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe), str(dump), "3"], check=True, capture_output=True, text=True)
+    dump.unlink()
+    return count / float(out.stdout.split()[1])
+
+
+def timed_tool(args: list[str], cwd: str) -> tuple[float, int]:
+    """(seconds, peak RSS in bytes) of one kcovdf command."""
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", _RSS, sys.executable, "-m", "kcovdf", *args],
+                       cwd=cwd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if r.returncode:
+        raise SystemExit(f"kcovdf {' '.join(args)} failed:\n{r.stderr}")
+    return took, int(r.stderr.splitlines()[-1]) * 1024
+
+
+def view_head(trace: str, cwd: str, lines: int = 100) -> float:
+    """Seconds until ``kcovdf view TRACE | head -100`` has its lines."""
+    start = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "kcovdf", "view", trace], cwd=cwd,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert p.stdout is not None
+    for _ in range(lines):
+        p.stdout.readline()
+    took = time.perf_counter() - start
+    p.stdout.close()
+    p.wait()
+    return took
+
+
+def tools(sizes: list[int]) -> None:
+    """Part 2: the tools over whole runs of each size."""
+    if not shutil.which("gcc"):
+        print("gcc not found: the C parsing loop cannot be built; part 2 skipped", file=sys.stderr)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "loop.py"), "w") as f:
+            f.write(PROGRAM)
+        rows: dict[str, list[str]] = {}
+        header = []
+        for records in sizes:
+            trace = os.path.join(tmp, f"trace-{records}")
+            iterations = records // RECORDS_PER_ITERATION
+            timed([sys.executable, "-m", "kcovdf", "run", "-o", trace, "loop.py", str(iterations)], tmp)
+            s = tasks.summarize(trace)
+            words = sources.survey(trace).words
+            c_rate = c_loop_words_per_second(trace, tmp)
+            header.append(f"{s.records / 1e6:,.0f}M records, {words / 1e6:,.0f}M words, "
+                          f"{s.drops} drops; C loop {c_rate / 1e6:,.0f} Mwords/s")
+            for label, args in TOOLS:
+                out = os.path.join(tmp, f"out-{records}-{label.split()[-1]}")
+                filled = [a.replace("TRACE", trace).replace("OUT", out) for a in args]
+                took, rss = timed_tool(filled, tmp)
+                rows.setdefault(label, []).append(
+                    f"{took:7.1f}s {s.records / took / 1e6:6.2f} Mrec/s {words / took / c_rate:6.3f}x C "
+                    f"{rss / 2**30:5.2f} GB")
+                shutil.rmtree(out, ignore_errors=True)
+                for leftover in (out + ".html", out + ".decls", out + ".dtrace"):
+                    if os.path.exists(leftover):
+                        os.unlink(leftover)
+            head = view_head(trace, tmp)
+            rows.setdefault("view | head -100", []).append(f"{head:7.2f}s (to the 100th line)")
+            shutil.rmtree(trace)
+        print()
+        for i, h in enumerate(header):
+            print(f"[{i + 1}] {h}")
+        print(f"{'tool':<22} " + " | ".join(f"[{i + 1}] {'time':>6} {'records/s':>12} "
+                                           f"{'words/s':>8} {'peak RSS':>8}" for i in range(len(sizes))))
+        for label, cells in rows.items():
+            print(f"{label:<22} " + " | ".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("iterations", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("--tools", default="1M,100M",
+                        help="trace sizes (records) for part 2, comma-separated; empty: skip it")
+    args = parser.parse_args()
+    modes(args.iterations)
+    sizes = [size(x) for x in args.tools.split(",") if x.strip()]
+    if sizes:
+        tools(sizes)
 
 
 if __name__ == "__main__":

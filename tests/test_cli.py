@@ -315,15 +315,23 @@ def test_sql_checks_the_statement_before_decoding_the_trace(capsys, tmp_path):
     assert rc == 1 and "not a .kdf trace file" in err
 
 
-def test_sql_resolves_records_only_for_statements_that_read_them(monkeypatch, trace):
+def test_sql_pairs_and_renders_only_what_a_statement_reads(monkeypatch, trace):
     from kcovdf.read import decode as dec
+    from kcovdf.read import render
     from kcovdf.tools import sql
 
     trace = dec.load(str(trace))
-    resolved: list[int] = []
-    real = sql.records_and_calls
-    monkeypatch.setattr(sql, "records_and_calls", lambda t: resolved.append(len(t)) or real(t))
+    paired: list[int] = []
+    rendered: list[int] = []
+    real_pairing, real_columns = sql.pairing, render.columns
+    monkeypatch.setattr(sql, "pairing", lambda t: paired.append(len(t)) or real_pairing(t))
+    monkeypatch.setattr(render, "columns",
+                        lambda *a, **k: rendered.append(len(a[1])) or real_columns(*a, **k))
     assert sql.query(trace, "SELECT count(*) FROM tasks").column(0).to_pylist() == [len(trace.tasks)]
-    assert resolved == [0]  # the empty trace's views only
+    assert paired == [0]  # the empty trace's views only
     assert sql.query(trace, "SELECT count(*) FROM records").column(0).to_pylist() == [len(trace)]
-    assert resolved == [0, len(trace)]
+    assert paired == [0, len(trace)]
+    by_function = sql.query(trace, "SELECT function, count(*) FROM calls GROUP BY function")
+    assert by_function.num_rows > 0 and rendered == []  # no value was rendered for them
+    one = sql.query(trace, "SELECT rendered FROM records WHERE kind = 'return' LIMIT 1")
+    assert one.num_rows == 1 and 0 < sum(rendered) < len(trace)

@@ -202,3 +202,73 @@ def test_the_mode_and_sizes_come_from_pyproject_too(tmp_path):
     r = run_kcovdf(tmp_path, "loop.py", "1000")
     assert r.returncode == 1
     assert "option 'mode' in [tool.kcovdf] of pyproject.toml must be one of whole, ring, once" in r.stderr
+
+
+GENERATOR_LOOP = """\
+    def f(i, label):
+        return i
+
+    def gen(n, step):
+        for k in range(n):
+            yield k * step
+
+    g = gen(10**6, 2)
+    for i in range(12000):
+        f(i, "call")
+        next(g)
+    """
+
+
+def test_view_streams_the_segments_as_the_one_tree_of_the_whole_trace(tmp_path, monkeypatch, capsys):
+    from kcovdf import cli
+    from kcovdf.tools import view
+
+    write(tmp_path / "loop.py", GENERATOR_LOOP)
+    assert run_kcovdf(tmp_path, "loop.py").returncode == 0
+    trace = str(tmp_path / "kcovdf-trace")
+    assert len(os.listdir(trace)) > 3  # several segments: calls straddle their boundaries
+
+    def shown(*opts: str, whole: bool) -> list[str]:
+        with monkeypatch.context() as m:
+            if whole:  # the trace decoded first, as one batch
+                m.setattr(view.os.path, "isdir", lambda p: False)
+            assert cli.main(["view", *opts, trace]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    for opts, at_least in (((), 48000), (("--function", "f", "--value", "i=7001", "-C", "2"), 7),
+                           (("--raw",), 59999), (("--json",), 59999)):
+        streamed, whole = shown(*opts, whole=False), shown(*opts, whole=True)
+        assert streamed == whole and len(streamed) > at_least
+    lines = shown(whole=False)
+    assert lines[1] == "# 60000 records" and lines[0] == f"# Captured {decode.load(trace).words} words"
+    # the generator, resumed in every segment, is named with its arguments each time
+    resumes = {ln for ln in lines if "↻" in ln}
+    assert resumes == {"↻ __main__.gen(n=1000000, step=2)"}
+    assert shown("--function", "f", "--value", "i=7001", "-C", "1", whole=False)[3:] == [
+        "__main__.gen() suspended", "__main__.f(i=7001, label='call')", "7001 = __main__.f()"]
+
+
+def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path):
+    from kcovdf.tools import sql
+
+    write(tmp_path / "loop.py", GENERATOR_LOOP)
+    assert run_kcovdf(tmp_path, "loop.py").returncode == 0
+    trace = str(tmp_path / "kcovdf-trace")
+    whole = decode.load(trace)
+    for q in ("SELECT count(*) FROM records", "SELECT count(*) FROM tasks",
+              "SELECT function, count(*) AS n, sum(resumes) FROM calls GROUP BY 1 ORDER BY 1",
+              "SELECT seq, call, depth, rendered, value FROM records ORDER BY task, seq LIMIT 50",
+              "SELECT * FROM records WHERE kind = 'resume' ORDER BY seq LIMIT 5",
+              "SELECT args, result, parent FROM calls WHERE function = '__main__.f' AND call > 11000 "
+              "ORDER BY call"):
+        with sql.Database(decode.batches(trace), q) as db:
+            assert os.stat(db._dir).st_mode & 0o777 == 0o700
+            got = db.query(q)
+            where = db._dir
+        assert got.to_pylist() == sql.query(whole, q).to_pylist() and got.num_rows > 0, q
+        assert not os.path.exists(where)
+    # a count of records needs no pairing; a statement naming call or depth does
+    assert sql._needs("SELECT count(*) FROM records") == (True, False)
+    assert sql._needs("SELECT depth FROM records") == (True, True)
+    assert sql._needs("SELECT * FROM records") == (True, True)
+    assert sql._needs("SELECT count(*) FROM tasks") == (False, False)

@@ -9,6 +9,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracegen as tg
 from kcovdf import abi, cli
@@ -305,3 +307,45 @@ def test_raw_view_names_events_with_their_word(capsys, tmp_path):
                               "[RESUME] seq=  4 m.f resume(8) = 0x0"]
     _, out, _ = view(capsys, _v2(tmp_path, b))
     assert body(out)[1:] == ["m.f()", "m.f() suspended", "m.f() event 9", "↻ m.f()", "1 = m.f()"]
+
+
+def _grep(lines, context):
+    """Reference: grep's context over whole tasks (what ``_Select`` must give as lines stream)."""
+    out = []
+    for task in dict.fromkeys(ln.task for ln in lines):
+        own = [ln for ln in lines if ln.task == task]
+        keep = [any(m.call and abs(i - j) <= (context or 0) for j, m in enumerate(own))
+                for i in range(len(own))]
+        prev = None
+        for i, line in enumerate(own):
+            if keep[i]:
+                if context is not None and prev is not None and prev != i - 1:
+                    out.append(None)
+                out.append(line)
+                prev = i
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=40),
+       st.none() | st.integers(0, 3), st.lists(st.integers(0, 40), max_size=4))
+def test_context_of_streamed_lines_is_greps(marks, context, cuts):
+    from kcovdf.tools.view import Line, _Select
+
+    # a task's lines are contiguous; ``call`` stands for "the filter matches this line"
+    lines = [Line(task, "call", 0, [i], call=match) for i, (task, match) in
+             enumerate(sorted(marks, key=lambda m: m[0]))]
+
+    class Matching:
+        matching = True
+
+        @staticmethod
+        def match(line):
+            return line.call
+
+    pick = _Select(Matching(), context)
+    got = []
+    bounds = sorted({0, len(lines), *(c for c in cuts if c <= len(lines))})
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        got += list(pick.feed(lines[a:b]))
+    assert got == _grep(lines, context)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import InitVar, dataclass, field
 from typing import Any, NamedTuple
 
@@ -341,8 +342,7 @@ def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
     trace's own symbols do not (``Trace.names``).
     Raises CorruptBufferError for input that is not a trace at all.
     """
-    if encoding not in (None, "kcovdf", "kernel"):
-        raise ValueError(f"encoding must be 'kcovdf' or 'kernel', not {encoding!r}")
+    _check_encoding(encoding)
     if isinstance(source, (str, os.PathLike)):
         found, notes = sources.open_trace(source)
     elif callable(getattr(source, "table_lines", None)) and callable(getattr(source, "mmap", None)):
@@ -353,38 +353,86 @@ def load(source: Any, *, table_lines: list[dict[str, Any]] | None = None,
     return decode_sources(found, notes=notes, encoding=encoding, kernel=kernel)
 
 
-def decode_sources(found: list[sources.Source], *, notes: list[str] | None = None,
+def decode_sources(found: Iterable[sources.Source], *, notes: list[str] | None = None,
                    encoding: str | None = None, kernel: symbols.KernelSymbols | None = None) -> Trace:
     """Decode buffers already read by ``kcovdf.read.sources`` into one Trace."""
-    symtab = symbols.SymbolTable()
-    out = Trace(records=SCHEMA.empty_table(), tasks=[], symbols=symtab.symbols,
-                notes=list(notes or []), kernel=kernel)
-    tables: list[pa.Table] = []
-    streams: dict[str, int] = {}  # a task's first file name -> its index: its segments join it
+    dec = Decoder(notes, encoding=encoding, kernel=kernel)
+    tables = [dec.add(src) for src in found]
+    return dec.finish(tables)
+
+
+def stream(source: str | os.PathLike[str], *, encoding: str | None = None,
+           kernel: symbols.KernelSymbols | None = None) -> Iterator[tuple[Trace, pa.Table]]:
+    """Decode a trace file or directory one buffer (task segment) at a time.
+
+    Yields (the trace so far, the records of one buffer): the trace's tasks, tables,
+    notes and counters cover the buffers yielded so far, its ``records`` stay empty, and
+    only one buffer's words are held at a time. Raises CorruptBufferError at once for
+    input that is not a trace.
+    """
+    _check_encoding(encoding)
+    notes, found = sources.iter_trace(source)
+    dec = Decoder(notes, encoding=encoding, kernel=kernel)
     for src in found:
+        yield dec.trace, dec.add(src)
+    dec.finish([])
+
+
+def batches(source: Any, *, encoding: str | None = None,
+            kernel: symbols.KernelSymbols | None = None) -> Iterator[tuple[Trace, pa.Table]]:
+    """``stream`` for a trace directory; for any other source (one buffer) its whole decode,
+    as one batch. Errors are raised when the iteration starts."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        yield from stream(source, encoding=encoding, kernel=kernel)
+        return
+    t = load(source, encoding=encoding, kernel=kernel)
+    yield t, t.records
+
+
+class Decoder:
+    """Decodes buffers one after another into one trace: its tasks, tables and counters grow.
+
+    A buffer of a task already met (its next segment in a trace directory) joins that
+    task: one stream, its records after the ones before.
+    """
+
+    def __init__(self, notes: list[str] | None = None, *, encoding: str | None = None,
+                 kernel: symbols.KernelSymbols | None = None) -> None:
+        self.symtab = symbols.SymbolTable()
+        self.encoding = encoding
+        # the same list object: sources.iter_trace adds to it while its sources are read
+        self.notes = notes if notes is not None else []
+        self.trace = Trace(records=SCHEMA.empty_table(), tasks=[], symbols=self.symtab.symbols,
+                           notes=self.notes, kernel=kernel)
+        self._streams: dict[str, int] = {}  # a task's first file name -> its index
+        self._kernel = kernel
+
+    def add(self, src: sources.Source) -> pa.Table:
+        """Decode one buffer: its records table (the trace's tasks and tables take its lines)."""
+        out = self.trace
         out.notes.extend(src.notes)
-        index = streams.get(src.stream, len(out.tasks)) if src.stream else len(out.tasks)
+        index = self._streams.get(src.stream, len(out.tasks)) if src.stream else len(out.tasks)
         sc, cols = _scan(src.words, columns=True, task=index, copy_values=_may_change(src))
         assert cols is not None
         has_records = len(cols.task) > 0
         # a later segment's table holds only the lines new since: missing ones are in the stream's
-        task_line = _read_tables(src, out, symtab, has_records and not src.segment) \
+        task_line = _read_tables(src, out, self.symtab, has_records and not src.segment) \
             if src.kind != "raw" or src.table else None
-        enc = encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols) else "kernel")
+        enc = self.encoding or ("kcovdf" if src.kind == "kdf" or src.table or _looks_kcovdf(cols)
+                                else "kernel")
         if src.kind == "raw" and not src.table:
-            hint = " (use --kallsyms/--ko)" if enc == "kernel" and kernel is None else ""
+            hint = " (use --kallsyms/--ko)" if enc == "kernel" and self._kernel is None else ""
             out.missing.append(f"{src.name}: raw buffer: no header (drops unknown), no type or "
                                f"symbol table{hint}")
         drops = src.drops
         tl = task_line or {}
         if index < len(out.tasks):
-            # the next segment of a task: one stream, its records after the ones before
             t = out.tasks[index]
             out.tasks[index] = t._replace(words=t.words + sc.count, segments=t.segments + 1,
                                           drops=None if t.drops is None or drops is None else t.drops + drops)
         else:
             if src.stream:
-                streams[src.stream] = index
+                self._streams[src.stream] = index
             out.tasks.append(Task(index, _int(tl.get("pid"), src.pid), _int(tl.get("tid"), src.tid),
                                   str(tl.get("name") or ""), src.name, enc, sc.count, drops,
                                   _format(src, enc)))
@@ -392,11 +440,20 @@ def decode_sources(found: list[sources.Source], *, notes: list[str] | None = Non
         out.drops += drops or 0
         where = f"{os.path.basename(src.name)}: " if src.segment else ""
         out.skipped.extend(Skipped(index, s.offset, s.count, where + s.reason) for s in sc.skipped)
-        tables.append(_table(cols))
-    out.notes.extend(symtab.describe_collisions())
-    if tables:
-        out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    return out
+        return _table(cols)
+
+    def finish(self, tables: list[pa.Table]) -> Trace:
+        """The trace, its records the given tables in order; notes on symbol collisions added."""
+        out = self.trace
+        out.notes.extend(self.symtab.describe_collisions())
+        if tables:
+            out.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return out
+
+
+def _check_encoding(encoding: str | None) -> None:
+    if encoding not in (None, "kcovdf", "kernel"):
+        raise ValueError(f"encoding must be 'kcovdf' or 'kernel', not {encoding!r}")
 
 
 def _format(src: sources.Source, encoding: str) -> int:
@@ -436,5 +493,5 @@ def describe_skipped(t: Trace) -> list[str]:
             for s in t.skipped]
 
 
-__all__ = ["KINDS", "SCHEMA", "CorruptBufferError", "Scan", "Skip", "Skipped", "Task", "Trace",
-           "decode_sources", "describe_skipped", "load", "scan"]
+__all__ = ["KINDS", "SCHEMA", "CorruptBufferError", "Decoder", "Scan", "Skip", "Skipped", "Task",
+           "Trace", "batches", "decode_sources", "describe_skipped", "load", "scan", "stream"]

@@ -15,14 +15,16 @@ trace's tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as compute
 
 from kcovdf import abi
-from kcovdf.read import calls, values
-from kcovdf.read.decode import Trace
+from kcovdf.read import calls, render
+from kcovdf.read.decode import KINDS, Trace
 
 #: Columns added to the decoder's records table, in this order.
 SCHEMA = pa.schema([
@@ -56,110 +58,203 @@ def param_name(trace: Trace, pc: int, kind: str, arg_idx: int) -> str | None:
     return name or f"arg{arg_idx}"
 
 
-def class_name(value: dict[str, Any]) -> str | None:
-    """The class named by a structured value (``kcovdf.read.values.structured``)."""
-    return value.get("class")
+class Resolver:
+    """Names and values of a trace's records, column by column, for any batch of them.
 
-
-def number(value: dict[str, Any]) -> float | None:
-    """The numeric value of an int, float or bool scalar, else ``None`` (for histograms and SQL)."""
-    if value.get("form") != "scalar":
-        return None
-    v = value.get("value")
-    if isinstance(v, dict) and "float" in v:
-        return float(v["float"])  # nan and infinities, which JSON cannot hold as numbers
-    return float(v) if isinstance(v, (int, float)) else None
-
-
-def resolve(trace: Trace) -> pa.Table:
-    """The records of ``trace`` with names and values resolved (columns: ``SCHEMA``).
-
-    Column by column: the task and name columns are looked up once per task, pc or
-    (pc, parameter) and spread with ``take``; a value is read and rendered once per
-    distinct (task encoding, record kind, value words), as loops and repeated arguments
-    repeat them.
+    Every method takes numpy (or Arrow) columns of raw records and returns Arrow arrays:
+    task columns spread with ``take``, names looked up once per pc or (pc, parameter),
+    values rendered by ``kcovdf.read.render``. ``resolve`` applies them to a whole trace;
+    ``kcovdf sql`` calls them per chunk, for the rows and columns a query reads.
     """
-    rec = trace.records
-    n = rec.num_rows
-    tasks = trace.tasks
-    task = rec.column("task").combine_chunks()
-    task_np = task.to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
 
-    def per_task(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return pa.array(values, kind).take(pa.array(task_np)) if n else pa.array([], kind)
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.encodings = [t.encoding for t in trace.tasks]
+        self._task_cols = {
+            "pid": pa.array([t.pid for t in trace.tasks], pa.int64()),
+            "tid": pa.array([t.tid for t in trace.tasks], pa.int64()),
+            "thread": pa.array([t.name for t in trace.tasks], pa.string()),
+        }
+        self._names: dict[int, tuple[str | None, str]] = {}
+        self._params: dict[tuple[int, int], str | None] = {}
 
-    kinds = rec.column("kind").combine_chunks()
-    kind_text = kinds.cast(pa.string()) if pa.types.is_dictionary(kinds.type) else kinds
-    pc = rec.column("pc").combine_chunks()
-    pcs, pc_at = np.unique(pc.to_numpy(zero_copy_only=False), return_inverse=True) if n else ([], [])
-    syms = [trace.names.lookup(int(p)) for p in pcs]
-    module = pa.array([s.module if s else None for s in syms], pa.string()).take(pa.array(pc_at)) \
-        if n else pa.array([], pa.string())
-    function = pa.array([function_name(trace, int(p)) for p in pcs], pa.string()).take(pa.array(pc_at)) \
-        if n else pa.array([], pa.string())
-    arg_idx = rec.column("arg_idx").combine_chunks()
-    params = _params(trace, pcs, pc_at, kind_text, arg_idx) if n else pa.array([], pa.string())
-    words = rec.column("values").to_pylist()
-    value_cols = _values(trace, task_np.tolist(), kind_text.to_pylist(), arg_idx.to_pylist(), words)
+    def task_column(self, name: str, task: Any) -> pa.Array:
+        """pid, tid or thread of every record's task."""
+        return self._task_cols[name].take(pa.array(_np(task)))
+
+    def names(self, pc: Any) -> tuple[pa.Array, pa.Array]:
+        """(module, function) of every record's pc."""
+        pcs, at = np.unique(_np(pc), return_inverse=True)
+        got = [self._name(int(p)) for p in pcs]
+        take = pa.array(at.reshape(-1))
+        return (pa.array([g[0] for g in got], pa.string()).take(take),
+                pa.array([g[1] for g in got], pa.string()).take(take))
+
+    def _name(self, pc: int) -> tuple[str | None, str]:
+        got = self._names.get(pc)
+        if got is None:
+            sym = self.trace.names.lookup(pc)
+            got = self._names[pc] = (sym.module if sym else None, function_name(self.trace, pc))
+        return got
+
+    def params(self, pc: Any, kind: Any, arg_idx: Any) -> pa.Array:
+        """The parameter name of every entry record (None for the others)."""
+        pc_np, idx = _np(pc), _np(arg_idx).astype(np.int64)
+        entry = _kind_codes(kind) == 0
+        pcs, pc_at = np.unique(pc_np, return_inverse=True)
+        key = np.where(entry, pc_at.reshape(-1).astype(np.int64) * 256 + idx, -1)
+        keys, key_at = np.unique(key, return_inverse=True)
+        names = [None if k < 0 else self._param(int(pcs[k // 256]), int(k % 256)) for k in keys.tolist()]
+        return pa.array(names, pa.string()).take(pa.array(key_at.reshape(-1)))
+
+    def _param(self, pc: int, arg_idx: int) -> str | None:
+        key = (pc, arg_idx)
+        if key not in self._params:
+            self._params[key] = param_name(self.trace, pc, "entry", arg_idx)
+        return self._params[key]
+
+    def values(self, task: Any, kind: Any, arg_idx: Any, words: Any,
+               want: Sequence[int] = render.ALL) -> list[pa.Array]:
+        """class, number, rendered and value (``kcovdf.read.render.SCHEMA``) of every record,
+        or those of them at the indexes ``want``."""
+        return render.columns(_np(task).astype(np.int64), _kind_codes(kind), _np(arg_idx), words,
+                              self.encodings, self.trace.types, want)
+
+
+def resolve(trace: Trace, records: pa.Table | None = None) -> pa.Table:
+    """The records of ``trace`` (or the batch ``records`` of it) with names and values
+    resolved (columns: ``SCHEMA``)."""
+    rec = trace.records if records is None else records
+    res = Resolver(trace)
+    task, kinds, pc, arg_idx = (rec.column(c).combine_chunks() for c in ("task", "kind", "pc", "arg_idx"))
+    module, function = res.names(pc)
+    words = _as_list(rec.column("values"))
+    value_cols = dict(zip(render.SCHEMA.names, res.values(task, kinds, arg_idx, words), strict=True))
     return pa.table({
-        "task": task, "pid": per_task([t.pid for t in tasks], pa.int64()),
-        "tid": per_task([t.tid for t in tasks], pa.int64()),
-        "thread": per_task([t.name for t in tasks], pa.string()),
-        "seq": rec.column("seq").combine_chunks(), "kind": kind_text, "pc": pc, "module": module,
-        "function": function, "arg_idx": arg_idx, "param": params,
+        "task": task, **{name: res.task_column(name, task) for name in ("pid", "tid", "thread")},
+        "seq": rec.column("seq").combine_chunks(), "kind": kind_names(kinds), "pc": pc,
+        "module": module, "function": function, "arg_idx": arg_idx,
+        "param": res.params(pc, kinds, arg_idx),
         "size": rec.column("size").combine_chunks(), "ptr": rec.column("ptr").combine_chunks(),
-        "values": pa.array(words, pa.list_(pa.uint64())), **value_cols,
+        "values": words, **value_cols,
     }, schema=SCHEMA)
 
 
-def _params(trace: Trace, pcs: Any, pc_at: Any, kinds: pa.Array, arg_idx: pa.Array) -> pa.Array:
-    """The parameter name of every entry record (None for the others), once per (pc, position)."""
-    idx = arg_idx.to_numpy(zero_copy_only=False).astype(np.int64)
-    key = np.asarray(pc_at, dtype=np.int64) * 256 + idx
-    entry = np.asarray(kinds.to_numpy(zero_copy_only=False) == "entry")
-    keys, key_at = np.unique(np.where(entry, key, -1), return_inverse=True)
-    names = [None if k < 0 else param_name(trace, int(pcs[k // 256]), "entry", int(k % 256)) for k in keys]
-    return pa.array(names, pa.string()).take(pa.array(key_at))
+def _np(column: Any) -> np.ndarray:
+    if isinstance(column, np.ndarray):
+        return column
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy(zero_copy_only=False)
 
 
-_SEEN_MAX = 1 << 16
+def kind_names(kind: pa.Array) -> pa.Array:
+    """A kind column as strings (the decoder's is dictionary-encoded)."""
+    return kind.cast(pa.string()) if pa.types.is_dictionary(kind.type) else kind
 
 
-def _values(trace: Trace, task: list[int], kinds: list[str], arg_idx: list[int],
-            words: list[list[int]]) -> dict[str, pa.Array]:
-    """class, number, rendered and value of every record, each distinct record value read once."""
-    encodings = [t.encoding for t in trace.tasks]
-    seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    cols: tuple[list[Any], ...] = ([], [], [], [])
-    for t, k, a, w in zip(task, kinds, arg_idx, words, strict=True):
-        key = (encodings[t], k, a, *w)
-        got = seen.get(key)
-        if got is None:
-            if len(seen) >= _SEEN_MAX:
-                seen.clear()  # bounded: a trace of distinct values must not hold them all twice
-            value = values.of_record(k, a, w, trace.types, encodings[t])
-            got = seen[key] = (class_name(value), number(value), values.text(value), json.dumps(value))
-        for col, v in zip(cols, got, strict=True):
-            col.append(v)
-    return {name: pa.array(col, SCHEMA.field(name).type)
-            for name, col in zip(("class", "number", "rendered", "value"), cols, strict=True)}
+def _kind_codes(kind: Any) -> np.ndarray:
+    """Codes of ``KINDS`` for a kind column: dictionary-encoded, strings or codes already."""
+    if isinstance(kind, np.ndarray):
+        return kind
+    if isinstance(kind, pa.ChunkedArray):
+        kind = kind.combine_chunks()
+    if pa.types.is_dictionary(kind.type):
+        if kind.dictionary.to_pylist() == list(KINDS):
+            return kind.indices.to_numpy(zero_copy_only=False)
+        kind = kind.cast(pa.string())
+    codes = compute.index_in(kind, value_set=_KIND_NAMES).fill_null(-1)
+    return codes.to_numpy(zero_copy_only=False).astype(np.int8)
 
 
-def records_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
-    """(the resolved records with their call and depth: ``RECORD_COLUMNS``, the calls table).
+_KIND_NAMES = pa.array(KINDS, pa.string())
+
+
+def _as_list(column: pa.ChunkedArray) -> pa.Array:
+    """The value words as one list<uint64> array, built from the (list-view) chunks' words.
+
+    pyarrow's cast from list_view ignores the sizes when the lists leave gaps, so the list
+    is rebuilt from ``flatten()`` and the sizes (kcovdf.read.decode).
+    """
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_list(chunk.type):
+            parts.append(chunk)
+            continue
+        sizes = chunk.sizes.to_numpy().astype(np.int64)
+        offsets = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:
+            raise OverflowError("more than 2**31 value words in one task: read it in parts")
+        parts.append(pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), chunk.flatten()))
+    if not parts:
+        return pa.array([], pa.list_(pa.uint64()))
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
+def pairing(trace: Trace) -> tuple[pa.Table, pa.Array, pa.Array, pa.Table]:
+    """(the decoder's records, the call and depth of every record, the calls table).
 
     The calls table is ``kcovdf.read.calls.SCHEMA`` with the function's display name
     inserted after ``pc``.
     """
+    records = trace.records
+    ids, depths, table = calls.pair_arrays(records, trace.tasks)
+    return (records, pa.array(ids, pa.int64(), mask=ids < 0), pa.array(depths, pa.int32()),
+            with_function(trace, table))
+
+
+class Pairing:
+    """The pairing of a trace read in batches (``kcovdf.read.decode.batches``): its tasks are
+    declared as they appear, its records fed in order to one ``kcovdf.read.calls`` pairer."""
+
+    def __init__(self) -> None:
+        self.pairer = calls.pairer()
+        self._declared = 0
+
+    def feed(self, trace: Trace, records: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(call index, -1 for none; depth) of every record of one more batch of ``trace``."""
+        for task in trace.tasks[self._declared:]:
+            self.pairer.task(task.index, task.format, task.pid)
+        self._declared = len(trace.tasks)
+        return calls.feed_table(self.pairer, records)
+
+
+class Resolved:
+    """Resolved records one batch at a time, paired as they come: ``RECORD_COLUMNS`` per batch,
+    then the calls table. Memory holds one batch and the calls."""
+
+    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]]) -> None:
+        self._batches = batches
+        self._pairing = Pairing()
+        self.trace: Trace | None = None
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for t, table in self._batches:
+            self.trace = t
+            ids, depths = self._pairing.feed(t, table)
+            records = resolve(t, table)
+            records = records.append_column(PAIRING.field("call"), pa.array(ids, pa.int64(), mask=ids < 0))
+            yield records.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32()))
+
+    def calls(self) -> pa.Table:
+        """The calls of the batches read (with function names), once they are all read."""
+        assert self.trace is not None
+        return with_function(self.trace, self._pairing.pairer.calls())
+
+
+def with_function(trace: Trace, table: pa.Table) -> pa.Table:
+    """A calls table (``kcovdf.read.calls.SCHEMA``) with the function's display name after pc."""
+    _, names = Resolver(trace).names(table.column("pc"))
+    return table.add_column(table.schema.get_field_index("pc") + 1, "function", names)
+
+
+def records_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
+    """(the resolved records with their call and depth: ``RECORD_COLUMNS``, the calls table)."""
+    _, ids, depths, table = pairing(trace)
     records = resolve(trace)
-    ids, depths, found = calls.pair_table(records, trace.tasks)
-    records = records.append_column(PAIRING.field("call"), pa.array(ids, pa.int64()))
-    records = records.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32()))
-    table = calls.calls_table(found)
-    names = [function_name(trace, pc) for pc in table.column("pc").to_pylist()]
-    table = table.add_column(table.schema.get_field_index("pc") + 1, "function",
-                             pa.array(names, pa.string()))
-    return records, table
+    records = records.append_column(PAIRING.field("call"), ids)
+    return records.append_column(PAIRING.field("depth"), depths), table
 
 
 def json_record(row: dict[str, Any]) -> dict[str, Any]:

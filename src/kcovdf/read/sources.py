@@ -11,11 +11,14 @@ header and run.json are kcovdf.tracefile's.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -135,6 +138,16 @@ def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str
     Every entry is accounted for: a task file that cannot be read, and any entry that is
     neither run.json nor a task file, is named in a note; the other task files are read.
     """
+    notes, found = iter_directory(path)
+    return list(found), notes
+
+
+def iter_directory(path: str | os.PathLike[str]) -> tuple[list[str], Iterator[Source]]:
+    """``read_directory`` one task file at a time: (notes, the sources as they are read).
+
+    The notes on the directory are there at once; a note on a task file that cannot be
+    read is added to the same list when the iteration reaches it.
+    """
     root = Path(path)
     found = tracefile.list_dir(root)
     info = tracefile.read_run_info(root)
@@ -151,8 +164,11 @@ def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str
     if not found.tasks:
         notes.append(f"{root}: no {tracefile.TASK_FILE_PATTERN} files (no task was traced)")
     notes += _missing_segments(root, found.tasks, (info or {}).get("mode"))
-    out = []
-    for task in found.tasks:
+    return notes, _read_tasks(root, found.tasks, notes)
+
+
+def _read_tasks(root: Path, files: list[tracefile.TaskFile], notes: list[str]) -> Iterator[Source]:
+    for task in files:
         try:
             try:
                 src = read_kdf(root / task.name)
@@ -169,8 +185,7 @@ def read_directory(path: str | os.PathLike[str]) -> tuple[list[Source], list[str
             notes.append(f"{root / task.name}: cannot read ({exc.strerror}); task file skipped")
             continue
         src.stream, src.segment = task.task.name, task.segment
-        out.append(src)
-    return out, notes
+        yield src
 
 
 def _missing_segments(root: Path, files: list[tracefile.TaskFile], mode: str | None) -> list[str]:
@@ -195,17 +210,81 @@ def _missing_segments(root: Path, files: list[tracefile.TaskFile], mode: str | N
     return notes
 
 
+class Survey(NamedTuple):
+    """What a trace directory holds, read from its task files' headers and record counts."""
+
+    words: int              # words captured (buf[0] of every buffer, clamped to it)
+    records: int
+    tasks: int
+    idle: int               # tasks that recorded nothing
+    drops: int
+
+
+def survey(path: str | os.PathLike[str]) -> Survey:
+    """Words, records, tasks and drops of a trace directory, without decoding its records.
+
+    Counts come from the files' headers, and from the record scanner for a buffer whose
+    header does not hold its count (the sealer counts the segments it compresses). A file
+    that cannot be read counts nothing (decoding it names the problem).
+    """
+    from kcovdf.runtime.tasks import count_file
+
+    root = Path(path)
+    words = records = drops = 0
+    per_task: dict[tracefile.TaskFile, int] = {}
+    for task in tracefile.list_dir(root).tasks:
+        name = os.fspath(root / task.name)
+        try:
+            r, d = count_file(name)
+            words += _captured(name)
+        except OSError:
+            r, d = 0, 0
+        records, drops = records + r, drops + d
+        per_task[task.task] = per_task.get(task.task, 0) + r
+    return Survey(words, records, len(per_task), sum(1 for r in per_task.values() if not r), drops)
+
+
+def _captured(name: str) -> int:
+    """buf[0] of a task file, clamped to its buffer (0 for a file too short to hold one)."""
+    size = tracefile.FILE_HEADER_SIZE + 8
+    if tracefile.is_compressed(name):
+        try:
+            with gzip.open(name, "rb") as f:
+                page = f.read(size)
+        except (EOFError, zlib.error):
+            return 0
+    else:
+        with open(name, "rb") as f:
+            page = f.read(size)
+    if len(page) < size:
+        return 0
+    try:
+        head = tracefile.read_header(page[:tracefile.FILE_HEADER_SIZE], name)
+    except CorruptBufferError:
+        return 0
+    return min(int.from_bytes(page[-8:], "little"), max(0, head.words - 1))
+
+
 def open_trace(path: str | os.PathLike[str]) -> tuple[list[Source], list[str]]:
     """Every buffer of a trace directory, a .kdf file or a raw kernel buffer dump, and notes."""
+    notes, found = iter_trace(path)
+    return list(found), notes
+
+
+def iter_trace(path: str | os.PathLike[str]) -> tuple[list[str], Iterator[Source]]:
+    """``open_trace`` one buffer at a time: (notes, the sources as they are read).
+
+    Input that is not a trace at all raises CorruptBufferError here, before the iteration.
+    """
     p = Path(path)
     if not p.exists():
         raise CorruptBufferError(f"{p}: no such file or directory (expected {EXPECTED})")
     if p.is_dir():
-        return read_directory(p)
+        return iter_directory(p)
     if tracefile.is_compressed(p.name):
-        return [read_kdf(p)], []
+        return [], iter([read_kdf(p)])
     with open(p, "rb") as f:
         start = f.read(len(tracefile.FILE_MAGIC))
     if tracefile.is_kdf_start(start):
-        return [read_kdf(p)], []  # a wrong magic version byte gets its message there
-    return [read_raw(p)], []
+        return [], iter([read_kdf(p)])  # a wrong magic version byte gets its message there
+    return [], iter([read_raw(p)])

@@ -10,19 +10,37 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import re
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
+from kcovdf.read import decode, render
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import records_and_calls, symbols_table, tasks_table, types_table
+from kcovdf.read.resolve import (
+    PAIRING,
+    Pairing,
+    Resolver,
+    pairing,
+    symbols_table,
+    tasks_table,
+    types_table,
+    with_function,
+)
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 
 #: one call per row: the pairing of kcovdf.read.calls, with arguments and result resolved
+_EMPTY = Trace(records=decode.SCHEMA.empty_table(), tasks=[])
+
 _CALLS_VIEW = """
 CREATE VIEW calls AS
 WITH args AS (
@@ -44,25 +62,162 @@ LEFT JOIN result r ON r.call = c.call
 """
 
 
+#: The records view: the decoder's columns, and the rest computed by the functions of
+#: ``_register`` for the rows and columns a statement reads (a value is rendered only
+#: where a statement reads it, so a count or a grouping by function renders none).
+_RECORDS_VIEW = """
+CREATE VIEW records AS
+SELECT task, _kdf_pid(task) AS pid, _kdf_tid(task) AS tid, _kdf_thread(task) AS thread, seq,
+       CAST(kind AS VARCHAR) AS kind, pc, _kdf_module(pc) AS module, _kdf_function(pc) AS function,
+       arg_idx, _kdf_param(pc, kind, arg_idx) AS param, size, ptr, "values",
+       _kdf_class(task, kind, arg_idx, "values") AS class,
+       _kdf_number(task, kind, arg_idx, "values") AS number,
+       _kdf_rendered(task, kind, arg_idx, "values") AS rendered,
+       _kdf_value(task, kind, arg_idx, "values") AS value,
+       call, depth
+FROM _raw
+"""
+
+
 def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views records, calls, tasks, symbols, types.
 
-    With ``sql``, the records and calls are resolved only when the statement reads them:
-    they are the costly views (a value rendered per record); the others are a row per
-    task, symbol or class.
+    The decoder's records table is scanned in place; names and values are computed per
+    chunk of the rows a statement reads. With ``sql``, calls are paired only when the
+    statement reads records or calls.
     """
-    if sql is not None and not {"records", "calls"} & _tables_read(sql):
-        from kcovdf.read.decode import SCHEMA
-
-        records, call_table = records_and_calls(Trace(records=SCHEMA.empty_table(), tasks=[]))
-    else:
-        records, call_table = records_and_calls(trace)
+    raw, call_table = _raw_and_calls(trace if sql is None or _needs(sql)[0] else _EMPTY)
     con = duckdb.connect(":memory:")
-    for name, table in (("records", records), ("_calls", call_table), ("tasks", tasks_table(trace)),
-                        ("symbols", symbols_table(trace)), ("types", types_table(trace))):
-        con.register(name, table)
-    con.execute(_CALLS_VIEW)
+    con.register("_raw", raw)
+    con.register("_calls", call_table)
+    _views(con, trace)
     return con
+
+
+class Database:
+    """``kcovdf sql`` over a trace of any size: its records streamed into a DuckDB database on
+    disk, one batch (task segment) at a time, so memory holds one batch and the calls.
+
+    The database lives in a private temporary directory (0700; values can be secrets),
+    removed on ``close()``. DuckDB works within ``memory_limit`` and spills to that
+    directory.
+    """
+
+    #: DuckDB's own memory, beside one decoded batch and the pairer's calls.
+    MEMORY_LIMIT = "1GB"
+
+    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]], sql: str | None = None) -> None:
+        self._dir = tempfile.mkdtemp(prefix="kcovdf-sql-")
+        try:
+            self.con = duckdb.connect(os.path.join(self._dir, "trace.duckdb"))
+            self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
+            self.con.execute(f"SET temp_directory = '{self._dir}'")
+            self.trace = self._load(batches, *(_needs(sql) if sql is not None else (True, True)))
+            _views(self.con, self.trace)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, batches: Iterator[tuple[Trace, pa.Table]], kept: bool, paired: bool) -> Trace:
+        con = self.con
+        pairing = Pairing()
+        trace: Trace | None = None
+        schema = pa.schema(list(decode.SCHEMA) + list(PAIRING))
+        con.register("_batch", schema.empty_table())
+        con.execute("CREATE TABLE _raw AS SELECT * FROM _batch")
+        con.unregister("_batch")
+        for trace, table in batches:
+            if not kept:
+                continue  # a statement over tasks, symbols or types: the records are not kept
+            if paired:
+                ids, depths = pairing.feed(trace, table)
+            else:  # never read: the pairer's calls are not held
+                ids, depths = np.full(len(table), -1, np.int64), np.zeros(len(table), np.int32)
+            table = table.append_column(PAIRING.field("call"), pa.array(ids, pa.int64(), mask=ids < 0))
+            con.register("_batch", table.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32())))
+            con.execute("INSERT INTO _raw SELECT * FROM _batch")
+            con.unregister("_batch")
+        if trace is None:
+            trace = _EMPTY
+        con.register("_batch", with_function(trace, pairing.pairer.calls()) if paired else
+                     _raw_and_calls(_EMPTY)[1])
+        con.execute("CREATE TABLE _calls AS SELECT * FROM _batch")
+        con.unregister("_batch")
+        return trace
+
+    def query(self, sql: str) -> pa.Table:
+        """The result of one statement; duckdb.Error when it is wrong."""
+        return self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        """Close the connection and remove the database."""
+        con = getattr(self, "con", None)
+        if con is not None:
+            con.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _views(con: duckdb.DuckDBPyConnection, trace: Trace) -> None:
+    """Everything but _raw and _calls: the small tables, the functions, the views."""
+    _register(con, Resolver(trace))
+    for name, table in (("tasks", tasks_table(trace)), ("symbols", symbols_table(trace)),
+                        ("types", types_table(trace))):
+        con.register(name, table)
+    con.execute(_RECORDS_VIEW)
+    con.execute(_CALLS_VIEW)
+
+
+def _raw_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
+    """The decoder's records with their call and depth, and the calls table (with function)."""
+    records, ids, depths, call_table = pairing(trace)
+    records = records.append_column(PAIRING.field("call"), ids)
+    return records.append_column(PAIRING.field("depth"), depths), call_table
+
+
+def _register(con: duckdb.DuckDBPyConnection, res: Resolver) -> None:
+    """The functions the records view computes its columns with, over Arrow chunks."""
+    def udf(name: str, fn: Any, params: list[str], returns: str) -> None:
+        # "special": a NULL in or out is the function's business (a class may be unknown)
+        con.create_function(f"_kdf_{name}", fn, params, returns, type="arrow", null_handling="special")
+
+    def task_column(name: str) -> Any:
+        return lambda task: res.task_column(name, task)
+
+    def value_column(i: int) -> Any:
+        return lambda task, kind, arg, words: res.values(task, _text(kind), arg, words, (i,))[0]
+
+    for name, kind in (("pid", "BIGINT"), ("tid", "BIGINT"), ("thread", "VARCHAR")):
+        udf(name, task_column(name), ["INTEGER"], kind)
+    udf("module", lambda pc: res.names(pc)[0], ["UBIGINT"], "VARCHAR")
+    udf("function", lambda pc: res.names(pc)[1], ["UBIGINT"], "VARCHAR")
+    udf("param", lambda pc, kind, arg: res.params(pc, _text(kind), arg),
+        ["UBIGINT", "VARCHAR", "UTINYINT"], "VARCHAR")
+    for i, field in enumerate(render.SCHEMA):
+        udf(field.name, value_column(i), ["INTEGER", "VARCHAR", "UTINYINT", "UBIGINT[]"],
+            "DOUBLE" if pa.types.is_floating(field.type) else "VARCHAR")
+
+
+def _text(kind: pa.Array) -> pa.Array:
+    # DuckDB may hand strings over as string views
+    return kind if kind.type == pa.string() else kind.cast(pa.string())
+
+
+def _needs(sql: str) -> tuple[bool, bool]:
+    """(whether a statement reads records, whether it reads their pairing: calls or the
+    records' call and depth columns). When unsure, yes."""
+    tables = _tables_read(sql)
+    if "calls" in tables:
+        return True, True
+    if "records" not in tables:
+        return False, False
+    words = set(re.findall(r"\w+|\*", re.sub(r"(?i)count\s*\(\s*\*\s*\)", "count()", sql).lower()))
+    return True, bool(words & {"call", "depth", "*"})
 
 
 def _tables_read(sql: str) -> set[str]:
@@ -76,9 +231,7 @@ def _tables_read(sql: str) -> set[str]:
 def check(sql: str) -> None:
     """Bind ``sql`` against the views of an empty trace: a wrong view or column name fails
     here, in milliseconds, before any trace is decoded (duckdb.Error)."""
-    from kcovdf.read.decode import SCHEMA
-
-    connect(Trace(records=SCHEMA.empty_table(), tasks=[])).sql(sql)
+    connect(_EMPTY).sql(sql)
 
 
 def query(trace: Trace, sql: str) -> pa.Table:
@@ -132,9 +285,7 @@ VIEWS = {
 
 def describe_views() -> str:
     """The views and their columns, read from a connection over an empty trace (for --help)."""
-    from kcovdf.read.decode import SCHEMA
-
-    con = connect(Trace(records=SCHEMA.empty_table(), tasks=[]))
+    con = connect(_EMPTY)
     out = ["views and their columns:"]
     for view, row in VIEWS.items():
         out.append(f"  {view:8} {row}")
@@ -160,20 +311,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``kcovdf sql``; 1 with DuckDB's message for a bad query, or when the trace is unreadable."""
-    from kcovdf.read import decode
-
     try:
         check(args.query)
     except duckdb.Error as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1
     try:
-        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
+        with Database(decode.batches(args.trace, kernel=kernel_symbols_from_args(args)),
+                      args.query) as db:
+            result = db.query(args.query)
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1
-    try:
-        result = query(trace, args.query)
     except duckdb.Error as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ Exit status: 0, 1 when a filter matches nothing, 2 for input that is not a trace
 from __future__ import annotations
 
 import argparse
+import collections
 import fnmatch
 import json
 import os
@@ -36,11 +37,12 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
+import pyarrow as pa
 
 from kcovdf import abi
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
-from kcovdf.read import calls, decode, resolve, values
+from kcovdf.read import decode, render, resolve, sources, values
 from kcovdf.symbols import Symbol, Symbolizer, add_symbol_arguments, kernel_symbols_from_args
 
 _RAW_TAGS = {"entry": "[ENTRY]", "return": "[RET]", "exception": "[EXC]", "yield": "[YIELD]",
@@ -87,17 +89,21 @@ class Line:
     task: int
     kind: str            # "call", "return", "exception", "yield", "resume", "suspend", "event",
     pc: int              # or "entry" in --raw
-    rows: list[int]
+    rows: list[int]      # rows of ``rec``
     depth: int = 0
     call: int | None = None
+    rec: _Records | None = None
 
 
 class _Records:
-    """Column access to a trace's records, value words rendered on demand."""
+    """Column access to one batch of records (a task segment), value words rendered on demand.
 
-    def __init__(self, t: decode.Trace) -> None:
-        rec = t.records
+    ``ids`` and ``depths`` are the batch's pairing (kcovdf.read.calls.Pairer, fed in order).
+    """
+
+    def __init__(self, t: decode.Trace, rec: pa.Table, ids: np.ndarray, depths: np.ndarray) -> None:
         self.trace = t
+        self.table = rec
         self.task = rec.column("task").to_numpy().tolist()
         self.seq = rec.column("seq").to_numpy().tolist()
         self.kind = rec.column("kind").to_pylist()
@@ -105,21 +111,16 @@ class _Records:
         self.arg_idx = rec.column("arg_idx").to_numpy().tolist()
         self.size = rec.column("size").to_numpy().tolist()
         self.ptr = rec.column("ptr").to_numpy().tolist()
-        # The values column is a list-view per task whose child may be that task's whole
-        # buffer: keep the chunks apart rather than concatenating their children.
+        self.ids = [None if i < 0 else i for i in ids.tolist()]
+        self.depths = depths.tolist()
+        # The values column is a list-view whose child may be the task's whole buffer:
+        # keep the chunks apart rather than concatenating their children.
         chunks = [c for c in rec.column("values").chunks if len(c)]
         self._flats = [c.values.to_numpy() for c in chunks]
         self._chunk = np.repeat(np.arange(len(chunks)), [len(c) for c in chunks]).tolist()
         self._start = np.concatenate([c.offsets.to_numpy() for c in chunks] or [[0]]).tolist()
         self._count = np.concatenate([c.sizes.to_numpy() for c in chunks] or [[0]]).tolist()
         self._value: dict[int, dict[str, Any]] = {}
-        self.paired = calls.pair_columns(self.task, self.seq, self.kind, self.pc, self.arg_idx,
-                                         self.ptr, self._resumers(), t.tasks)
-
-    def _resumers(self) -> dict[int, int]:
-        """The value word (the resumer's call id) of every resume record, by row."""
-        return {row: (w[0] if (w := self.words(row)) else 0)
-                for row, k in enumerate(self.kind) if k == "resume"}
 
     def words(self, row: int) -> list[int]:
         start = self._start[row]
@@ -137,36 +138,77 @@ class _Records:
         return values.text(self.value(row))
 
 
-def build_lines(rec: _Records, raw: bool) -> list[Line]:
-    """The lines of every task: call trees (depth from kcovdf.read.calls' pairing), or raw records."""
-    if raw:
-        return [Line(task, kind, pc, [row]) for row, (task, kind, pc)
-                in enumerate(zip(rec.task, rec.kind, rec.pc, strict=True))]
-    ids, depths = rec.paired.ids, rec.paired.depths
-    lines: list[Line] = []
-    last: Line | None = None
-    for row, call_id in enumerate(ids):
-        if rec.kind[row] == "entry" and last is not None and last.kind == "call" \
-                and ids[last.rows[-1]] == call_id:
-            last.rows.append(row)
-            continue
-        kind = "call" if rec.kind[row] == "entry" else rec.kind[row]
-        last = Line(rec.task[row], kind, rec.pc[row], [row], depths[row], call_id)
-        lines.append(last)
-    return lines
+class _Lines:
+    """Records in, lines out, one batch after another: the call trees' lines (depth from
+    kcovdf.read.calls' pairing), or one line per record in ``--raw``.
 
+    A call's entry records may straddle two batches: the last call line of a batch is held
+    back, with its records, until the next batch shows whether more of its entries follow.
+    """
 
-def entry_rows(lines: list[Line]) -> dict[int, list[int]]:
-    """The entry rows of every call that has a call line (to name it where it is resumed)."""
-    return {line.call: line.rows for line in lines if line.kind == "call" and line.call is not None}
+    def __init__(self, raw: bool) -> None:
+        self.raw = raw
+        self.pairing = resolve.Pairing()
+        self._held: tuple[pa.Table, np.ndarray, np.ndarray] | None = None
+        self._calls: dict[str, np.ndarray] | None = None
+
+    def feed(self, t: decode.Trace, table: pa.Table) -> list[Line]:
+        """The complete lines of one more batch of records (in buffer order)."""
+        ids, depths = self.pairing.feed(t, table)
+        if self._held is not None:
+            held, held_ids, held_depths = self._held
+            table = pa.concat_tables([held, table.cast(held.schema)]) if len(held) else table
+            ids, depths = np.concatenate([held_ids, ids]), np.concatenate([held_depths, depths])
+            self._held = None
+        rec = _Records(t, table, ids, depths)
+        self._calls = None
+        lines = self._lines(rec)
+        if not self.raw and lines and lines[-1].kind == "call":
+            last = lines.pop()
+            first = last.rows[0]
+            self._held = (table.slice(first), ids[first:], depths[first:])
+        return lines
+
+    def creator(self, call: int) -> int | None:
+        """The pc of the call that created ``call`` (its parent), None for a top-level call."""
+        if self._calls is None:
+            # read once per batch, only when a resumed call is printed: the pairer's columns
+            # are copied back at its next feed
+            self._calls = self.pairing.pairer.columns()
+        parent = int(self._calls["parent"][call])
+        return int(self._calls["pc"][parent]) if parent >= 0 else None
+
+    def flush(self, t: decode.Trace) -> list[Line]:
+        """The line held back at the end of the last batch."""
+        if self._held is None:
+            return []
+        held, ids, depths = self._held
+        self._held = None
+        return self._lines(_Records(t, held, ids, depths))
+
+    def _lines(self, rec: _Records) -> list[Line]:
+        if self.raw:
+            return [Line(task, kind, pc, [row], rec=rec) for row, (task, kind, pc)
+                    in enumerate(zip(rec.task, rec.kind, rec.pc, strict=True))]
+        ids, depths = rec.ids, rec.depths
+        lines: list[Line] = []
+        last: Line | None = None
+        for row, call_id in enumerate(ids):
+            if rec.kind[row] == "entry" and last is not None and last.kind == "call" \
+                    and ids[last.rows[-1]] == call_id:
+                last.rows.append(row)
+                continue
+            kind = "call" if rec.kind[row] == "entry" else rec.kind[row]
+            last = Line(rec.task[row], kind, rec.pc[row], [row], depths[row], call_id, rec)
+            lines.append(last)
+        return lines
 
 
 class _Filter:
     """--task, --function, --module and --value."""
 
-    def __init__(self, args: argparse.Namespace, rec: _Records, names: Symbolizer) -> None:
+    def __init__(self, args: argparse.Namespace, names: Symbolizer) -> None:
         self.args = args
-        self.rec = rec
         self.names = names
         self.values = [v.split("=", 1) if "=" in v else [None, v] for v in args.value]
         self.matching = bool(args.function or args.module or args.value)
@@ -183,7 +225,8 @@ class _Filter:
             return False
         if a.module and not (sym and any(_module_matches(sym.module, m) for m in a.module)):
             return False
-        if a.value and not any(self._value(sym, row, name, want)
+        rec = line.rec
+        if a.value and not any(self._value(rec, sym, row, name, want)
                                for row in line.rows for name, want in self.values):
             return False
         return True
@@ -195,12 +238,12 @@ class _Filter:
         return any(fnmatch.fnmatchcase(n, pattern) for n in (sym.qualname, sym.display,
                                                               f"{sym.module}.{sym.qualname}"))
 
-    def _value(self, sym: Symbol | None, row: int, name: str | None, want: str) -> bool:
-        if name is not None and name != self._role(sym, row):
+    def _value(self, rec: Any, sym: Symbol | None, row: int, name: str | None, want: str) -> bool:
+        if name is not None and name != self._role(rec, sym, row):
             return False
-        if self.rec.text(row) == want:
+        if rec.text(row) == want:
             return True
-        v = self.rec.value(row)
+        v = rec.value(row)
         try:
             number = int(want, 0)
         except ValueError:
@@ -209,11 +252,12 @@ class _Filter:
             return [int(w, 16) for w in v["words"] if w != "FAULT"] == [number & (2**64 - 1)]
         return v.get("form") == "scalar" and type(v["value"]) is int and v["value"] == number
 
-    def _role(self, sym: Symbol | None, row: int) -> str:
-        kind = self.rec.kind[row]
+    @staticmethod
+    def _role(rec: Any, sym: Symbol | None, row: int) -> str:
+        kind = rec.kind[row]
         if kind != "entry":
             return kind
-        idx = self.rec.arg_idx[row]
+        idx = rec.arg_idx[row]
         name = sym.param(idx) if sym else None
         return name.lstrip("*") if name else f"arg{idx}"
 
@@ -222,42 +266,75 @@ def _module_matches(module: str, pattern: str) -> bool:
     return module == pattern or module.startswith(pattern + ".") or fnmatch.fnmatchcase(module, pattern)
 
 
-def select(lines: list[Line], flt: _Filter, context: int | None) -> list[Line | None]:
-    """The lines to show; with a context, None where a gap separates groups (grep's ``--``)."""
-    by_task: dict[int, list[Line]] = {}
-    for line in lines:
-        by_task.setdefault(line.task, []).append(line)
-    out: list[Line | None] = []
-    for task_lines in by_task.values():
-        if not flt.matching:
-            out.extend(task_lines)
-            continue
-        keep = np.zeros(len(task_lines), dtype=bool)
-        around = context or 0
-        for i, line in enumerate(task_lines):
+class _Select:
+    """The lines to show, as they come; with a context, None where a gap separates groups
+    (grep's ``--``). Groups never span two tasks."""
+
+    def __init__(self, flt: _Filter, context: int | None) -> None:
+        self.flt = flt
+        self.context = context
+        self.around = context or 0
+        self._before: collections.deque[Line] = collections.deque(maxlen=self.around or 1)
+        self._after = 0          # lines still to show after the last match
+        self._task: int | None = None
+        self._shown_in_task = False
+        self._gap = False        # lines were left out since the last one shown
+        self.shown = 0
+
+    def feed(self, lines: list[Line]) -> Iterator[Line | None]:
+        """The lines of ``lines`` to show, in order."""
+        flt = self.flt
+        for line in lines:
+            if line.task != self._task:
+                self._task, self._shown_in_task, self._gap, self._after = line.task, False, False, 0
+                self._before.clear()
+            if not flt.matching:
+                self.shown += 1
+                yield line
+                continue
             if flt.match(line):
-                keep[max(0, i - around):i + around + 1] = True
-        prev = -2
-        for i in np.flatnonzero(keep).tolist():
-            if context is not None and prev >= 0 and prev != i - 1:
-                out.append(None)
-            out.append(task_lines[i])
-            prev = i
-    return out
+                if self._gap and self._shown_in_task and self.context is not None:
+                    yield None
+                yield from self._before
+                self.shown += 1
+                yield line
+                self._before.clear()
+                self._after, self._gap, self._shown_in_task = self.around, False, True
+            elif self._after:
+                self._after -= 1
+                yield line
+            else:
+                if self.around:
+                    if len(self._before) == self._before.maxlen:
+                        self._gap = True
+                    self._before.append(line)
+                else:
+                    self._gap = True
 
 
 class _Printer:
     """Turns lines into text segments (plain or rich) or JSON objects."""
 
-    def __init__(self, rec: _Records, names: Symbolizer, raw: bool,
-                 entries: dict[int, list[int]] | None = None) -> None:
-        self.rec = rec
+    #: How many call lines are remembered to name a call where it is resumed.
+    REMEMBERED = 1 << 16
+
+    def __init__(self, names: Symbolizer, raw: bool, lines: _Lines) -> None:
         self.names = names
         self.raw = raw
-        self.entries = entries or {}
+        self.lines = lines
+        self.entries: dict[int, Line] = {}   # the call lines of calls that may be resumed
+
+    def remember(self, lines: list[Line]) -> None:
+        """Keep the call lines of ``lines`` (bounded), to name their calls where they are resumed."""
+        for line in lines:
+            if line.kind == "call" and line.call is not None:
+                if len(self.entries) >= self.REMEMBERED:
+                    self.entries.pop(next(iter(self.entries)))
+                self.entries[line.call] = line
 
     def segments(self, line: Line) -> list[tuple[str, str]]:
-        rec = self.rec
+        rec = line.rec
+        assert rec is not None
         name = self.names.name(line.pc)
         if self.raw:
             row = line.rows[0]
@@ -266,32 +343,32 @@ class _Printer:
                 role = "none" if rec.arg_idx[row] == abi.ARG_NONE else f"arg[{rec.arg_idx[row]}]"
             else:
                 role = _RAW_ROLE[kind]
-            value = [(self._word(row), "")] if kind in _EVENTS or role == "none" else self._value(row)
+            value = [(self._word(rec, row), "")] if kind in _EVENTS or role == "none" \
+                else self._value(rec, row)
             return [(f"{_RAW_TAGS[kind]} seq={rec.seq[row]:3d} ", ""), (name, "name"),
                     (f" {role}({rec.size[row]}) = ", ""), *value]
         indent = ("  " * line.depth, "")
         if line.kind == "call":
-            return [indent, *self._call(name, line.pc, line.rows)]
+            return [indent, *self._call(name, line.pc, rec, line.rows)]
         row = line.rows[0]
         if line.kind == "resume":
+            entry = self.entries.get(line.call) if line.call is not None else None
             segs = [indent, ("↻ ", "resume"),
-                    *self._call(name, line.pc, self.entries.get(line.call, []))]
-            parent = self.rec.paired.calls[line.call].parent if line.call is not None else None
-            if parent is not None:
-                segs += [("  created by ", "header"),
-                         (self.names.name(self.rec.paired.calls[parent].pc), "name"), ("()", "")]
+                    *self._call(name, line.pc, entry.rec if entry else rec, entry.rows if entry else [])]
+            creator = self.lines.creator(line.call) if line.call is not None else None
+            if creator is not None:
+                segs += [("  created by ", "header"), (self.names.name(creator), "name"), ("()", "")]
             return segs
         if line.kind in ("suspend", "event"):
             what = " suspended" if line.kind == "suspend" else f" event {rec.arg_idx[row]}"
             return [indent, (name, "name"), ("()", ""), (what, "suspend")]
         if line.kind == "return":
-            return [indent, *self._value(row, "return"), (" = ", ""), (name, "name"), ("()", "")]
+            return [indent, *self._value(rec, row, "return"), (" = ", ""), (name, "name"), ("()", "")]
         verb = " raised " if line.kind == "exception" else " yielded "
-        return [indent, (name, "name"), ("()", ""), (verb, line.kind), *self._value(row, line.kind)]
+        return [indent, (name, "name"), ("()", ""), (verb, line.kind), *self._value(rec, row, line.kind)]
 
-    def _call(self, name: str, pc: int, rows: list[int]) -> list[tuple[str, str]]:
+    def _call(self, name: str, pc: int, rec: Any, rows: list[int]) -> list[tuple[str, str]]:
         """``name(p=value, ...)`` from a call's entry rows."""
-        rec = self.rec
         sym = self.names.lookup(pc)
         segs: list[tuple[str, str]] = [(name, "name"), ("(", "")]
         rows = [r for r in rows if rec.arg_idx[r] != abi.ARG_NONE]
@@ -299,20 +376,23 @@ class _Printer:
             pname = sym.param(rec.arg_idx[row]) if sym and not sym.kernel else None
             segs += [(", ", "")] if i else []
             segs += [(f"{pname}=", "param")] if pname else []
-            segs += self._value(row)
+            segs += self._value(rec, row)
         return segs + [(")", "")]
 
-    def _word(self, row: int) -> str:
-        words = self.rec.words(row)
+    @staticmethod
+    def _word(rec: Any, row: int) -> str:
+        words = rec.words(row)
         return f"{words[0]:#x}" if words else ""
 
-    def _value(self, row: int, style: str = "") -> list[tuple[str, str]]:
-        text = self.rec.text(row)
+    @staticmethod
+    def _value(rec: Any, row: int, style: str = "") -> list[tuple[str, str]]:
+        text = rec.text(row)
         return [(text, "fault" if text == "FAULT" else style)]
 
     def json(self, line: Line) -> Iterator[dict[str, Any]]:
         """One object per record of ``line``: the columns of ``resolve.RECORD_COLUMNS``."""
-        rec = self.rec
+        rec = line.rec
+        assert rec is not None
         trace = rec.trace
         sym = self.names.lookup(line.pc)
         task = trace.tasks[line.task]
@@ -324,26 +404,42 @@ class _Printer:
                 "module": sym.module if sym else None, "function": resolve.function_name(trace, line.pc),
                 "arg_idx": idx, "param": resolve.param_name(trace, line.pc, kind, idx),
                 "size": rec.size[row], "ptr": rec.ptr[row], "values": rec.words(row),
-                "class": resolve.class_name(value), "number": resolve.number(value),
+                "class": render.class_name(value), "number": render.number(value),
                 "rendered": values.text(value), "value": value,
-                "call": rec.paired.ids[row], "depth": rec.paired.depths[row]})
+                "call": rec.ids[row], "depth": rec.depths[row]})
 
 
 def header_lines(t: decode.Trace) -> list[str]:
     """The ``#`` lines printed first: words, records, drops (if any), what was skipped or missing."""
-    out = [f"# Captured {t.words} words", f"# {len(t)} records"]
-    if len(t.tasks) > 1:
-        idle = len(t.tasks) - len(t.records.column("task").unique())
-        out.append(f"# {len(t.tasks)} tasks" + (f" ({idle} recorded nothing)" if idle else ""))
+    idle = len(t.tasks) - len(t.records.column("task").unique())
     known = [x.drops for x in t.tasks if x.drops is not None]
-    if sum(known):
-        out.append(f"# Dropped {sum(known)} records that did not fit in a full buffer")
-    if len(known) < len(t.tasks):
+    return summary_lines(t.words, len(t), len(t.tasks), idle, sum(known),
+                         len(known) < len(t.tasks)) + problem_lines(t)
+
+
+def summary_lines(words: int, records: int, tasks: int, idle: int, drops: int,
+                  drops_unknown: bool = False) -> list[str]:
+    """The ``#`` lines on what a trace holds: words, records, tasks, drops."""
+    out = [f"# Captured {words} words", f"# {records} records"]
+    if tasks > 1:
+        out.append(f"# {tasks} tasks" + (f" ({idle} recorded nothing)" if idle else ""))
+    if drops:
+        out.append(f"# Dropped {drops} records that did not fit in a full buffer")
+    if drops_unknown:
         out.append("# Drops unknown for raw kernel buffers (no header)")
-    out += [f"# Skipped {s}" for s in decode.describe_skipped(t)]
-    out += [f"# Missing: {m}" for m in t.missing]
-    out += [f"# Note: {n}" for n in t.notes]
     return out
+
+
+def problem_lines(t: decode.Trace, since: tuple[int, int, int] = (0, 0, 0)) -> list[str]:
+    """The ``#`` lines on what was skipped, is missing or was noted (those after ``since``:
+    how many of each were printed already)."""
+    return ([f"# Skipped {s}" for s in decode.describe_skipped(t)[since[0]:]]
+            + [f"# Missing: {m}" for m in t.missing[since[1]:]]
+            + [f"# Note: {n}" for n in t.notes[since[2]:]])
+
+
+def _printed(t: decode.Trace) -> tuple[int, int, int]:
+    return len(t.skipped), len(t.missing), len(t.notes)
 
 
 class _Output:
@@ -370,56 +466,94 @@ class _Output:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``kcovdf view``; returns the exit status."""
-    try:
-        t = decode.load(args.trace, encoding=args.encoding, kernel=kernel_symbols_from_args(args))
-    except (KcovdfError, OSError) as exc:
-        print(f"kcovdf view: error: {exc}", file=sys.stderr)
-        return 2
     if args.context is not None and args.context < 0:
         print(f"kcovdf view: error: --context {args.context}: expected N >= 0", file=sys.stderr)
         return 2
     try:
-        return _show(t, args)
+        batches, first, printed = _open(args)
+    except (KcovdfError, OSError) as exc:
+        print(f"kcovdf view: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _show(batches, first, printed, args)
     except BrokenPipeError:
         # the reader went away (| head): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (KcovdfError, OSError) as exc:
+        print(f"kcovdf view: error: {exc}", file=sys.stderr)
+        return 2
 
 
-def _show(t: decode.Trace, args: argparse.Namespace) -> int:
-    names = t.names
-    rec = _Records(t)
-    flt = _Filter(args, rec, names)
-    tasks = {x.index for x in t.tasks if flt.task_ok(x)}
-    if args.task and not tasks:
-        print(f"kcovdf view: no task matches --task {' '.join(args.task)}", file=sys.stderr)
-        return 1
-    lines = [ln for ln in build_lines(rec, args.raw) if ln.task in tasks]
-    shown = select(lines, flt, args.context)
+def _open(args: argparse.Namespace) -> tuple[Iterator[tuple[decode.Trace, pa.Table]], list[str],
+                                             tuple[int, int, int]]:
+    """(the trace's batches of records, the header lines to print first, the problems they name).
+
+    A trace directory streams one task segment at a time, its header read from the
+    files' headers; a single buffer is decoded first.
+    """
+    kernel = kernel_symbols_from_args(args)
+    if os.path.isdir(args.trace):
+        head = sources.survey(args.trace)
+        batches = decode.stream(args.trace, encoding=args.encoding, kernel=kernel)
+        return batches, summary_lines(head.words, head.records, head.tasks, head.idle,
+                                      head.drops), (0, 0, 0)
+    t = decode.load(args.trace, encoding=args.encoding, kernel=kernel)
+    return iter([(t, t.records)]), header_lines(t), _printed(t)
+
+
+def _show(batches: Iterator[tuple[decode.Trace, pa.Table]], first: list[str],
+          printed: tuple[int, int, int], args: argparse.Namespace) -> int:
     out = _Output(sys.stdout, "never" if args.json else args.color)
     head = _Output(sys.stderr, args.color) if args.json else out
-    for h in header_lines(t):
+    for h in first:
         head.write([(h, "header")])
-    printer = _Printer(rec, names, args.raw, entry_rows(lines))
+    builder = _Lines(args.raw)
+    printer: _Printer | None = None
+    pick: _Select | None = None
+    t: decode.Trace | None = None
     current = None
-    for line in shown:
-        if line is None:
-            if not args.json:
-                out.write([("--", "header")])
-            continue
-        if args.json:
-            for obj in printer.json(line):
-                sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            continue
-        if line.task != current and not args.raw:
-            current = line.task
-            task = t.tasks[current]
-            label = f" {task.name}" if task.name else ""
-            out.write([(f"## task {task.index}: pid {task.pid} tid {task.tid}{label} ({task.source})",
-                        "header")])
-        out.write(printer.segments(line))
-    if flt.matching and not any(ln is not None for ln in shown):
+    tasks_ok: dict[int, bool] = {}
+
+    def emit(lines: list[Line]) -> None:
+        nonlocal current
+        assert printer is not None and pick is not None and t is not None
+        printer.remember(lines)
+        for line in pick.feed([ln for ln in lines if tasks_ok.get(ln.task)]):
+            if line is None:
+                if not args.json:
+                    out.write([("--", "header")])
+                continue
+            if args.json:
+                for obj in printer.json(line):
+                    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+                continue
+            if line.task != current and not args.raw:
+                current = line.task
+                task = t.tasks[current]
+                label = f" {task.name}" if task.name else ""
+                out.write([(f"## task {task.index}: pid {task.pid} tid {task.tid}{label} ({task.source})",
+                            "header")])
+            out.write(printer.segments(line))
+
+    for t, table in batches:
+        if printer is None:
+            printer = _Printer(t.names, args.raw, builder)
+            flt = _Filter(args, t.names)
+            pick = _Select(flt, args.context)
+        for x in t.tasks[len(tasks_ok):]:
+            tasks_ok[x.index] = flt.task_ok(x)
+        emit(builder.feed(t, table))
+    if t is None:  # a directory without a readable task file
+        return 0
+    emit(builder.flush(t))
+    for h in problem_lines(t, printed):
+        head.write([(h, "header")])
+    if args.task and not any(tasks_ok.values()):
+        print(f"kcovdf view: no task matches --task {' '.join(args.task)}", file=sys.stderr)
+        return 1
+    if pick is not None and pick.flt.matching and not pick.shown:
         wanted = " ".join(f"--{k} {v}" for k in ("function", "module", "value")
                           for v in getattr(args, k))
         print(f"kcovdf view: no record matches {wanted}", file=sys.stderr)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
+from kcovdf.read.decode import Trace
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 from kcovdf.tools.export import daikon, jsonl, parquet  # noqa: F401  (each registers its format)
 from kcovdf.tools.export.base import REGISTRY
@@ -32,12 +36,26 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
-        paths = REGISTRY[args.format]().write(trace, args.output)
+        batches = decode.batches(args.trace, kernel=kernel_symbols_from_args(args))
+        counted = _Counted(batches)
+        paths, trace = REGISTRY[args.format]().write_batches(iter(counted), args.output)
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf export: {exc}", file=sys.stderr)
         return 1
     for note in [*trace.notes, *trace.missing]:
         print(f"kcovdf export: note: {note}", file=sys.stderr)
-    print(f"{len(trace)} records -> " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    print(f"{counted.records} records -> " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
+
+
+class _Counted:
+    """The batches, counting their records on the way."""
+
+    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]]) -> None:
+        self.batches = batches
+        self.records = 0
+
+    def __iter__(self) -> Iterator[tuple[Trace, pa.Table]]:
+        for t, table in self.batches:
+            self.records += table.num_rows
+            yield t, table

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow as pa
 
 from kcovdf.read.decode import Trace
 
@@ -22,6 +25,21 @@ class Exporter(abc.ABC):
     @abc.abstractmethod
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write ``trace`` to ``out`` (a file or directory, as the format says); returns the files written."""
+
+    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
+        """Write a trace read batch by batch (``kcovdf.read.decode.batches``): (files, the trace).
+
+        By default the batches are joined and written by ``write``; a format that can
+        write as the batches come overrides this, and holds one batch at a time.
+        """
+        tables, trace = [], None
+        for t, table in batches:
+            tables.append(table)
+            trace = t
+        if trace is None:
+            raise ValueError("no trace was read")
+        trace.records = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return self.write(trace, out), trace
 
 
 def register(cls: type[Exporter]) -> type[Exporter]:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import duckdb
+import pyarrow as pa
 
 from kcovdf import tracefile
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import json_record, records_and_calls
+from kcovdf.read.resolve import RECORD_COLUMNS, Resolved
 from kcovdf.tools.export.base import Exporter, register
+
+#: Records turned into text at a time: memory stays bounded whatever the batch.
+_ROWS = 1 << 16
+
+_HEX = "'0x' || lower(hex({}))"
+#: How each column is written: 64-bit words as hex strings (resolve.json_record), the value nested.
+_AS_JSON = {"pc": _HEX.format("pc"), "ptr": _HEX.format("ptr"),
+            "values": "list_transform(\"values\", lambda w: " + _HEX.format("w") + ")",
+            "value": "json(value)"}
+#: One JSON object per row, built by DuckDB's JSON writer (the object of ``resolve.json_record``).
+_LINE = "SELECT json_object(" + ", ".join(
+    f"'{name}', {_AS_JSON.get(name, chr(34) + name + chr(34))}" for name in RECORD_COLUMNS) + \
+    ")::VARCHAR FROM _batch"
 
 
 @register
@@ -20,8 +36,22 @@ class JsonLinesExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write every record of ``trace`` as one line of ``out``."""
-        table, _ = records_and_calls(trace)
+        return self.write_batches(iter([(trace, trace.records)]), out)[0]
+
+    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
+        """Write the records as the batches come (see ``Exporter.write_batches``)."""
+        resolved = Resolved(batches)
+        con = duckdb.connect(":memory:")
         with tracefile.private_file(out) as f:
-            for row in table.to_pylist():
-                f.write(json.dumps(json_record(row), ensure_ascii=False).encode() + b"\n")
-        return [out]
+            for table in resolved:
+                for batch in table.to_batches(_ROWS):
+                    con.register("_batch", batch)
+                    lines = con.sql(_LINE).fetchnumpy()
+                    con.unregister("_batch")
+                    text = next(iter(lines.values()))
+                    if len(text):
+                        f.write(("\n".join(text.tolist()) + "\n").encode("utf-8", "surrogatepass"))
+        con.close()
+        if resolved.trace is None:
+            raise ValueError("no trace was read")
+        return [out], resolved.trace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,8 +11,11 @@ import pyarrow.parquet as pq
 
 from kcovdf import __version__, tracefile
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import records_and_calls, stats, symbols_table, tasks_table, types_table
+from kcovdf.read.resolve import PAIRING, SCHEMA, Resolved, stats, symbols_table, tasks_table, types_table
 from kcovdf.tools.export.base import Exporter, register
+
+#: records.parquet's columns: the record columns of every output (docs/exports.md).
+RECORDS = pa.schema(list(SCHEMA) + list(PAIRING))
 
 
 def _write(table: pa.Table, path: Path) -> Path:
@@ -29,12 +33,27 @@ class ParquetExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write the five tables of ``trace`` into the directory ``out`` (created 0700)."""
+        return self.write_batches(iter([(trace, trace.records)]), out)[0]
+
+    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
+        """Write records.parquet as the batches come, then the other four tables.
+
+        The trace's counters (``kcovdf.stats``) are known at the end: they go into the
+        file's key-value metadata when it is closed.
+        """
         tracefile.private_dir(out)
-        records, call_table = records_and_calls(trace)
-        meta = {"kcovdf.format": str(tracefile.FORMAT_VERSION), "kcovdf.version": __version__,
-                "kcovdf.stats": json.dumps(stats(trace))}
-        records = records.replace_schema_metadata({**(records.schema.metadata or {}), **meta})
-        return [_write(records, out / "records.parquet"), _write(call_table, out / "calls.parquet"),
+        resolved = Resolved(batches)
+        path = out / "records.parquet"
+        schema = RECORDS.with_metadata({"kcovdf.format": str(tracefile.FORMAT_VERSION),
+                                        "kcovdf.version": __version__})
+        with tracefile.private_file(path) as f, pq.ParquetWriter(f, schema, compression="zstd") as w:
+            for table in resolved:
+                w.write_table(table.cast(schema))
+            trace = resolved.trace
+            if trace is None:
+                raise ValueError("no trace was read")
+            w.add_key_value_metadata({"kcovdf.stats": json.dumps(stats(trace))})
+        return [path, _write(resolved.calls(), out / "calls.parquet"),
                 _write(tasks_table(trace), out / "tasks.parquet"),
                 _write(types_table(trace), out / "types.parquet"),
-                _write(symbols_table(trace), out / "symbols.parquet")]
+                _write(symbols_table(trace), out / "symbols.parquet")], trace
