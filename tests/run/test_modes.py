@@ -267,8 +267,10 @@ def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path)
             where = db._dir
         assert got.to_pylist() == sql.query(whole, q).to_pylist() and got.num_rows > 0, q
         assert not os.path.exists(where)
-    # a count of records needs no pairing; a statement naming call or depth does
-    assert sql._needs("SELECT count(*) FROM records") == (True, False)
-    assert sql._needs("SELECT depth FROM records") == (True, True)
-    assert sql._needs("SELECT * FROM records") == (True, True)
-    assert sql._needs("SELECT count(*) FROM tasks") == (False, False)
+    # a count of records needs no pairing and no names; a statement naming them does
+    assert sql._needs("SELECT count(*) FROM records") == (True, False, False)
+    assert sql._needs("SELECT depth FROM records") == (True, True, False)
+    assert sql._needs("SELECT function, count(*) FROM records GROUP BY 1") == (True, False, True)
+    assert sql._needs("SELECT * FROM records") == (True, True, True)
+    assert sql._needs("SELECT count(*) FROM calls") == (True, True, True)
+    assert sql._needs("SELECT count(*) FROM tasks") == (False, False, False)

@@ -121,23 +121,35 @@ class Resolver:
                               self.encodings, self.trace.types, want)
 
 
+#: The resolved columns that are cheap, column by column: the task's, the names, the class
+#: and number of the value (``rendered`` and ``value`` are the costly ones).
+NAMED = pa.schema([SCHEMA.field(name) for name in
+                   ("pid", "tid", "thread", "module", "function", "param", "class", "number")])
+
+
+def named_columns(res: Resolver, records: pa.Table) -> list[pa.Array]:
+    """The ``NAMED`` columns of a batch of records."""
+    task, kinds, pc, arg_idx = (records.column(c).combine_chunks()
+                                for c in ("task", "kind", "pc", "arg_idx"))
+    module, function = res.names(pc)
+    cls, num = res.values(task, kinds, arg_idx, records.column("values"), (0, 1))
+    return [*(res.task_column(name, task) for name in ("pid", "tid", "thread")), module, function,
+            res.params(pc, kinds, arg_idx), cls, num]
+
+
 def resolve(trace: Trace, records: pa.Table | None = None) -> pa.Table:
     """The records of ``trace`` (or the batch ``records`` of it) with names and values
     resolved (columns: ``SCHEMA``)."""
     rec = trace.records if records is None else records
     res = Resolver(trace)
-    task, kinds, pc, arg_idx = (rec.column(c).combine_chunks() for c in ("task", "kind", "pc", "arg_idx"))
-    module, function = res.names(pc)
+    named = dict(zip(NAMED.names, named_columns(res, rec), strict=True))
+    task, kinds, arg_idx = (rec.column(c).combine_chunks() for c in ("task", "kind", "arg_idx"))
     words = _as_list(rec.column("values"))
-    value_cols = dict(zip(render.SCHEMA.names, res.values(task, kinds, arg_idx, words), strict=True))
-    return pa.table({
-        "task": task, **{name: res.task_column(name, task) for name in ("pid", "tid", "thread")},
-        "seq": rec.column("seq").combine_chunks(), "kind": kind_names(kinds), "pc": pc,
-        "module": module, "function": function, "arg_idx": arg_idx,
-        "param": res.params(pc, kinds, arg_idx),
-        "size": rec.column("size").combine_chunks(), "ptr": rec.column("ptr").combine_chunks(),
-        "values": words, **value_cols,
-    }, schema=SCHEMA)
+    rendered, value = res.values(task, kinds, arg_idx, words, (2, 3))
+    columns = {name: rec.column(name).combine_chunks() for name in ("task", "seq", "pc", "arg_idx",
+                                                                     "size", "ptr")}
+    columns.update(named, kind=kind_names(kinds), values=words, rendered=rendered, value=value)
+    return pa.table([columns[name] for name in SCHEMA.names], schema=SCHEMA)
 
 
 def _np(column: Any) -> np.ndarray:

@@ -26,7 +26,7 @@ from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
 from kcovdf.read.decode import Trace
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
-from kcovdf.tools.sql import connect
+from kcovdf.tools.sql import Database, connect
 
 #: bars shown in a top-k plot; the rest is summed into one "(other)" bar
 TOP_K = 10
@@ -37,12 +37,17 @@ _NUMERIC = {"builtins.int", "builtins.float"}
 
 @dataclass
 class Slot:
-    """The values one parameter (or the return) of one function took."""
+    """The values one parameter (or the return) of one function took: counted by SQL, so
+    the report holds its counts, not its records."""
 
     label: str
     classes: collections.Counter = field(default_factory=collections.Counter)
-    numbers: list[float] = field(default_factory=list)
+    #: the top values (by count) of a slot of strs, bools and Nones, and the count of the rest
     texts: collections.Counter = field(default_factory=collections.Counter)
+    other: int = 0
+    #: a histogram of the numbers: bin edges and the count in each bin
+    edges: list[float] = field(default_factory=list)
+    bins: list[int] = field(default_factory=list)
 
 
 def _marks(value: Any, found: set[str]) -> set[str]:
@@ -86,11 +91,11 @@ def _short(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _top(counter: collections.Counter) -> tuple[list[str], list[int]]:
+def _top(counter: collections.Counter, other: int = 0) -> tuple[list[str], list[int]]:
     common = counter.most_common(TOP_K)
     labels = [_short(k) for k, _ in common]
     counts = [n for _, n in common]
-    rest = sum(counter.values()) - sum(counts)
+    rest = sum(counter.values()) - sum(counts) + other
     if rest:
         labels.append("(other)")
         counts.append(rest)
@@ -100,16 +105,16 @@ def _top(counter: collections.Counter) -> tuple[list[str], list[int]]:
 def _plot_slot(ax: Any, slot: Slot) -> None:
     """A histogram when every value is a number, otherwise top-k bars of values or classes."""
     total = sum(slot.classes.values())
-    if slot.numbers and set(slot.classes) <= _NUMERIC:
-        bins = min(20, max(1, len(set(slot.numbers))))
-        ax.hist(slot.numbers, bins=bins, color="#0969da", edgecolor="white")
+    if slot.bins and set(slot.classes) <= _NUMERIC:
+        centers = [(a + b) / 2 for a, b in zip(slot.edges, slot.edges[1:], strict=False)]
+        ax.hist(centers, bins=slot.edges, weights=slot.bins, color="#0969da", edgecolor="white")
         ax.set_ylabel("count")
         ax.set_title(f"{slot.label}  (n={total}, numeric)", fontsize=9)
         return
     only_simple = set(slot.classes) <= {"builtins.str", "builtins.bool", "builtins.NoneType"}
     counter = slot.texts if only_simple else collections.Counter(
         {c.rsplit(".", 1)[-1]: n for c, n in slot.classes.items()})
-    labels, counts = _top(counter)
+    labels, counts = _top(counter, slot.other if only_simple else 0)
     ax.barh(range(len(labels)), counts, color="#8250df" if only_simple else "#1a7f37")
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("count")
@@ -149,17 +154,83 @@ def _calls_plot(names: list[str], counts: list[int]) -> str:
     return _png(fig)
 
 
-def _sections(trace: Trace) -> str:
-    con = connect(trace)
+#: The slots of the value plots: a parameter's entry records, or a function's returns.
+_SLOT = """kind IN ('entry', 'return') AND NOT (kind = 'entry' AND arg_idx = 253)"""
+_SIMPLE = ("builtins.str", "builtins.bool", "builtins.NoneType")
+#: Records that may hold a FAULT or a redaction: a FAULT or REDACTED word, a FAULT or
+#: REDACTED field kind in the layout word, or the REDACTED form (docs/abi.md §2).
+_MAY_BE_MARKED = (f"list_has_any(\"values\", [{abi.FAULT}::UBIGINT, {abi.REDACTED}::UBIGINT]) OR "
+                  f"(len(\"values\") >= 2 AND (((\"values\"[2] >> 52) & 15) = {int(abi.Form.REDACTED)} OR "
+                  + " OR ".join(f"((\"values\"[2] >> {4 * j}) & 15) IN ({int(abi.Kind.FAULT)}, "
+                                f"{int(abi.Kind.REDACTED)})" for j in range(abi.MAX_FIELDS)) + "))")
+
+
+def _slots(con: Any) -> dict[str, dict[tuple[int, int], Slot]]:
+    """The value distribution of every parameter and return, aggregated by DuckDB."""
+    slots: dict[str, dict[tuple[int, int], Slot]] = collections.defaultdict(dict)
+
+    def slot(function: str, kind: str, arg_idx: int, param: str | None) -> Slot:
+        key = (0, arg_idx) if kind == "entry" else (1, 0)
+        return slots[function].setdefault(key, Slot(param if kind == "entry" else "return"))
+
+    simple = ", ".join(f"'{c}'" for c in _SIMPLE)
+    numeric = ", ".join(f"'{c}'" for c in sorted(_NUMERIC))
+    # one pass over the records: each class read once, each text only where it is plotted
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _slots AS
+        SELECT function, kind, arg_idx, param, coalesce(class, '?') AS class,
+               CASE WHEN class IN ({numeric}) AND isfinite(number) THEN number END AS number,
+               CASE WHEN class IN ({simple}) THEN rendered END AS text
+        FROM records WHERE {_SLOT}""")
+    for function, kind, arg_idx, param, cls, n in con.sql("""
+            SELECT function, kind, arg_idx, any_value(param), class, count(*)
+            FROM _slots GROUP BY ALL""").fetchall():
+        slot(function, kind, arg_idx, param).classes[cls] += n
+    for function, kind, arg_idx, param, text, n in con.sql(f"""
+            WITH v AS (SELECT function, kind, arg_idx, any_value(param) AS param, text, count(*) AS n
+                       FROM _slots WHERE text IS NOT NULL GROUP BY ALL)
+            SELECT * FROM v QUALIFY row_number() OVER (PARTITION BY function, kind, arg_idx
+                                                       ORDER BY n DESC, text) <= {TOP_K}
+            """).fetchall():
+        slot(function, kind, arg_idx, param).texts[text] += n
+    for per in slots.values():
+        for s in per.values():
+            s.other = sum(n for c, n in s.classes.items() if c in _SIMPLE) - sum(s.texts.values())
+    for function, kind, arg_idx, param, lo, hi, nbins, counts in con.sql("""
+            WITH v AS (SELECT function, kind, arg_idx, param, number FROM _slots
+                       WHERE number IS NOT NULL),
+            r AS (SELECT function, kind, arg_idx, min(number) AS lo, max(number) AS hi,
+                         least(20, count(DISTINCT number)) AS nbins
+                  FROM v GROUP BY ALL),
+            b AS (SELECT v.function, v.kind, v.arg_idx, any_value(v.param) AS param,
+                         any_value(lo) AS lo, any_value(hi) AS hi, any_value(nbins) AS nbins,
+                         CASE WHEN hi = lo THEN 0 ELSE least(CAST(floor((number - lo) / (hi - lo) * nbins)
+                              AS BIGINT), nbins - 1) END AS bin, count(*) AS n
+                  FROM v JOIN r USING (function, kind, arg_idx) GROUP BY v.function, v.kind,
+                       v.arg_idx, bin)
+            SELECT function, kind, arg_idx, any_value(param), any_value(lo), any_value(hi),
+                   any_value(nbins), list((bin, n))
+            FROM b GROUP BY ALL""").fetchall():
+        s = slot(function, kind, arg_idx, param)
+        # numpy's edges: one bin of width 1 around a value that never varied
+        lo, hi = (lo - 0.5, hi + 0.5) if hi == lo else (lo, hi)
+        s.edges = [lo + (hi - lo) * i / nbins for i in range(nbins + 1)]
+        s.bins = [0] * nbins
+        for pair in counts:
+            b, n = (pair["bin"], pair["n"]) if isinstance(pair, dict) else pair
+            s.bins[b] += n
+    con.execute("DROP TABLE _slots")
+    return slots
+
+
+def _sections(trace: Trace, con: Any | None = None) -> str:
+    con = con if con is not None else connect(trace)
     counts = con.sql("""
         SELECT function, count(*) AS calls, count(*) FILTER (WHERE exit = 'return') AS returned,
                count(*) FILTER (WHERE exit = 'exception') AS raised,
                count(*) FILTER (WHERE exit IS NULL) AS unfinished, sum(yields) AS yields,
                sum(resumes) AS resumes
         FROM calls GROUP BY function ORDER BY calls DESC, function""").fetchall()
-    records = con.sql("""
-        SELECT function, kind, arg_idx, param, class, number, rendered, value
-        FROM records ORDER BY task, seq""").fetchall()
     exceptions = con.sql("""
         SELECT function, result_class, count(*) AS n, any_value(result) AS example
         FROM calls WHERE exit = 'exception' GROUP BY ALL ORDER BY n DESC""").fetchall()
@@ -168,25 +239,18 @@ def _sections(trace: Trace) -> str:
                (SELECT count(*) FROM records r WHERE r.task = t.task) AS records,
                (SELECT count(*) FROM calls c WHERE c.task = t.task) AS calls, t.source
         FROM tasks t ORDER BY t.task""").fetchall()
-
-    slots: dict[str, dict[tuple[int, int], Slot]] = collections.defaultdict(dict)
+    records = sum(row[7] for row in tasks)
+    slots = _slots(con)
     marked: collections.Counter = collections.Counter()
-    for function, kind, arg_idx, param, cls, num, text, value in records:
+    for function, kind, param, value in con.sql(f"""
+            SELECT function, kind, param, value FROM records WHERE {_MAY_BE_MARKED}""").fetchall():
         where = f"{function} {param if kind == 'entry' else kind}"
         for mark in _marks(json.loads(value), set()):
             marked[where, mark] += 1
-        if kind not in ("entry", "return") or (kind == "entry" and arg_idx == abi.ARG_NONE):
-            continue  # only values of parameters and returns are plotted
-        key = (0, arg_idx) if kind == "entry" else (1, 0)
-        slot = slots[function].setdefault(key, Slot(param if kind == "entry" else "return"))
-        slot.classes[cls or "?"] += 1
-        slot.texts[text] += 1
-        if num is not None and cls in _NUMERIC:
-            slot.numbers.append(num)
 
     total_calls = sum(row[1] for row in counts)
     skipped = sum(s.count for s in trace.skipped)
-    cards = [("records", len(trace), False), ("calls", total_calls, False),
+    cards = [("records", records, False), ("calls", total_calls, False),
              ("functions", len(counts), False), ("tasks", len(trace.tasks), False),
              ("exceptions", sum(row[2] for row in exceptions), False),
              ("drops", trace.drops, trace.drops > 0), ("skipped words", skipped, skipped > 0),
@@ -236,15 +300,19 @@ def _sections(trace: Trace) -> str:
     return "\n".join(out)
 
 
-def render(trace: Trace, source: str) -> str:
-    """The report page of ``trace`` (read from ``source``) as HTML text."""
+def render(trace: Trace, source: str, con: Any | None = None) -> str:
+    """The report page of ``trace`` (read from ``source``) as HTML text.
+
+    ``con``: a connection with kcovdf sql's views of the trace (``kcovdf.tools.sql.Database``
+    for a trace streamed from disk); by default one over ``trace`` in memory.
+    """
     page = string.Template((resources.files("kcovdf.tools") / "templates" / "report.html").read_text("utf-8"))
-    return page.substitute(title=_esc(source), body=_sections(trace))
+    return page.substitute(title=_esc(source), body=_sections(trace, con))
 
 
-def write(trace: Trace, source: str, out: Path) -> Path:
+def write(trace: Trace, source: str, out: Path, con: Any | None = None) -> Path:
     """Write the report of ``trace`` to ``out``, created 0600."""
-    text = render(trace, source)
+    text = render(trace, source, con)
     with tracefile.private_file(out) as f:
         f.write(text.encode("utf-8"))
     return out
@@ -263,8 +331,8 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        trace = decode.load(args.trace, kernel=kernel_symbols_from_args(args))
-        path = write(trace, str(args.trace), args.output)
+        with Database(decode.batches(args.trace, kernel=kernel_symbols_from_args(args))) as db:
+            path = write(db.trace, str(args.trace), args.output, db.con)
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf report: {exc}", file=sys.stderr)
         return 1

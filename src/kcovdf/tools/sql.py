@@ -24,12 +24,14 @@ import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
-from kcovdf.read import decode, render
+from kcovdf.read import decode
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import (
+    NAMED,
     PAIRING,
     Pairing,
     Resolver,
+    named_columns,
     pairing,
     symbols_table,
     tasks_table,
@@ -62,16 +64,15 @@ LEFT JOIN result r ON r.call = c.call
 """
 
 
-#: The records view: the decoder's columns, and the rest computed by the functions of
-#: ``_register`` for the rows and columns a statement reads (a value is rendered only
-#: where a statement reads it, so a count or a grouping by function renders none).
+#: The records view: the decoder's columns, the cheap resolved ones (resolve.NAMED: stored,
+#: so a filter on them is a filter of the scan), and the costly two computed by the
+#: functions of ``_register`` for the rows and columns a statement reads (a count or a
+#: grouping by function renders no value). DuckDB evaluates a view's functions before a
+#: filter on an expression (2.0): filter on stored columns to render few values.
 _RECORDS_VIEW = """
 CREATE VIEW records AS
-SELECT task, _kdf_pid(task) AS pid, _kdf_tid(task) AS tid, _kdf_thread(task) AS thread, seq,
-       CAST(kind AS VARCHAR) AS kind, pc, _kdf_module(pc) AS module, _kdf_function(pc) AS function,
-       arg_idx, _kdf_param(pc, kind, arg_idx) AS param, size, ptr, "values",
-       _kdf_class(task, kind, arg_idx, "values") AS class,
-       _kdf_number(task, kind, arg_idx, "values") AS number,
+SELECT task, pid, tid, thread, seq, CAST(kind AS VARCHAR) AS kind, pc, module, function,
+       arg_idx, param, size, ptr, "values", class, number,
        _kdf_rendered(task, kind, arg_idx, "values") AS rendered,
        _kdf_value(task, kind, arg_idx, "values") AS value,
        call, depth
@@ -112,18 +113,18 @@ class Database:
             self.con = duckdb.connect(os.path.join(self._dir, "trace.duckdb"))
             self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
             self.con.execute(f"SET temp_directory = '{self._dir}'")
-            self.trace = self._load(batches, *(_needs(sql) if sql is not None else (True, True)))
+            self.trace = self._load(batches, *(_needs(sql) if sql is not None else (True, True, True)))
             _views(self.con, self.trace)
         except BaseException:
             self.close()
             raise
 
-    def _load(self, batches: Iterator[tuple[Trace, pa.Table]], kept: bool, paired: bool) -> Trace:
+    def _load(self, batches: Iterator[tuple[Trace, pa.Table]], kept: bool, paired: bool,
+              named: bool) -> Trace:
         con = self.con
         pairing = Pairing()
         trace: Trace | None = None
-        schema = pa.schema(list(decode.SCHEMA) + list(PAIRING))
-        con.register("_batch", schema.empty_table())
+        con.register("_batch", _RAW.empty_table())
         con.execute("CREATE TABLE _raw AS SELECT * FROM _batch")
         con.unregister("_batch")
         for trace, table in batches:
@@ -133,8 +134,8 @@ class Database:
                 ids, depths = pairing.feed(trace, table)
             else:  # never read: the pairer's calls are not held
                 ids, depths = np.full(len(table), -1, np.int64), np.zeros(len(table), np.int32)
-            table = table.append_column(PAIRING.field("call"), pa.array(ids, pa.int64(), mask=ids < 0))
-            con.register("_batch", table.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32())))
+            con.register("_batch", _raw(Resolver(trace), table, pa.array(ids, pa.int64(), mask=ids < 0),
+                                        pa.array(depths, pa.int32()), named))
             con.execute("INSERT INTO _raw SELECT * FROM _batch")
             con.unregister("_batch")
         if trace is None:
@@ -174,33 +175,43 @@ def _views(con: duckdb.DuckDBPyConnection, trace: Trace) -> None:
 
 
 def _raw_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
-    """The decoder's records with their call and depth, and the calls table (with function)."""
+    """The decoder's records with their named columns, call and depth; the calls table."""
     records, ids, depths, call_table = pairing(trace)
+    return _raw(Resolver(trace), records, ids, depths, True), call_table
+
+
+#: The columns of ``_raw``: the decoder's, the cheap resolved ones, the pairing.
+_RAW = pa.schema(list(decode.SCHEMA) + list(NAMED) + list(PAIRING))
+
+
+def _raw(res: Resolver, records: pa.Table, ids: Any, depths: Any, named: bool) -> pa.Table:
+    """One batch of ``_raw``; without ``named`` its named columns are nulls (never read)."""
+    n = records.num_rows
+    cols = named_columns(res, records) if named else [pa.nulls(n, f.type) for f in NAMED]
+    for field, col in zip(NAMED, cols, strict=True):
+        records = records.append_column(field, col)
     records = records.append_column(PAIRING.field("call"), ids)
-    return records.append_column(PAIRING.field("depth"), depths), call_table
+    return records.append_column(PAIRING.field("depth"), depths)
 
 
 def _register(con: duckdb.DuckDBPyConnection, res: Resolver) -> None:
     """The functions the records view computes its columns with, over Arrow chunks."""
     def udf(name: str, fn: Any, params: list[str], returns: str) -> None:
-        # "special": a NULL in or out is the function's business (a class may be unknown)
-        con.create_function(f"_kdf_{name}", fn, params, returns, type="arrow", null_handling="special")
+        empty = pa.array([], pa.string())
 
-    def task_column(name: str) -> Any:
-        return lambda task: res.task_column(name, task)
+        # DuckDB calls once per chunk, also for the chunks a filter emptied: answer those at
+        # once (DuckDB reads the arity from the signature)
+        def call(a: pa.Array, b: pa.Array, c: pa.Array, d: pa.Array) -> pa.Array:
+            return fn(a, b, c, d) if len(a) else empty
+
+        # "special": a NULL in or out is the function's business (a class may be unknown)
+        con.create_function(f"_kdf_{name}", call, params, returns, type="arrow", null_handling="special")
 
     def value_column(i: int) -> Any:
         return lambda task, kind, arg, words: res.values(task, _text(kind), arg, words, (i,))[0]
 
-    for name, kind in (("pid", "BIGINT"), ("tid", "BIGINT"), ("thread", "VARCHAR")):
-        udf(name, task_column(name), ["INTEGER"], kind)
-    udf("module", lambda pc: res.names(pc)[0], ["UBIGINT"], "VARCHAR")
-    udf("function", lambda pc: res.names(pc)[1], ["UBIGINT"], "VARCHAR")
-    udf("param", lambda pc, kind, arg: res.params(pc, _text(kind), arg),
-        ["UBIGINT", "VARCHAR", "UTINYINT"], "VARCHAR")
-    for i, field in enumerate(render.SCHEMA):
-        udf(field.name, value_column(i), ["INTEGER", "VARCHAR", "UTINYINT", "UBIGINT[]"],
-            "DOUBLE" if pa.types.is_floating(field.type) else "VARCHAR")
+    for i, name in ((2, "rendered"), (3, "value")):
+        udf(name, value_column(i), ["INTEGER", "VARCHAR", "UTINYINT", "UBIGINT[]"], "VARCHAR")
 
 
 def _text(kind: pa.Array) -> pa.Array:
@@ -208,16 +219,16 @@ def _text(kind: pa.Array) -> pa.Array:
     return kind if kind.type == pa.string() else kind.cast(pa.string())
 
 
-def _needs(sql: str) -> tuple[bool, bool]:
-    """(whether a statement reads records, whether it reads their pairing: calls or the
-    records' call and depth columns). When unsure, yes."""
+def _needs(sql: str) -> tuple[bool, bool, bool]:
+    """Whether a statement reads records; their pairing (calls, or the records' call and
+    depth columns); their named columns (resolve.NAMED). When unsure, yes."""
     tables = _tables_read(sql)
     if "calls" in tables:
-        return True, True
+        return True, True, True
     if "records" not in tables:
-        return False, False
+        return False, False, False
     words = set(re.findall(r"\w+|\*", re.sub(r"(?i)count\s*\(\s*\*\s*\)", "count()", sql).lower()))
-    return True, bool(words & {"call", "depth", "*"})
+    return True, bool(words & {"call", "depth", "*"}), bool(words & {*NAMED.names, "*"})
 
 
 def _tables_read(sql: str) -> set[str]:
