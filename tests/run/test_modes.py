@@ -274,3 +274,27 @@ def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path)
     assert sql._needs("SELECT * FROM records") == (True, True, True)
     assert sql._needs("SELECT count(*) FROM calls") == (True, True, True)
     assert sql._needs("SELECT count(*) FROM tasks") == (False, False, False)
+
+
+def test_exports_of_a_streamed_trace_equal_those_of_the_whole_trace(tmp_path):
+    import pyarrow.parquet as pq
+
+    from kcovdf import cli
+    from kcovdf.tools.export.base import REGISTRY
+
+    write(tmp_path / "loop.py", GENERATOR_LOOP)
+    assert run_kcovdf(tmp_path, "loop.py").returncode == 0
+    trace = str(tmp_path / "kcovdf-trace")
+    assert len(os.listdir(trace)) > 3
+    whole = decode.load(trace)
+    for fmt in ("jsonl", "daikon", "parquet"):
+        streamed, one = tmp_path / f"s-{fmt}", tmp_path / f"w-{fmt}"
+        assert cli.main(["export", trace, "-f", fmt, "-o", str(streamed)]) == 0  # segment by segment
+        written = REGISTRY[fmt]().write(whole, one)  # the trace decoded first, as one batch
+        for path in written:
+            other = streamed / path.name if fmt == "parquet" else \
+                path.with_name(path.name.replace("w-", "s-"))
+            if path.suffix == ".parquet":
+                assert pq.read_table(other).equals(pq.read_table(path)), path.name
+            else:
+                assert other.read_bytes() == path.read_bytes() and path.stat().st_size > 1000, path.name

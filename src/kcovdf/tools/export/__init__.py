@@ -18,7 +18,7 @@ from kcovdf.errors import KcovdfError
 from kcovdf.read.decode import Trace
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
 from kcovdf.tools.export import daikon, jsonl, parquet  # noqa: F401  (each registers its format)
-from kcovdf.tools.export.base import REGISTRY
+from kcovdf.tools.export.base import REGISTRY, Batches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +36,9 @@ def main(args: argparse.Namespace) -> int:
     from kcovdf.read import decode
 
     try:
-        batches = decode.batches(args.trace, kernel=kernel_symbols_from_args(args))
-        counted = _Counted(batches)
-        paths, trace = REGISTRY[args.format]().write_batches(iter(counted), args.output)
+        kernel = kernel_symbols_from_args(args)
+        counted = _Counted(lambda: decode.batches(args.trace, kernel=kernel))
+        paths, trace = REGISTRY[args.format]().write_batches(counted.start, args.output)
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf export: {exc}", file=sys.stderr)
         return 1
@@ -49,13 +49,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 class _Counted:
-    """The batches, counting their records on the way."""
+    """Passes over the batches, counting the records of the last one."""
 
-    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]]) -> None:
+    def __init__(self, batches: Batches) -> None:
         self.batches = batches
         self.records = 0
 
-    def __iter__(self) -> Iterator[tuple[Trace, pa.Table]]:
-        for t, table in self.batches:
+    def start(self) -> Iterator[tuple[Trace, pa.Table]]:
+        """One more pass."""
+        self.records = 0
+        for t, table in self.batches():
             self.records += table.num_rows
             yield t, table

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
 from kcovdf.read.decode import Trace
+
+#: Starts one pass over a trace: its batches of records (``kcovdf.read.decode.batches``).
+Batches = Callable[[], Iterator[tuple[Trace, pa.Table]]]
 
 #: format name -> exporter class; filled by @register in each format's module.
 REGISTRY: dict[str, type[Exporter]] = {}
@@ -26,14 +29,15 @@ class Exporter(abc.ABC):
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write ``trace`` to ``out`` (a file or directory, as the format says); returns the files written."""
 
-    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
-        """Write a trace read batch by batch (``kcovdf.read.decode.batches``): (files, the trace).
+    def write_batches(self, batches: Batches, out: Path) -> tuple[list[Path], Trace]:
+        """Write a trace read batch by batch: (files, the trace). ``batches()`` starts a pass
+        over the trace (``kcovdf.read.decode.batches``); a format may make several.
 
         By default the batches are joined and written by ``write``; a format that can
         write as the batches come overrides this, and holds one batch at a time.
         """
         tables, trace = [], None
-        for t, table in batches:
+        for t, table in batches():
             tables.append(table)
             trace = t
         if trace is None:

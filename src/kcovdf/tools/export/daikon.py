@@ -15,16 +15,19 @@ Yields are not program-point exits and are left out.
 
 from __future__ import annotations
 
+import collections
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pyarrow as pa
+
 from kcovdf import abi, tracefile
-from kcovdf.read import calls
 from kcovdf.read.decode import Trace
-from kcovdf.read.resolve import function_name, resolve
-from kcovdf.tools.export.base import Exporter, register
+from kcovdf.read.resolve import Resolved, function_name
+from kcovdf.tools.export.base import Batches, Exporter, register
 
 INT, DOUBLE, BOOL, STRING, HASHCODE = "int", "double", "boolean", "java.lang.String", "hashcode"
 NULL, NONSENSICAL, OBJECT = "null", "nonsensical", "object"
@@ -289,55 +292,106 @@ class DaikonExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write ``out.decls`` and ``out.dtrace`` (a .decls/.dtrace suffix on ``out`` is dropped)."""
+        return self.write_batches(lambda: iter([(trace, trace.records)]), out)[0]
+
+    def write_batches(self, batches: Batches, out: Path) -> tuple[list[Path], Trace]:
+        """Two passes over the batches: the first declares every program point and its
+        variables (a sample lists them all), the second writes the samples as they come.
+        Memory holds one batch, the declarations and the arguments of the open calls."""
         stem = out.with_suffix("") if out.suffix in (".decls", ".dtrace") else out
-        records = resolve(trace)
-        ids, _ = calls.pair(records, trace.tasks)
-        # Format 2 records carry the call id in meta's pointer, no object identity.
-        by_id = [t.format >= 2 for t in trace.tasks]
         functions: dict[int, _Function] = {}
-        entries: dict[int, Leaves] = {}  # call id -> leaves of its arguments
-        # samples in program order: (call, pc, EXIT point id or None for ENTER, leaves at exit)
-        events: list[tuple[int, int, str | None, Leaves]] = []
-        cols = [records.column(c).to_pylist()
-                for c in ("task", "pc", "kind", "arg_idx", "param", "ptr", "value")]
-        for call, task, pc, kind, arg_idx, param, ptr, value in zip(ids.to_pylist(), *cols, strict=True):
-            if call is None:
-                continue
-            if by_id[task]:
-                ptr = None
+        trace = None
+        for trace, _call, pc, kind, param, ptr, value in self._records(batches()):
             fn = functions.get(pc)
             if fn is None:
                 sym = trace.names.lookup(pc)
                 fn = functions[pc] = _Function(function_name(trace, pc),
                                                [sym.param(i) or "" for i in range(len(sym.params))]
                                                if sym else [])
-            if call not in entries:
-                entries[call] = {}
-                events.append((call, pc, None, {}))
-            if kind in ("yield", "resume", "suspend", "event") or arg_idx == abi.ARG_NONE:
-                continue  # not exits, and no value: a call without parameters has its ENTER only
+            if value is None:
+                continue
             leaves: Leaves = {}
             if kind == "entry":
                 _observe(leaves, param, value, ptr)
-                entries[call].update(leaves)
             else:
                 _observe(leaves, "return" if kind == "return" else "exception", value, ptr)
                 fn.raised |= kind == "exception"
-                events.append((call, pc, EXIT_RETURN if kind == "return" else EXIT_RAISE, leaves))
             fn.declare(leaves, on_exit=kind != "entry")
+        if trace is None:
+            raise ValueError("no trace was read")
         decls = ["decl-version 2.0\n", "var-comparability implicit\n", "input-language python\n"]
         for fn in functions.values():
             decls += [p.declaration(fn.params) for p in fn.points()]
-        dtrace = ["decl-version 2.0\n"]
-        for call, pc, point_id, leaves in events:
-            fn = functions[pc]
-            if point_id is None:
-                dtrace.append(_sample(fn.enter, fn.params, call, entries[call], after_call=False))
-            else:
-                dtrace.append(_sample(fn.exits[point_id], fn.params, call,
-                                      {**entries[call], **leaves}, after_call=True))
         paths = [stem.with_name(stem.name + ".decls"), stem.with_name(stem.name + ".dtrace")]
-        for path, chunks in zip(paths, (decls, dtrace), strict=True):
-            with tracefile.private_file(path) as f:
-                f.write("\n".join(chunks).encode())
-        return paths
+        with tracefile.private_file(paths[0]) as f:
+            f.write("\n".join(decls).encode())
+        with tracefile.private_file(paths[1]) as f:
+            f.write(b"decl-version 2.0\n")
+            self._samples(batches(), functions, f)
+        return paths, trace
+
+    @staticmethod
+    def _records(batches: Iterator[tuple[Trace, pa.Table]]) -> Iterator[tuple[Any, ...]]:
+        """(trace, call, pc, kind, param, ptr, value) of every record that belongs to a call,
+        in program order; value None for records without a value to sample."""
+        resolved = Resolved(batches)
+        for table in resolved:
+            trace = resolved.trace
+            assert trace is not None
+            # Format 2 records carry the call id in meta's pointer, no object identity.
+            by_id = [t.format >= 2 for t in trace.tasks]
+            for batch in table.select(_COLUMNS).to_batches(1 << 16):
+                for call, task, pc, kind, arg_idx, param, ptr, value in zip(
+                        *(batch.column(c).to_pylist() for c in _COLUMNS), strict=True):
+                    if call is None:
+                        continue
+                    if kind in ("yield", "resume", "suspend", "event") or arg_idx == abi.ARG_NONE:
+                        value = None  # not exits, and no value: a call without parameters has its ENTER only
+                    yield trace, call, pc, kind, param, None if by_id[task] else ptr, value
+
+    def _samples(self, batches: Iterator[tuple[Trace, pa.Table]], functions: dict[int, _Function],
+                 f: Any) -> None:
+        """Write the ENTER and EXIT samples in program order. A call's ENTER is written once
+        its arguments are all read (they are consecutive records): at its next record."""
+        entries: dict[int, Leaves] = {}          # open calls: leaves of their arguments
+        ended: collections.OrderedDict[int, Leaves] = collections.OrderedDict()  # recent exits
+        pending: tuple[int, int] | None = None    # (call, pc) whose ENTER is not written yet
+        def enter(call: int, pc: int) -> None:
+            fn = functions[pc]
+            f.write(b"\n" + _sample(fn.enter, fn.params, call, entries[call], after_call=False).encode())
+
+        for _, call, pc, kind, param, ptr, value in self._records(batches):
+            if pending is not None and pending[0] != call:
+                enter(*pending)
+                pending = None
+            if call not in entries and call not in ended:
+                entries[call] = {}
+                pending = (call, pc)
+            if pending is not None and kind != "entry":
+                enter(*pending)
+                pending = None
+            if value is None:
+                continue
+            leaves: Leaves = {}
+            if kind == "entry":
+                _observe(leaves, param, value, ptr)
+                entries.setdefault(call, {}).update(leaves)
+                continue
+            _observe(leaves, "return" if kind == "return" else "exception", value, ptr)
+            args = entries.pop(call, None)
+            if args is None:  # a second exit of one call
+                args = ended.get(call, {})
+            ended[call] = args
+            if len(ended) > _ENDED:
+                ended.popitem(last=False)
+            fn = functions[pc]
+            f.write(b"\n" + _sample(fn.exits[EXIT_RETURN if kind == "return" else EXIT_RAISE], fn.params,
+                                     call, {**args, **leaves}, after_call=True).encode())
+        if pending is not None:
+            enter(*pending)
+
+
+#: The record columns the samples read.
+_COLUMNS = ["call", "task", "pc", "kind", "arg_idx", "param", "ptr", "value"]
+#: Ended calls remembered (a call may exit twice when records were lost).
+_ENDED = 4096

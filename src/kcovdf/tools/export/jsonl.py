@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from kcovdf import tracefile
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import RECORD_COLUMNS, Resolved
-from kcovdf.tools.export.base import Exporter, register
+from kcovdf.tools.export.base import Batches, Exporter, register
 
 #: Records turned into text at a time: memory stays bounded whatever the batch.
 _ROWS = 1 << 16
@@ -36,11 +34,11 @@ class JsonLinesExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write every record of ``trace`` as one line of ``out``."""
-        return self.write_batches(iter([(trace, trace.records)]), out)[0]
+        return self.write_batches(lambda: iter([(trace, trace.records)]), out)[0]
 
-    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
+    def write_batches(self, batches: Batches, out: Path) -> tuple[list[Path], Trace]:
         """Write the records as the batches come (see ``Exporter.write_batches``)."""
-        resolved = Resolved(batches)
+        resolved = Resolved(batches())
         con = duckdb.connect(":memory:")
         with tracefile.private_file(out) as f:
             for table in resolved:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +11,7 @@ import pyarrow.parquet as pq
 from kcovdf import __version__, tracefile
 from kcovdf.read.decode import Trace
 from kcovdf.read.resolve import PAIRING, SCHEMA, Resolved, stats, symbols_table, tasks_table, types_table
-from kcovdf.tools.export.base import Exporter, register
+from kcovdf.tools.export.base import Batches, Exporter, register
 
 #: records.parquet's columns: the record columns of every output (docs/exports.md).
 RECORDS = pa.schema(list(SCHEMA) + list(PAIRING))
@@ -33,16 +32,16 @@ class ParquetExporter(Exporter):
 
     def write(self, trace: Trace, out: Path) -> list[Path]:
         """Write the five tables of ``trace`` into the directory ``out`` (created 0700)."""
-        return self.write_batches(iter([(trace, trace.records)]), out)[0]
+        return self.write_batches(lambda: iter([(trace, trace.records)]), out)[0]
 
-    def write_batches(self, batches: Iterator[tuple[Trace, pa.Table]], out: Path) -> tuple[list[Path], Trace]:
+    def write_batches(self, batches: Batches, out: Path) -> tuple[list[Path], Trace]:
         """Write records.parquet as the batches come, then the other four tables.
 
         The trace's counters (``kcovdf.stats``) are known at the end: they go into the
         file's key-value metadata when it is closed.
         """
         tracefile.private_dir(out)
-        resolved = Resolved(batches)
+        resolved = Resolved(batches())
         path = out / "records.parquet"
         schema = RECORDS.with_metadata({"kcovdf.format": str(tracefile.FORMAT_VERSION),
                                         "kcovdf.version": __version__})
