@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+from decode import best_of  # the benchmarks' one timer (benchmarks/ is the script's directory)
 
 from kcovdf import abi
 from kcovdf.read import calls, decode
@@ -75,17 +75,6 @@ def run(make: Callable[[], calls.Pairer | calls.CPairer], records: pa.Table,
         p.task(task.index, task.format, task.pid)
     ids, depths = calls.feed_table(p, records)
     return calls.PairedArrays(ids, depths, p.calls())
-
-
-def best_of(repeat: int, fn: Callable[[], calls.PairedArrays]) -> tuple[float, calls.PairedArrays]:
-    """Fastest wall time of ``repeat`` calls, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    assert result is not None
-    return best, result
 
 
 def main() -> int:

@@ -727,6 +727,11 @@ def summarize(trace_dir: str) -> Summary:
     records = drops = 0
     found = tracefile.list_dir(trace_dir).tasks
     for task in found:
-        r, d = count_file(os.path.join(trace_dir, task.name))
+        try:
+            r, d = count_file(os.path.join(trace_dir, task.name))
+        except FileNotFoundError:
+            # compressed by the sealer since the listing: the same file under its .gz name
+            r, d = count_file(os.path.join(trace_dir, task._replace(compressed=True).name)) \
+                if not task.compressed else (0, 0)
         records, drops = records + r, drops + d
     return Summary(records, drops, len({t.task for t in found}), trace_bytes(trace_dir), len(found))
