@@ -109,19 +109,24 @@ def _double(v: float) -> str:
 
 @dataclass
 class Variable:
-    """One Daikon variable of a program point, with every value it took."""
+    """One Daikon variable of a program point: the representations and classes of the values
+    it took (what its declaration needs; not the values, so memory stays bounded)."""
 
     name: str
     kind: str                      # variable | return | field
     enclosing: str | None = None
     is_param: bool = False
-    leaves: list[Leaf] = field(default_factory=list)
+    reps: set[str] = field(default_factory=set)
+    classes: set[str] = field(default_factory=set)
     _rep: str | None = field(default=None, repr=False, compare=False)
 
     def add(self, leaf: Leaf) -> None:
         """One more value of this variable."""
-        self.leaves.append(leaf)
-        self._rep = None
+        if leaf.rep not in self.reps:
+            self.reps.add(leaf.rep)
+            self._rep = None
+        if leaf.cls:
+            self.classes.add(leaf.cls)
 
     def rep_type(self) -> str:
         """The representation type that fits every value seen (computed once per value added,
@@ -131,7 +136,7 @@ class Variable:
         return self._rep
 
     def _rep_type(self) -> str:
-        reps = {leaf.rep for leaf in self.leaves} - {NULL, NONSENSICAL}
+        reps = self.reps - {NULL, NONSENSICAL}
         if not reps and self.kind != "field":
             return HASHCODE
         for wanted, allowed in ((INT, {INT, BOOL}), (BOOL, {BOOL}), (DOUBLE, {INT, DOUBLE, BOOL}),
@@ -142,8 +147,7 @@ class Variable:
 
     def dec_type(self) -> str:
         """The declared type: the class(es) of the values seen, Java names for the builtins."""
-        classes = sorted({leaf.cls for leaf in self.leaves
-                          if leaf.cls and leaf.cls != "builtins.NoneType"})
+        classes = sorted(self.classes - {"builtins.NoneType"})
         if not classes:
             return "java.lang.Object"
         return "|".join(_JAVA_NAMES.get(c, c) for c in classes)
