@@ -274,6 +274,12 @@ class Listing(NamedTuple):
     unknown: list[str]              # every other entry, sorted (task-like names that do not parse included)
 
 
+def is_transient(name: str) -> bool:
+    """Whether a directory entry is a task file being written under its temporary name
+    (``private_file``: the sealer's .gz before its rename); not part of the trace yet."""
+    return name.startswith("." + _TASK_PREFIX) and name.endswith(".tmp")
+
+
 def list_dir(path: str | os.PathLike[str]) -> Listing:
     """The entries of a trace directory, sorted into run info, task files and the rest."""
     run_info = False
@@ -285,7 +291,7 @@ def list_dir(path: str | os.PathLike[str]) -> Listing:
             found.append(task)
         elif name == RUN_INFO:
             run_info = True
-        else:
+        elif not is_transient(name):
             unknown.append(name)
     # a file and its .gz both there: the sealer was stopped between the two; they hold the same
     plain = {t for t in found if not t.compressed}

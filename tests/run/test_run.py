@@ -16,6 +16,7 @@ import pytest
 
 from kcovdf import tracefile
 from kcovdf.read import decode
+from kcovdf.run import sealer
 
 ROOT = Path(__file__).resolve().parents[2]
 # kcovdf: 1,234 records (5.1 MB, whole run), 0 drops, 1 task -> trace/ (numbers without their commas)
@@ -24,8 +25,13 @@ SUMMARY = re.compile(r"^kcovdf: ([\d,]+) records \((?P<kept>[^)]*)\), "
 
 
 def run_kcovdf(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kcovdf", "run", *args], cwd=cwd, input=input,
-                          capture_output=True, text=True, timeout=120)
+    """``kcovdf run ARGS`` in ``cwd``, and then until its sealer is done (it may finish the
+    compression in the background), so that a test finds the files as they stay."""
+    r = subprocess.run([sys.executable, "-m", "kcovdf", "run", *args], cwd=cwd, input=input,
+                       capture_output=True, text=True, timeout=120)
+    out = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-o", "--output")]
+    assert sealer.wait(Path(cwd) / (out[0] if out else "kcovdf-trace"), timeout=120)
+    return r
 
 
 def run_python(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

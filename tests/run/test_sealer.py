@@ -9,6 +9,7 @@ import stat
 import struct
 import time
 
+import pytest
 from test_modes import KILL, LOOP, calls_then, entries_of_f
 from test_run import run_kcovdf, run_python, split_summary, write
 
@@ -139,3 +140,29 @@ def test_a_file_compressed_between_listing_and_reading_is_read_from_its_gz(tmp_p
     assert len(t) == 3 and not any("cannot read" in n for n in t.notes)
     # and the exit summary counts it (the sealer may lag behind the end of the run)
     assert tasks.summarize(str(tmp_path)).records == 3
+
+
+def test_a_run_waits_for_the_sealer_of_the_run_before_and_tools_skip_its_temporaries(tmp_path, monkeypatch):
+    from kcovdf.errors import RunError
+    from kcovdf.run import command
+
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    (trace / "run.json").write_text('{"format": 2}')
+    _kdf(trace / "task-1-1.kdf")
+    held = sealer._lock(str(trace), blocking=True)  # a sealer still at work on it
+    try:
+        assert sealer._lock(str(trace), blocking=False) == -1
+        assert sealer.wait(trace, timeout=0.2) is False
+        monkeypatch.setattr(sealer, "PREVIOUS_WAIT", 0.2)
+        with pytest.raises(RunError, match="still compressing"):
+            command.prepare_trace_dir(str(trace))
+        assert (trace / "task-1-1.kdf").exists()  # nothing of it was removed
+        # its .gz on the way, under a temporary name: not a file of the trace
+        (trace / ".task-1-1.kdf.gz.77.0a1b2c3d.tmp").write_bytes(b"partial")
+        assert tracefile.list_dir(trace).unknown == []
+        assert not decode.load(str(trace)).notes
+    finally:
+        os.close(held)
+    assert sealer.wait(trace, timeout=0.2) is True
+    assert command.prepare_trace_dir(str(trace)) == str(trace)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from conftest import R
 from kcovdf import abi, tracefile
 from kcovdf.instrument.config import DEFAULT_REDACT
+from kcovdf.run import sealer
 from kcovdf.runtime import core, encode
 
 
@@ -121,6 +122,7 @@ def test_kcovdf_run_leaves_no_nested_secret_in_the_trace(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "kcovdf", "run", "-o", "tr", "prog.py"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+    assert sealer.wait(tmp_path / "tr")  # the files as they stay
     files = [p for p in (tmp_path / "tr").rglob("*") if p.is_file()]
     assert files
     # the task files as written: compressed ones inflated, or a secret would hide in gzip's bytes

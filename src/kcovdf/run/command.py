@@ -124,6 +124,9 @@ def prepare_trace_dir(path: str) -> str:
     """Create (0700) or empty the trace directory; refuse a directory that is not a trace."""
     path = os.path.abspath(path)
     if os.path.isdir(path):
+        if not sealer.wait(path):
+            raise RunError(f"{path}: the run before this one is still compressing it; try again "
+                           "later, or give another -o/--output")
         found = tracefile.list_dir(path)
         if not found.run_info and (found.tasks or found.unknown):
             raise RunError(f"{path} exists and is not a kcovdf trace directory (no "
@@ -157,8 +160,8 @@ def _finish(recording: bootstrap.Recording, trace_dir: str, seal: sealer.Sealer 
         return  # a forked child that exited normally: only the parent reports
     recording.stop()
     if seal is not None and not seal.finish():
-        sys.stderr.write("kcovdf: note: the trace's files were not all compressed in time; "
-                         "the rest stay as they are, and read the same\n")
+        sys.stderr.write("kcovdf: note: the trace is being compressed in the background (the size "
+                         "below is before); the tools read it meanwhile\n")
     for note in unrecorded(recording.hook):
         sys.stderr.write(f"kcovdf: note: {note}\n")
     s = tasks.summarize(trace_dir)

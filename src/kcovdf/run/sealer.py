@@ -10,17 +10,25 @@ for, and it holds none of the program's standard streams):
 
 While RUNNING it compresses every SEALED segment (the writer moved on: docs/abi.md §3.2);
 when FINISHING, also every task file no task is enabled on (its owner word is 0), then it
-says "ok" back and ends. ``task-….kdf`` becomes ``task-….kdf.gz`` (0600, written aside and
-renamed), then the original is removed; a reader that finds both reads the original.
+says "ok" back and ends. kcovdf run waits for that "ok" a moment only (``EXIT_WAIT``): a
+large backlog is finished in the background, after the run has returned, so the run
+costs the program no more than its recording (the tools read a trace meanwhile: a file
+and its .gz are one file to them). The sealer holds an exclusive flock on the trace
+directory while it lives: ``wait()`` waits for it, and a new run into the same directory
+waits for it before emptying the directory. ``task-….kdf`` becomes
+``task-….kdf.gz`` (0600, written aside and renamed), then the original is removed; a
+reader that finds both reads the original.
 Files of a ring are never compressed: the ring removes its own old segments.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import os
 import select
+import signal
 import struct
 import sys
 import time
@@ -31,8 +39,11 @@ from kcovdf.runtime import tasks
 
 #: How often the RUNNING sealer looks for sealed segments.
 POLL_SECONDS = 0.05
-#: How long ``finish`` waits for the backlog before leaving the rest uncompressed.
-FINISH_TIMEOUT = 300.0
+#: How long ``kcovdf run`` waits at exit for the sealer to finish; what is left it finishes
+#: in the background.
+EXIT_WAIT = 0.05
+#: How long a new run into a directory waits for the sealer of the one before.
+PREVIOUS_WAIT = 300.0
 
 
 class Sealer:
@@ -42,8 +53,9 @@ class Sealer:
         self._done_fd = done_fd
         self._ack_fd = ack_fd
 
-    def finish(self, timeout: float = FINISH_TIMEOUT) -> bool:
-        """Tell the sealer the run is over and wait for it; False if it did not answer in time."""
+    def finish(self, timeout: float = EXIT_WAIT) -> bool:
+        """Tell the sealer the run is over and wait for it up to ``timeout``; False if it is
+        still at work then (it finishes in the background)."""
         try:
             os.write(self._done_fd, b"done\n")
             ready, _, _ = select.select([self._ack_fd], [], [], timeout)
@@ -74,8 +86,11 @@ def start(trace_dir: str) -> Sealer | None:
     if pid == 0:  # the first child: start the sealer and leave at once, so that init adopts it
         try:
             os.setsid()
+            # taken before the parent goes on, so that wait() never finds it free too early
+            lock = _lock(trace_dir, blocking=True)
             if os.fork() == 0:
-                _detach(keep=(done_r, ack_w))
+                _detach(keep=(done_r, ack_w, lock))
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # kcovdf run may not wait for "ok"
                 run(trace_dir, parent, done_r, ack_w)
         finally:
             os._exit(0)
@@ -85,6 +100,36 @@ def start(trace_dir: str) -> Sealer | None:
     for fd in (done_w, ack_r):
         os.set_inheritable(fd, False)
     return Sealer(done_w, ack_r)
+
+
+def _lock(trace_dir: str, blocking: bool) -> int:
+    """An fd holding the exclusive lock of ``trace_dir``'s sealer (a flock on the directory
+    itself: no file of its own); -1 when it is taken."""
+    fd = os.open(trace_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def wait(trace_dir: str | os.PathLike[str], timeout: float | None = None) -> bool:
+    """Wait until no sealer works on ``trace_dir`` (its files are then as they stay); False
+    if one still does after ``timeout`` seconds (default ``PREVIOUS_WAIT``)."""
+    trace_dir = os.fspath(trace_dir)
+    deadline = time.monotonic() + (PREVIOUS_WAIT if timeout is None else timeout)
+    while True:
+        try:
+            fd = _lock(trace_dir, blocking=False)
+        except OSError:
+            return True  # the directory is gone, or not ours to lock: nobody seals it
+        if fd >= 0:
+            os.close(fd)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
 
 
 def _detach(keep: tuple[int, ...]) -> None:
