@@ -476,16 +476,19 @@ def _declare(p: Pairer | CPairer, tasks: Sequence[Any]) -> None:
             p.task(index, info.format, info.pid)
 
 
-def _kind_codes(kind: pa.Array) -> np.ndarray:
-    """The int8 codes (indexes of ``decode.KINDS``) of a kind column, without a string per record."""
+def kind_codes(kind: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The int8 codes (indexes of ``decode.KINDS``) of a kind column, without a string per record;
+    ValueError for a name that is not a record kind, or a null."""
+    if isinstance(kind, pa.ChunkedArray):
+        kind = kind.combine_chunks()
     if not pa.types.is_dictionary(kind.type):
         kind = kind.dictionary_encode()
     names = kind.dictionary.to_pylist()
     unknown = [name for name in names if name not in _KIND_CODE]
     if unknown:
-        raise ValueError(f"pair: {unknown} are not record kinds {KINDS}")
+        raise ValueError(f"kind column: {unknown} are not record kinds {KINDS}")
     if kind.null_count:
-        raise ValueError("pair: the kind column has nulls")
+        raise ValueError("kind column: it has nulls")
     codes = kind.indices.to_numpy()
     lut = np.array([_KIND_CODE[name] for name in names], np.int8)
     if np.array_equal(lut, np.arange(len(lut))):  # the decoder's dictionary: the codes themselves
@@ -531,7 +534,7 @@ def feed_table(p: Pairer | CPairer, records: pa.Table) -> tuple[np.ndarray, np.n
         task, pcs, arg_idx, seq, ptr = (
             np.ascontiguousarray(batch.column(name).to_numpy(zero_copy_only=False), dtype)
             for name, dtype in numeric)
-        kind = _kind_codes(batch.column("kind"))
+        kind = kind_codes(batch.column("kind"))
         value0 = np.zeros(batch.num_rows, np.uint64)
         resumes = np.flatnonzero(kind == _RESUME)
         if len(resumes):

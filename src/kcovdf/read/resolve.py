@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as compute
 
 from kcovdf import abi
 from kcovdf.read import calls, render
-from kcovdf.read.decode import KINDS, Trace
+from kcovdf.read.decode import Trace
 
 #: Columns added to the decoder's records table, in this order.
 SCHEMA = pa.schema([
@@ -166,20 +165,8 @@ def kind_names(kind: pa.Array) -> pa.Array:
 
 
 def _kind_codes(kind: Any) -> np.ndarray:
-    """Codes of ``KINDS`` for a kind column: dictionary-encoded, strings or codes already."""
-    if isinstance(kind, np.ndarray):
-        return kind
-    if isinstance(kind, pa.ChunkedArray):
-        kind = kind.combine_chunks()
-    if pa.types.is_dictionary(kind.type):
-        if kind.dictionary.to_pylist() == list(KINDS):
-            return kind.indices.to_numpy(zero_copy_only=False)
-        kind = kind.cast(pa.string())
-    codes = compute.index_in(kind, value_set=_KIND_NAMES).fill_null(-1)
-    return codes.to_numpy(zero_copy_only=False).astype(np.int8)
-
-
-_KIND_NAMES = pa.array(KINDS, pa.string())
+    """Codes of ``KINDS`` for a kind column (kcovdf.read.calls), or the codes themselves."""
+    return kind if isinstance(kind, np.ndarray) else calls.kind_codes(kind)
 
 
 def _as_list(column: pa.ChunkedArray) -> pa.Array:
