@@ -126,12 +126,15 @@ NAMED = pa.schema([SCHEMA.field(name) for name in
                    ("pid", "tid", "thread", "module", "function", "param", "class", "number")])
 
 
-def named_columns(res: Resolver, records: pa.Table) -> list[pa.Array]:
-    """The ``NAMED`` columns of a batch of records."""
+def named_columns(res: Resolver, records: pa.Table,
+                  class_number: Sequence[pa.Array] | None = None) -> list[pa.Array]:
+    """The ``NAMED`` columns of a batch of records (``class_number``: its class and number
+    columns when they were rendered already)."""
     task, kinds, pc, arg_idx = (records.column(c).combine_chunks()
                                 for c in ("task", "kind", "pc", "arg_idx"))
     module, function = res.names(pc)
-    cls, num = res.values(task, kinds, arg_idx, records.column("values"), (0, 1))
+    cls, num = class_number if class_number is not None else \
+        res.values(task, kinds, arg_idx, records.column("values"), (0, 1))
     return [*(res.task_column(name, task) for name in ("pid", "tid", "thread")), module, function,
             res.params(pc, kinds, arg_idx), cls, num]
 
@@ -141,10 +144,11 @@ def resolve(trace: Trace, records: pa.Table | None = None) -> pa.Table:
     resolved (columns: ``SCHEMA``)."""
     rec = trace.records if records is None else records
     res = Resolver(trace)
-    named = dict(zip(NAMED.names, named_columns(res, rec), strict=True))
     task, kinds, arg_idx = (rec.column(c).combine_chunks() for c in ("task", "kind", "arg_idx"))
     words = _as_list(rec.column("values"))
-    rendered, value = res.values(task, kinds, arg_idx, words, (2, 3))
+    # the four value columns in one pass over the templates
+    cls, num, rendered, value = res.values(task, kinds, arg_idx, words)
+    named = dict(zip(NAMED.names, named_columns(res, rec, (cls, num)), strict=True))
     columns = {name: rec.column(name).combine_chunks() for name in ("task", "seq", "pc", "arg_idx",
                                                                      "size", "ptr")}
     columns.update(named, kind=kind_names(kinds), values=words, rendered=rendered, value=value)
