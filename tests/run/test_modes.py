@@ -267,13 +267,18 @@ def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path)
             where = db._dir
         assert got.to_pylist() == sql.query(whole, q).to_pylist() and got.num_rows > 0, q
         assert not os.path.exists(where)
-    # a count of records needs no pairing and no names; a statement naming them does
-    assert sql._needs("SELECT count(*) FROM records") == (True, False, False)
-    assert sql._needs("SELECT depth FROM records") == (True, True, False)
-    assert sql._needs("SELECT function, count(*) FROM records GROUP BY 1") == (True, False, True)
-    assert sql._needs("SELECT * FROM records") == (True, True, True)
-    assert sql._needs("SELECT count(*) FROM calls") == (True, True, True)
-    assert sql._needs("SELECT count(*) FROM tasks") == (False, False, False)
+    # DuckDB's plan says what a statement reads: a count of records no column, no pairing
+    # and no names; a statement naming them reads them
+    assert sql._reads("SELECT count(*) FROM records") == (frozenset(), True, False)
+    assert sql._reads("SELECT depth FROM records") == ({"depth"}, True, False)
+    assert sql._reads("SELECT function, count(*) FROM records WHERE seq > 3 GROUP BY 1") == \
+        ({"function", "seq"}, True, False)
+    assert sql._reads("SELECT rendered FROM records")[0] == {"task", "kind", "arg_idx", "values"}
+    assert sql._reads("SELECT * FROM records") == (set(sql._RAW.names), True, False)
+    assert sql._reads("SELECT r FROM records r") == (set(sql._RAW.names), True, False)
+    assert sql._reads("SELECT count(*) FROM calls")[1:] == (True, True)
+    assert sql._reads("SELECT count(*) FROM tasks") == (frozenset(), False, False)
+    assert sql._reads("SELECT nonsense") == sql._EVERYTHING
 
 
 def test_exports_of_a_streamed_trace_equal_those_of_the_whole_trace(tmp_path):

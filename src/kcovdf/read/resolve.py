@@ -15,7 +15,7 @@ trace's tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,17 +126,24 @@ NAMED = pa.schema([SCHEMA.field(name) for name in
                    ("pid", "tid", "thread", "module", "function", "param", "class", "number")])
 
 
-def named_columns(res: Resolver, records: pa.Table,
-                  class_number: Sequence[pa.Array] | None = None) -> list[pa.Array]:
+def named_columns(res: Resolver, records: pa.Table, class_number: Sequence[pa.Array] | None = None,
+                  want: Collection[str] | None = None) -> list[pa.Array]:
     """The ``NAMED`` columns of a batch of records (``class_number``: its class and number
-    columns when they were rendered already)."""
+    columns when they were rendered already). With ``want``, the columns not in it are nulls
+    (class and number cost a rendering of the values)."""
+    want = set(NAMED.names if want is None else want)
     task, kinds, pc, arg_idx = (records.column(c).combine_chunks()
                                 for c in ("task", "kind", "pc", "arg_idx"))
-    module, function = res.names(pc)
-    cls, num = class_number if class_number is not None else \
-        res.values(task, kinds, arg_idx, records.column("values"), (0, 1))
-    return [*(res.task_column(name, task) for name in ("pid", "tid", "thread")), module, function,
-            res.params(pc, kinds, arg_idx), cls, num]
+    out: dict[str, pa.Array] = {name: res.task_column(name, task)
+                                for name in ("pid", "tid", "thread") if name in want}
+    if want & {"module", "function"}:
+        out["module"], out["function"] = res.names(pc)
+    if "param" in want:
+        out["param"] = res.params(pc, kinds, arg_idx)
+    if want & {"class", "number"}:
+        out["class"], out["number"] = class_number if class_number is not None else \
+            res.values(task, kinds, arg_idx, records.column("values"), (0, 1))
+    return [out[f.name] if f.name in out else pa.nulls(len(task), f.type) for f in NAMED]
 
 
 def resolve(trace: Trace, records: pa.Table | None = None) -> pa.Table:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Collection, Iterator
+from typing import Any, NamedTuple, TextIO
 
 import duckdb
 import numpy as np
@@ -87,7 +86,7 @@ def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
     chunk of the rows a statement reads. With ``sql``, calls are paired only when the
     statement reads records or calls.
     """
-    raw, call_table = _raw_and_calls(trace if sql is None or _needs(sql)[0] else _EMPTY)
+    raw, call_table = _raw_and_calls(trace if sql is None or _reads(sql).records else _EMPTY)
     con = duckdb.connect(":memory:")
     con.register("_raw", raw)
     con.register("_calls", call_table)
@@ -96,12 +95,13 @@ def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
 
 
 class Database:
-    """``kcovdf sql`` over a trace of any size: its records streamed into a DuckDB database on
-    disk, one batch (task segment) at a time, so memory holds one batch and the calls.
+    """``kcovdf sql`` over a trace of any size: its records streamed into a DuckDB database,
+    one batch (task segment) at a time, so memory holds one batch and the calls.
 
-    The database lives in a private temporary directory (0700; values can be secrets),
-    removed on ``close()``. DuckDB works within ``memory_limit`` and spills to that
-    directory.
+    Only the columns a statement reads are filled (``_reads``: DuckDB's own plan says which);
+    the others are nulls, which cost next to nothing to store. The database is in memory,
+    within ``memory_limit``; DuckDB spills the rest to a private temporary directory (0700;
+    values can be secrets), removed on ``close()``.
     """
 
     #: DuckDB's own memory, beside one decoded batch and the pairer's calls.
@@ -110,32 +110,40 @@ class Database:
     def __init__(self, batches: Iterator[tuple[Trace, pa.Table]], sql: str | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix="kcovdf-sql-")
         try:
-            self.con = duckdb.connect(os.path.join(self._dir, "trace.duckdb"))
+            self.con = duckdb.connect(":memory:")
             self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
             self.con.execute(f"SET temp_directory = '{self._dir}'")
-            self.trace = self._load(batches, *(_needs(sql) if sql is not None else (True, True, True)))
+            self.trace = self._load(batches, _EVERYTHING if sql is None else _reads(sql))
             _views(self.con, self.trace)
         except BaseException:
             self.close()
             raise
 
-    def _load(self, batches: Iterator[tuple[Trace, pa.Table]], kept: bool, paired: bool,
-              named: bool) -> Trace:
+    def _load(self, batches: Iterator[tuple[Trace, pa.Table]], reads: Reads) -> Trace:
         con = self.con
         pairing = Pairing()
         trace: Trace | None = None
+        paired = reads.calls or bool(reads.raw & set(PAIRING.names))
+        named = reads.raw & set(NAMED.names)
+        unread = [f for f in decode.SCHEMA if f.name not in reads.raw]
         con.register("_batch", _RAW.empty_table())
         con.execute("CREATE TABLE _raw AS SELECT * FROM _batch")
         con.unregister("_batch")
         for trace, table in batches:
-            if not kept:
+            if not reads.records:
                 continue  # a statement over tasks, symbols or types: the records are not kept
             if paired:
                 ids, depths = pairing.feed(trace, table)
             else:  # never read: the pairer's calls are not held
                 ids, depths = np.full(len(table), -1, np.int64), np.zeros(len(table), np.int32)
-            con.register("_batch", _raw(Resolver(trace), table, pa.array(ids, pa.int64(), mask=ids < 0),
-                                        pa.array(depths, pa.int32()), named))
+            if not reads.scans_raw:
+                continue  # only the calls table is read
+            batch = _raw(Resolver(trace), table, pa.array(ids, pa.int64(), mask=ids < 0),
+                         pa.array(depths, pa.int32()), named)
+            for field in unread:
+                batch = batch.set_column(batch.schema.get_field_index(field.name), field,
+                                         pa.nulls(len(batch), field.type))
+            con.register("_batch", batch)
             con.execute("INSERT INTO _raw SELECT * FROM _batch")
             con.unregister("_batch")
         if trace is None:
@@ -184,11 +192,12 @@ def _raw_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
 _RAW = pa.schema(list(decode.SCHEMA) + list(NAMED) + list(PAIRING))
 
 
-def _raw(res: Resolver, records: pa.Table, ids: Any, depths: Any, named: bool) -> pa.Table:
-    """One batch of ``_raw``; without ``named`` its named columns are nulls (never read)."""
-    n = records.num_rows
-    cols = named_columns(res, records) if named else [pa.nulls(n, f.type) for f in NAMED]
-    for field, col in zip(NAMED, cols, strict=True):
+def _raw(res: Resolver, records: pa.Table, ids: Any, depths: Any,
+         named: Collection[str] | bool) -> pa.Table:
+    """One batch of ``_raw``; its named columns not in ``named`` (all with True, none with
+    False) are nulls (never read)."""
+    want = NAMED.names if named is True else () if named is False else named
+    for field, col in zip(NAMED, named_columns(res, records, want=want), strict=True):
         records = records.append_column(field, col)
     records = records.append_column(PAIRING.field("call"), ids)
     return records.append_column(PAIRING.field("depth"), depths)
@@ -219,30 +228,68 @@ def _text(kind: pa.Array) -> pa.Array:
     return kind if kind.type == pa.string() else kind.cast(pa.string())
 
 
-def _needs(sql: str) -> tuple[bool, bool, bool]:
-    """Whether a statement reads records; their pairing (calls, or the records' call and
-    depth columns); their named columns (resolve.NAMED). When unsure, yes."""
-    tables = _tables_read(sql)
-    if "calls" in tables:
-        return True, True, True
-    if "records" not in tables:
-        return False, False, False
-    words = set(re.findall(r"\w+|\*", re.sub(r"(?i)count\s*\(\s*\*\s*\)", "count()", sql).lower()))
-    return True, bool(words & {"call", "depth", "*"}), bool(words & {*NAMED.names, "*"})
+class Reads(NamedTuple):
+    """What a statement reads of a trace's records: the columns of ``_raw`` its scans read
+    (in their output or their filters), whether it scans ``_raw``, whether it reads calls."""
+
+    raw: frozenset[str]
+    scans_raw: bool
+    calls: bool
+
+    @property
+    def records(self) -> bool:
+        """Whether the records are decoded at all."""
+        return self.scans_raw or self.calls
 
 
-def _tables_read(sql: str) -> set[str]:
-    """The tables and views a statement names (lower case); every view when DuckDB cannot tell."""
+_EVERYTHING = Reads(frozenset(_RAW.names), True, True)
+
+
+def _probe() -> duckdb.DuckDBPyConnection:
+    """The views over empty DuckDB tables ``_raw`` and ``_calls``, to bind and plan statements.
+
+    Statistics propagation is off: over empty tables it would prove every scan empty and
+    plan it away."""
+    con = duckdb.connect(":memory:")
+    raw, calls = _raw_and_calls(_EMPTY)
+    for name, table in (("_raw", raw), ("_calls", calls)):
+        con.register("_batch", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _batch")
+        con.unregister("_batch")
+    _views(con, _EMPTY)
+    con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    return con
+
+
+def _reads(sql: str) -> Reads:
+    """What ``sql`` reads, from DuckDB's optimized plan of it (the projections and filters
+    pushed into its scans); everything when the plan cannot tell."""
     try:
-        return {name.lower() for name in duckdb.get_table_names(sql)}
-    except duckdb.Error:
-        return set(VIEWS)
+        plan = json.loads(_probe().sql("EXPLAIN (FORMAT json) " + sql).fetchall()[0][1])
+    except (duckdb.Error, json.JSONDecodeError, IndexError, TypeError):
+        return _EVERYTHING
+    words: set[str] = set()
+    scans: set[str] = set()
+    nodes = list(plan) if isinstance(plan, list) else [plan]
+    while nodes:
+        node = nodes.pop()
+        if not isinstance(node, dict):
+            continue
+        nodes.extend(node.get("children") or ())
+        info = node.get("extra_info")
+        table = str(info.get("Table", "")).rsplit(".", 1)[-1] if isinstance(info, dict) else ""
+        if table in ("_raw", "_calls"):
+            scans.add(table)
+            if table == "_raw":
+                words.update(re.findall(r"\w+", json.dumps([info.get("Projections"),
+                                                             info.get("Filters")])))
+    return Reads(frozenset(words & set(_RAW.names)), "_raw" in scans, "_calls" in scans)
 
 
 def check(sql: str) -> None:
     """Bind ``sql`` against the views of an empty trace: a wrong view or column name fails
     here, in milliseconds, before any trace is decoded (duckdb.Error)."""
-    connect(_EMPTY).sql(sql)
+    _probe().sql(sql)
 
 
 def query(trace: Trace, sql: str) -> pa.Table:
