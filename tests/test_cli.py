@@ -333,9 +333,10 @@ def test_sql_pairs_and_renders_only_what_a_statement_reads(monkeypatch, trace):
 
     monkeypatch.setattr(render, "columns", columns)
     assert sql.query(trace, "SELECT count(*) FROM tasks").column(0).to_pylist() == [len(trace.tasks)]
-    assert paired == [0]  # the empty trace's views only
+    assert set(paired) == {0}  # the empty trace's views only (to plan the statement, to run it)
+    paired.clear()
     assert sql.query(trace, "SELECT count(*) FROM records").column(0).to_pylist() == [len(trace)]
-    assert paired == [0, len(trace)]
+    assert len(trace) in paired and set(paired) <= {0, len(trace)}
     by_function = sql.query(trace, "SELECT function, count(*) FROM calls GROUP BY function")
     assert by_function.num_rows > 0 and rendered == []  # no value was rendered for them
     one = sql.query(trace, "SELECT rendered FROM records WHERE kind = 'return' LIMIT 1")

@@ -30,6 +30,7 @@ LIBRARIES = {
     "rich": "rich>=13",
     "elftools": "pyelftools>=0.30",
     "matplotlib": "matplotlib>=3.7",
+    "tomli": "tomli>=2.0; python_version < '3.11'",
 }
 
 
@@ -99,6 +100,19 @@ COMMANDS = {
   kcovdf report                        ./{DEFAULT_TRACE} -> report.html
   kcovdf report trace -o trace.html""",
     ),
+    "contracts": Command(
+        "kcovdf.contracts.command",
+        "learn contracts from passing runs, then check a trace against them offline",
+        "Learn likely contracts (preconditions, postconditions, object invariants, exceptions)\n"
+        "from traces of passing runs into a TOML file people review and edit, then check a\n"
+        "later trace against it without re-running the program. docs/contracts.md explains them.",
+        """\
+  kcovdf contracts infer train-trace -o contracts.toml --include mypkg
+  kcovdf contracts check kcovdf-trace --contracts contracts.toml
+  kcovdf contracts check trace --contracts contracts.toml --format sarif -o kcovdf.sarif
+  kcovdf contracts show contracts.toml
+  kcovdf contracts diff old.toml new.toml""",
+    ),
     "selftest": Command(
         "kcovdf.tools.selftest",
         "run the kernel series' selftests against this runtime (TAP)",
@@ -121,8 +135,18 @@ examples:
   kcovdf sql "SELECT function, count(*) FROM calls GROUP BY 1"
   kcovdf export -f jsonl -o records.jsonl
   kcovdf report -o report.html
+  kcovdf contracts infer trace -o contracts.toml   learn contracts, then check later traces
 
 'kcovdf COMMAND --help' shows the options of a command."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Room for the longest command name ("contracts") beside its summary."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=26)
+        # argparse measures a subcommand one indent short of where it prints it
+        self._action_max_length = 14
 
 
 class Parser(argparse.ArgumentParser):
@@ -134,7 +158,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
@@ -181,7 +205,7 @@ class Unavailable(KcovdfError):
     slug = "unavailable"
 
     def __init__(self, command: str, library: str, cause: BaseException) -> None:
-        requirement = LIBRARIES[library]
+        requirement = LIBRARIES[library].split(";")[0]
         super().__init__(
             f"this command needs {requirement.split('>')[0]}, which does not import here "
             f"({type(cause).__name__}: {cause}); install it with: "

@@ -1,0 +1,215 @@
+"""Checking: every call of a trace that breaks a contract, found column by column.
+
+A broken contract is reported by its ``effective`` enforcement (``model.Contract``):
+
+- ``violation``: always a violation;
+- ``novelty``: a warning (an input training never passed: a learned precondition, or a
+  parameter that was constant in training and is not now);
+- ``conditional``: a violation when the call's inputs were all within training (no
+  novelty for that call), else a warning: a result outside the trained range is expected
+  of an input outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kcovdf.contracts import expr
+from kcovdf.contracts.expr import Ref
+from kcovdf.contracts.model import Contract, ContractSet, Spec
+from kcovdf.contracts.observe import Function, Observations, Variable
+
+#: Callers named in a finding's context, innermost first.
+CONTEXT_DEPTH = 16
+
+
+@dataclass
+class Finding:
+    """One call that broke one contract."""
+
+    function: str
+    ordinal: int
+    call: int
+    task: int
+    seq: int | None
+    invariant: str
+    kind: str
+    severity: str  #: violation or novelty
+    values: dict[str, str]
+    context: list[str]
+    owner: str     #: the function, or the class of an object invariant
+
+    def json(self) -> dict[str, Any]:
+        """The JSON object of ``check --format json``."""
+        return {"function": self.function, "ordinal": self.ordinal, "task": self.task, "seq": self.seq,
+                "invariant": self.invariant, "kind": self.kind, "values": self.values,
+                "context": self.context, "severity": self.severity}
+
+
+@dataclass
+class Result:
+    """What a check found."""
+
+    findings: list[Finding] = field(default_factory=list)
+    checked: int = 0              #: contracts checked
+    calls: int = 0                #: calls of functions with contracts
+    drops: int = 0
+    broken: dict[tuple[str, str], int] = field(default_factory=dict)  #: (owner, expr) -> violations
+    novel: dict[tuple[str, str], int] = field(default_factory=dict)   #: (owner, expr) -> warnings
+
+    @property
+    def violations(self) -> list[Finding]:
+        """The findings that are violations."""
+        return [f for f in self.findings if f.severity == "violation"]
+
+    @property
+    def novelties(self) -> list[Finding]:
+        """The findings that are warnings: inputs training never saw."""
+        return [f for f in self.findings if f.severity == "novelty"]
+
+
+def _empty_ref(name: str, n: int) -> Ref:
+    return Ref(name, np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
+
+
+def _lookup(fn: Function, rows: np.ndarray | None = None) -> expr.Lookup:
+    n = len(fn) if rows is None else int(rows.sum())
+
+    def lookup(name: str) -> Ref:
+        v = fn.variables.get(name)
+        if v is None:
+            return _empty_ref(name, n)
+        if rows is None:
+            return Ref(name, v.num, v.text, v.cls)
+        return Ref(name, v.num[rows], v.text[rows], v.cls[rows])
+    return lookup
+
+
+def _new_inputs(fn: Function, spec: Spec) -> np.ndarray:
+    """Calls with an input training never saw: a parameter constant in training with another
+    value, a number outside the range it took."""
+    out = np.zeros(len(fn), bool)
+    for name, (lo, hi) in spec.ranges.items():
+        v = fn.variables.get(name)
+        if v is not None:
+            with np.errstate(invalid="ignore"):
+                out |= (v.num < lo) | (v.num > hi)
+    for name, value in spec.constants.items():
+        v = fn.variables.get(name)
+        if v is None:
+            continue
+        if isinstance(value, str):
+            out |= v.seen & (v.text != value)
+        else:
+            out |= v.seen & ~(v.num == float(value))
+    return out
+
+
+def _shown(v: Variable | None, i: int) -> str:
+    if v is None or v.cls[i] is None:
+        return "<not recorded>"
+    if v.text[i] is not None:
+        return repr(v.text[i])
+    num = v.num[i]
+    if not np.isnan(num):
+        if v.cls[i] == "builtins.bool":
+            return "True" if num else "False"
+        return str(int(num)) if float(num).is_integer() and v.cls[i] != "builtins.float" else repr(float(num))
+    if v.cls[i] == expr.NONE_CLASS:
+        return "None"
+    return f"<{v.cls[i]}>"
+
+
+class _Calls:
+    """The calls table, indexed by call: tasks, seqs, parents and names for the context."""
+
+    def __init__(self, obs: Observations) -> None:
+        t = obs.calls
+        calls = t.column("call").to_numpy()
+        size = int(calls.max()) + 1 if len(calls) else 0
+        self.task = np.zeros(size, np.int64)
+        self.seq = np.full(size, -1, np.int64)
+        self.parent = np.full(size, -1, np.int64)
+        self.name = np.full(size, None, object)
+        self.task[calls] = t.column("task").to_numpy()
+        self.seq[calls] = t.column("entry_seq").cast("int64").fill_null(-1).to_numpy()
+        self.parent[calls] = t.column("parent").fill_null(-1).to_numpy()
+        self.name[calls] = t.column("display").to_numpy(zero_copy_only=False)
+
+    def context(self, call: int) -> list[str]:
+        out: list[str] = []
+        p = int(self.parent[call]) if call < len(self.parent) else -1
+        while p >= 0 and len(out) < CONTEXT_DEPTH:
+            out.append(str(self.name[p]))
+            p = int(self.parent[p])
+        return out
+
+
+def _evaluate(c: Contract, lookup: expr.Lookup, n: int) -> np.ndarray:
+    """The rows that break ``c``: where it is known and does not hold."""
+    col = expr.evaluate(c.expr, lookup, n)
+    return col.known & ~col.v
+
+
+def check(obs: Observations, cs: ContractSet) -> Result:
+    """Every call in ``obs`` that breaks a contract of ``cs``."""
+    result = Result(drops=obs.drops)
+    calls = _Calls(obs)
+    for fn in obs:
+        spec = cs.functions.get(fn.name)
+        classes = _classes_of(fn, cs)
+        if spec is None and not classes:
+            continue
+        n = len(fn)
+        result.calls += n
+        # first the calls whose inputs are new: they turn conditional breaks into warnings
+        novel = _new_inputs(fn, spec) if spec is not None else np.zeros(n, bool)
+        plan: list[tuple[Contract, str, np.ndarray]] = []
+        for c in spec.contracts if spec is not None else ():
+            if c.effective() == "ignore":
+                continue
+            broken = _evaluate(c, _lookup(fn), n)
+            plan.append((c, fn.name, broken))
+            if c.effective() == "novelty":
+                novel |= broken
+        for cls, rows, cspec in classes:
+            for c in cspec.contracts:
+                if c.effective() == "ignore":
+                    continue
+                broken = np.zeros(n, bool)
+                broken[rows] = _evaluate(c, _lookup(fn, rows), int(rows.sum()))
+                plan.append((c, cls, broken))
+        for c, owner, broken in plan:
+            result.checked += 1
+            how = c.effective()
+            for i in np.flatnonzero(broken).tolist():
+                warn = how == "novelty" or (how == "conditional" and novel[i])
+                severity = "novelty" if warn else "violation"
+                key = (owner, c.expr)
+                counts = result.broken if severity == "violation" else result.novel
+                counts[key] = counts.get(key, 0) + 1
+                call = int(fn.calls[i])
+                result.findings.append(Finding(
+                    function=fn.name, ordinal=int(fn.ordinal[i]), call=call,
+                    task=int(calls.task[call]), seq=int(calls.seq[call]) if calls.seq[call] >= 0 else None,
+                    invariant=c.expr, kind=c.kind, severity=severity,
+                    values={name: _shown(fn.variables.get(name), i) for name in expr.variables(c.expr)},
+                    context=calls.context(call), owner=owner))
+    result.findings.sort(key=lambda f: (f.severity != "violation", f.function, f.ordinal, f.invariant))
+    return result
+
+
+def _classes_of(fn: Function, cs: ContractSet) -> list[tuple[str, np.ndarray, Spec]]:
+    """The object invariants that apply to ``fn``'s calls: those of the class of its ``self``."""
+    me = fn.variables.get("self")
+    if me is None or not cs.classes:
+        return []
+    out = []
+    for cls in set(me.cls[me.seen].tolist()):
+        spec = cs.classes.get(cls)
+        if spec is not None:
+            out.append((cls, me.cls == cls, spec))
+    return out

@@ -1,0 +1,186 @@
+"""Observations: one value per call and variable, the input of inference and checking.
+
+A call's variables are its parameters by name (their values at entry: a record holds no
+exit state of an argument), ``ret`` (the return value) and ``exc`` (the raised exception),
+each decomposed: ``x.field`` for the named fields of an object, ``len(x)`` for the recorded
+length of a string, bytes or container. A value is three columns: ``num`` (an int, float or
+bool as a float; NaN when it is none of these), ``text`` (a string recorded whole) and
+``cls`` (its class; None when the call has no such variable).
+
+DuckDB extracts them from the records' JSON values in one statement, so nothing here walks
+records one by one in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from kcovdf.read import decode
+from kcovdf.tools.sql import Database
+
+#: Forms whose ``length`` is a ``len()``.
+_SIZED = ("str", "bytes", "seq", "map", "set")
+
+_OBSERVATIONS = f"""
+CREATE TEMP TABLE _obs AS
+WITH r AS (
+    SELECT call, class AS cls, number AS num,
+           CASE kind WHEN 'entry' THEN ltrim(param, '*') WHEN 'return' THEN 'ret' ELSE 'exc' END AS var,
+           CAST(value AS JSON) AS v
+    FROM records
+    WHERE call IS NOT NULL
+      AND (kind IN ('return', 'exception') OR (kind = 'entry' AND param IS NOT NULL))),
+top AS (
+    SELECT call, var, cls, num, v->>'$.form' AS form,
+           CASE WHEN v->>'$.form' = 'str' AND v->>'$.truncated' = 'false' THEN v->>'$.value' END AS text,
+           TRY_CAST(v->>'$.length' AS DOUBLE) AS len, v
+    FROM r),
+fields AS (
+    SELECT call, var || '.' || (f->>'$[0]') AS var, f->'$[1]' AS fv
+    FROM (SELECT call, var, unnest(CAST(v->'$.fields' AS JSON[])) AS f FROM top WHERE form = 'object'))
+SELECT call, var, cls, num, text FROM top
+UNION ALL
+SELECT call, 'len(' || var || ')', 'builtins.int', len, NULL FROM top
+WHERE len IS NOT NULL AND form IN {_SIZED}
+UNION ALL
+SELECT call, var,
+       CASE json_type(fv) WHEN 'BIGINT' THEN 'builtins.int' WHEN 'UBIGINT' THEN 'builtins.int'
+            WHEN 'DOUBLE' THEN 'builtins.float' WHEN 'VARCHAR' THEN 'builtins.str'
+            WHEN 'BOOLEAN' THEN 'builtins.bool' WHEN 'NULL' THEN 'builtins.NoneType'
+            ELSE coalesce(fv->>'$.class', CASE WHEN fv->>'$.float' IS NOT NULL THEN 'builtins.float'
+                                               WHEN fv->>'$.str' IS NOT NULL THEN 'builtins.str'
+                                               ELSE 'object' END) END,
+       CASE json_type(fv) WHEN 'BOOLEAN' THEN CASE WHEN fv::VARCHAR = 'true' THEN 1.0 ELSE 0.0 END
+            WHEN 'BIGINT' THEN TRY_CAST(fv::VARCHAR AS DOUBLE)
+            WHEN 'UBIGINT' THEN TRY_CAST(fv::VARCHAR AS DOUBLE)
+            WHEN 'DOUBLE' THEN TRY_CAST(fv::VARCHAR AS DOUBLE) END,
+       CASE json_type(fv) WHEN 'VARCHAR' THEN fv->>'$' END
+FROM fields
+"""
+
+#: One row per call: its function (``module:qualname``), its ordinal among that function's
+#: calls (tasks in trace order, then call order), its task, entry seq, parent and exit.
+_CALLS = """
+CREATE TEMP TABLE _fn AS
+WITH names AS (SELECT pc, any_value(module) AS module, any_value(qualname) AS qualname
+               FROM symbols GROUP BY pc)
+SELECT c.call, c.task, c.entry_seq, c.parent, c.exit, c.function AS display,
+       CASE WHEN n.qualname IS NOT NULL AND coalesce(n.module, '') <> ''
+            THEN n.module || ':' || n.qualname ELSE c.function END AS function,
+       row_number() OVER (PARTITION BY c.pc ORDER BY c.task, c.call) - 1 AS ordinal
+FROM calls c LEFT JOIN names n ON n.pc = c.pc
+"""
+
+
+@dataclass
+class Variable:
+    """One variable of one function, aligned with its calls (``Function.calls``)."""
+
+    num: np.ndarray   #: float64, NaN where not a number or not observed
+    text: np.ndarray  #: object: the string, or None
+    cls: np.ndarray   #: object: the class name, None where the call has no such variable
+
+    @property
+    def seen(self) -> np.ndarray:
+        """Where the call has this variable."""
+        return self.cls != None  # noqa: E711 - elementwise over an object array
+
+
+@dataclass
+class Function:
+    """The calls of one function and their variables."""
+
+    name: str                 #: ``module:qualname``
+    calls: np.ndarray         #: int64 call indexes
+    ordinal: np.ndarray       #: int64: the call's index among this function's calls
+    exit: np.ndarray          #: object: 'return', 'exception' or None
+    variables: dict[str, Variable] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+@dataclass
+class Observations:
+    """The observations of one or more traces: per function, and the calls table to name
+    callers and positions."""
+
+    functions: dict[str, Function]
+    calls: pa.Table           #: call, task, entry_seq, parent, exit, display, function, ordinal
+    drops: int                #: records the traces lost (their check proves less)
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)  #: function -> (file, line)
+
+    def __iter__(self) -> Iterator[Function]:
+        return iter(self.functions.values())
+
+
+def observe(trace: str, include: tuple[str, ...] = (), kernel: Any = None) -> Observations:
+    """The observations of the trace at ``trace`` (a directory, .kdf or kernel dump).
+
+    ``include``: keep the functions of these modules (and their submodules) only."""
+    with Database(decode.batches(trace, kernel=kernel)) as db:
+        con = db.con
+        con.execute(_CALLS)
+        con.execute(_OBSERVATIONS)
+        where = ""
+        if include:
+            likes = " OR ".join(f"f.function LIKE '{_like(m)}:%' OR f.function LIKE '{_like(m)}.%'"
+                                for m in include)
+            where = f"WHERE {likes}"
+        calls = con.sql(f"SELECT * FROM _fn f {where} ORDER BY f.function, f.ordinal").to_arrow_table()
+        obs = con.sql(f"""SELECT f.function, o.call, o.var, o.cls, o.num, o.text FROM _obs o
+                          JOIN _fn f ON f.call = o.call {where}
+                          ORDER BY f.function, o.var, o.call""").to_arrow_table()
+        drops = con.sql("SELECT coalesce(sum(drops), 0) FROM tasks").fetchall()[0][0]
+        files = {row[0]: (row[1], row[2]) for row in con.sql(
+            "SELECT module || ':' || qualname, file, line FROM symbols WHERE coalesce(module, '') <> ''"
+        ).fetchall()}
+    return Observations(_functions(calls, obs), calls, int(drops), files)
+
+
+def _like(module: str) -> str:
+    return module.replace("'", "''").replace("%", r"\%").replace("_", r"\_")
+
+
+def _groups(keys: np.ndarray) -> Iterator[tuple[Any, int, int]]:
+    """(key, start, end) of each run of equal keys in a sorted object array."""
+    if not len(keys):
+        return
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield keys[s], s, e
+
+
+def _functions(calls: pa.Table, obs: pa.Table) -> dict[str, Function]:
+    fn_names = calls.column("function").to_numpy(zero_copy_only=False)
+    call_ids = calls.column("call").to_numpy()
+    ordinals = calls.column("ordinal").to_numpy()
+    exits = calls.column("exit").to_numpy(zero_copy_only=False)
+    out: dict[str, Function] = {}
+    for name, s, e in _groups(fn_names):
+        out[name] = Function(name, call_ids[s:e], ordinals[s:e].astype(np.int64), exits[s:e])
+    o_fn = obs.column("function").to_numpy(zero_copy_only=False)
+    o_call = obs.column("call").to_numpy()
+    o_var = obs.column("var").to_numpy(zero_copy_only=False)
+    o_cls = obs.column("cls").to_numpy(zero_copy_only=False)
+    o_num = obs.column("num").to_numpy(zero_copy_only=False).astype(np.float64)
+    o_text = obs.column("text").to_numpy(zero_copy_only=False)
+    for name, s, e in _groups(o_fn):
+        fn = out[name]
+        order = np.argsort(fn.calls, kind="stable")
+        sorted_calls = fn.calls[order]
+        var = o_var[s:e]
+        for vname, vs, ve in _groups(var):
+            rows = np.arange(s + vs, s + ve)
+            at = order[np.searchsorted(sorted_calls, o_call[rows])]
+            n = len(fn)
+            v = Variable(np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
+            v.num[at], v.text[at], v.cls[at] = o_num[rows], o_text[rows], o_cls[rows]
+            fn.variables[str(vname)] = v
+    return out
