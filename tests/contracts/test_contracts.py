@@ -205,7 +205,7 @@ def test_inference_learns_the_families_and_splits_guarantees_from_inputs(learned
     assert "len(ret) == len(s) + n" in pad
     assert "exc is None" in {c.expr for c in cs.functions["shapes:parse"].contracts}
     counter = {c.expr: c for c in cs.classes["shapes.Counter"].contracts}
-    assert counter["self.count >= 0"].enforce == "violation"
+    assert counter["self.count >= 0"].enforce == "conditional"  # a bound: what inputs allowed
     assert cs.functions["shapes:Counter.bump"].constants["self.limit"] == 100
     # nothing about a value that never varied
     assert not any("self.limit" in c for c in counter)

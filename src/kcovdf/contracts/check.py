@@ -88,23 +88,47 @@ def _lookup(fn: Function, rows: np.ndarray | None = None) -> expr.Lookup:
     return lookup
 
 
-def _new_inputs(fn: Function, spec: Spec) -> np.ndarray:
-    """Calls with an input training never saw: a parameter constant in training with another
-    value, a number outside the range it took."""
-    out = np.zeros(len(fn), bool)
+def _new_inputs(fn: Function, spec: Spec, novel: dict[str, np.ndarray],
+                rows: np.ndarray | None = None) -> None:
+    """Mark, per variable, the calls where it is an input training never saw: a value
+    constant in training that differs, a number outside the range it took. ``rows``: the
+    calls an object spec is about (its variables are ``self.…`` of those calls)."""
+    mask = np.ones(len(fn), bool) if rows is None else rows
     for name, (lo, hi) in spec.ranges.items():
         v = fn.variables.get(name)
         if v is not None:
             with np.errstate(invalid="ignore"):
-                out |= (v.num < lo) | (v.num > hi)
+                _mark(novel, name, mask & ((v.num < lo) | (v.num > hi)))
     for name, value in spec.constants.items():
         v = fn.variables.get(name)
         if v is None:
             continue
         if isinstance(value, str):
-            out |= v.seen & (v.text != value)
+            _mark(novel, name, mask & v.seen & (v.text != value))
         else:
-            out |= v.seen & ~(v.num == float(value))
+            _mark(novel, name, mask & v.seen & ~(v.num == float(value)))
+
+
+def _mark(novel: dict[str, np.ndarray], name: str, rows: np.ndarray) -> None:
+    novel[name] = novel[name] | rows if name in novel else rows
+
+
+def _judged_on_others(c: Contract) -> bool:
+    """Whether only *other* new inputs excuse a conditional contract: for a relation and a
+    sign (``self.count >= 0``) an out-of-range value of its own is what it checks; for a
+    bound elsewhere (``self.capacity <= 11``), a set or a modulus it is a new input."""
+    if c.family == "bound":
+        return c.expr.rsplit(" ", 1)[-1] in ("0", "1", "-1")
+    return c.family not in ("one-of", "modulus")
+
+
+def _novel_besides(novel: dict[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+    """The calls with a new input other than ``names``: a contract's own variables being out
+    of range is what it checks, not a reason to excuse it."""
+    out = np.zeros(n, bool)
+    for name, rows in novel.items():
+        if name not in names:
+            out |= rows
     return out
 
 
@@ -166,7 +190,13 @@ def check(obs: Observations, cs: ContractSet) -> Result:
         n = len(fn)
         result.calls += n
         # first the calls whose inputs are new: they turn conditional breaks into warnings
-        novel = _new_inputs(fn, spec) if spec is not None else np.zeros(n, bool)
+        novel: dict[str, np.ndarray] = {}
+        if spec is None:  # a function training never called has only new inputs
+            novel["*"] = np.ones(n, bool)
+        else:
+            _new_inputs(fn, spec, novel)
+        for _, rows, cspec in classes:
+            _new_inputs(fn, cspec, novel, rows)
         plan: list[tuple[Contract, str, np.ndarray]] = []
         for c in spec.contracts if spec is not None else ():
             if c.effective() == "ignore":
@@ -174,7 +204,8 @@ def check(obs: Observations, cs: ContractSet) -> Result:
             broken = _evaluate(c, _lookup(fn), n)
             plan.append((c, fn.name, broken))
             if c.effective() == "novelty":
-                novel |= broken
+                for name in expr.variables(c.expr):
+                    _mark(novel, name, broken)
         for cls, rows, cspec in classes:
             for c in cspec.contracts:
                 if c.effective() == "ignore":
@@ -185,8 +216,11 @@ def check(obs: Observations, cs: ContractSet) -> Result:
         for c, owner, broken in plan:
             result.checked += 1
             how = c.effective()
+            excused = None
+            if how == "conditional":
+                excused = _novel_besides(novel, expr.variables(c.expr) if _judged_on_others(c) else [], n)
             for i in np.flatnonzero(broken).tolist():
-                warn = how == "novelty" or (how == "conditional" and novel[i])
+                warn = how == "novelty" or (excused is not None and excused[i])
                 severity = "novelty" if warn else "violation"
                 key = (owner, c.expr)
                 counts = result.broken if severity == "violation" else result.novel

@@ -201,10 +201,13 @@ def _eval(node: ast.expr, lookup: Lookup, n: int) -> Any:
     if isinstance(node, (ast.Tuple, ast.Set, ast.List)):
         items = []
         for elt in node.elts:
-            if isinstance(elt, ast.Constant):
-                items.append(elt.value)
-            else:  # class names, for type(x) in (int, str)
+            if isinstance(elt, (ast.Name, ast.Attribute)):  # class names: type(x) in (int, str)
                 items.append(_Class(class_name(elt)))
+                continue
+            item = _eval(elt, lookup, n)  # a constant, -1 among them
+            if not isinstance(item, Const) or item.values is not None:
+                raise ContractError(f"{ast.unparse(elt)!r}: a literal set holds constants or class names")
+            items.append(item.value)
         return Const(None, tuple(items))
     if isinstance(node, ast.Call):
         func = node.func.id  # type: ignore[attr-defined]

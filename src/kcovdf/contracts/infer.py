@@ -13,12 +13,13 @@ a linear relation 4 distinct pairs. A value that never varied gets no invariant 
 in ``constants``, only to tell new inputs), and invariants implied by a stronger one are
 left out.
 
-Each contract says how a check treats it (``enforce``): what a function guarantees about
-its return and its objects (relations between the result and the arguments, the result's
-type and sign, relations between an object's fields) is a ``violation`` when broken; other
-facts about results are ``conditional`` (a violation only for a call whose inputs are all
-within what training saw); what training happened to pass in (preconditions) is
-``novelty``, a warning.
+Each contract says how a check treats it (``enforce``): what holds of a result or an object
+whatever the input (an exact relation: ``ret == a + b``, ``len(ret) == len(s) + n``,
+``self.size == len(self.items)``; the result's type) is a ``violation`` when broken; other
+facts about results and objects (orders, bounds, sets, the exceptions raised: what the
+inputs' range allowed, ``ret >= 0`` of positive inputs) are ``conditional``, a violation
+only for a call whose inputs are all within the ranges training saw; what training
+happened to pass in (preconditions) is ``novelty``, a warning.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ BOUND_SAMPLES = 6     #: more than 5 samples ...
 BOUND_AT = 3          #: ... and 3 of them at the bound
 ONE_OF = 3            #: at most this many values
 LINEAR_PAIRS = 4      #: distinct pairs a linear relation needs
-SIGN = (-1.0, 0.0, 1.0)
 _NUMERIC = {"builtins.int", "builtins.float", "builtins.bool"}
 
 
@@ -85,19 +85,19 @@ class _Learner:
         self._exprs: set[str] = set()
 
     def add(self, expr: str, names: list[str], family: str, samples: int, distinct: int,
-            p_chance: float, unary: bool, sign: bool = False) -> None:
+            p_chance: float, distributional: bool = False) -> None:
+        """Keep one invariant; how a check enforces it follows from what it is about."""
         if expr in self._exprs:
             return
         self._exprs.add(expr)
         kind = self.kind_of(names)
+        exact = family in ("type", "linear") or (family == "compare" and " == " in expr)
         if kind == "pre":
             enforce = "novelty"
-        elif not unary or sign or family == "type":
-            enforce = "violation"
+        elif exact and not distributional and kind != "exception":
+            enforce = "violation"  # an exact relation or a type holds whatever the input
         else:
-            enforce = "conditional"
-        if kind == "exception":
-            enforce = "conditional"
+            enforce = "conditional"  # orders, bounds, sets: what the inputs' range allowed
         self.out.append(Contract(expr, kind, enforce, "inferred", family, samples, distinct,
                                  1.0 - p_chance))
 
@@ -110,7 +110,7 @@ class _Learner:
         if types and len(classes) <= 2:
             self.add(f"type({name}) is {_class_expr(classes)}" if len(classes) == 1 else
                      f"type({name}) in {_class_expr(classes)}", [name], "type", n, len(classes),
-                     0.5 ** n, True)
+                     0.5 ** n)
         known = ~np.isnan(var.num)
         texts = var.text != None  # noqa: E711
         if known.sum() >= MIN_SAMPLES and classes <= _NUMERIC | {"builtins.NoneType"}:
@@ -122,8 +122,7 @@ class _Learner:
                 self.constants[name] = distinct[0]
             elif len(distinct) <= ONE_OF and len(values) >= MIN_SAMPLES:
                 self.add(f"{name} in {{{', '.join(repr(s) for s in distinct)}}}", [name], "one-of",
-                         len(values), len(distinct), (len(distinct) / (len(distinct) + 1)) ** len(values),
-                         True)
+                         len(values), len(distinct), (len(distinct) / (len(distinct) + 1)) ** len(values))
 
     def _numeric(self, name: str, num: np.ndarray, known: np.ndarray) -> None:
         values = num[known]
@@ -137,26 +136,24 @@ class _Learner:
         self.nums.append(_Num(name, num, known, integral))
         if d <= ONE_OF:
             self.add(f"{name} in {{{', '.join(_fmt(x) for x in distinct)}}}", [name], "one-of", n, d,
-                     (d / (d + 1)) ** n, True)
+                     (d / (d + 1)) ** n)
             return
         lo, hi = float(distinct[0]), float(distinct[-1])
         at_lo, at_hi = int((values == lo).sum()), int((values == hi).sum())
         if n >= BOUND_SAMPLES and at_lo >= BOUND_AT:
             if lo == 1.0 and integral:
-                self.add(f"{name} > 0", [name], "bound", n, d, 0.5 ** n, True, sign=True)
+                self.add(f"{name} > 0", [name], "bound", n, d, 0.5 ** n)
             else:
-                self.add(f"{name} >= {_fmt(lo)}", [name], "bound", n, d, 0.5 ** n, True,
-                         sign=lo in SIGN)
+                self.add(f"{name} >= {_fmt(lo)}", [name], "bound", n, d, 0.5 ** n)
         if n >= BOUND_SAMPLES and at_hi >= BOUND_AT:
             if hi == -1.0 and integral:
-                self.add(f"{name} < 0", [name], "bound", n, d, 0.5 ** n, True, sign=True)
+                self.add(f"{name} < 0", [name], "bound", n, d, 0.5 ** n)
             else:
-                self.add(f"{name} <= {_fmt(hi)}", [name], "bound", n, d, 0.5 ** n, True,
-                         sign=hi in SIGN)
+                self.add(f"{name} <= {_fmt(hi)}", [name], "bound", n, d, 0.5 ** n)
         if lo < 0 < hi and not np.any(values == 0) and integral:
             p = (1 - 1 / (hi - lo + 1)) ** n
             if _confident(p):
-                self.add(f"{name} != 0", [name], "non-zero", n, d, p, True, sign=True)
+                self.add(f"{name} != 0", [name], "non-zero", n, d, p)
         if integral and d >= 4:
             diffs = (values - values[0]).astype(np.int64)
             g = int(np.gcd.reduce(np.abs(diffs)))
@@ -164,7 +161,7 @@ class _Learner:
                 p = (1 / g) ** (n - 1)
                 if _confident(p):
                     r = int(values[0]) % g
-                    self.add(f"{name} % {g} == {r}", [name], "modulus", n, d, p, True)
+                    self.add(f"{name} % {g} == {r}", [name], "modulus", n, d, p)
 
     def pairs(self) -> None:
         # the result (or the field) on the left: `ret <= hi`, `len(ret) == len(s) + 3`
@@ -186,7 +183,7 @@ class _Learner:
         pairs = len(set(zip(x.tolist(), y.tolist(), strict=True)))
         names = [a.name, b.name]
         if np.all(x == y):
-            self.add(f"{a.name} == {b.name}", names, "compare", n, pairs, 0.5 ** n, False)
+            self.add(f"{a.name} == {b.name}", names, "compare", n, pairs, 0.5 ** n)
             return
         integral = a.integral and b.integral
         if pairs >= LINEAR_PAIRS and integral and self._linear(a.name, x, b.name, y, n, pairs):
@@ -201,18 +198,18 @@ class _Learner:
         gap = y - x
         tight = 1.0 if a.integral and b.integral else 0.0
         if np.all(gap > 0) and (gap == tight).sum() >= BOUND_AT:
-            self.add(f"{a.name} < {b.name}", names, "compare", n, pairs, p, False)
+            self.add(f"{a.name} < {b.name}", names, "compare", n, pairs, p)
         elif np.all(gap < 0) and (gap == -tight).sum() >= BOUND_AT:
-            self.add(f"{a.name} > {b.name}", names, "compare", n, pairs, p, False)
+            self.add(f"{a.name} > {b.name}", names, "compare", n, pairs, p)
         elif np.all(gap >= 0) and (gap == 0).sum() >= BOUND_AT:
-            self.add(f"{a.name} <= {b.name}", names, "compare", n, pairs, p, False)
+            self.add(f"{a.name} <= {b.name}", names, "compare", n, pairs, p)
         elif np.all(gap <= 0) and (gap == 0).sum() >= BOUND_AT:
-            self.add(f"{a.name} >= {b.name}", names, "compare", n, pairs, p, False)
+            self.add(f"{a.name} >= {b.name}", names, "compare", n, pairs, p)
         elif np.all(gap != 0):
             d = max(len(np.unique(x)), len(np.unique(y)))
             p_ne = (1 - 1 / d) ** n
             if _confident(p_ne):
-                self.add(f"{a.name} != {b.name}", names, "compare", n, pairs, p_ne, False)
+                self.add(f"{a.name} != {b.name}", names, "compare", n, pairs, p_ne)
 
     def _linear(self, xn: str, x: np.ndarray, yn: str, y: np.ndarray, n: int, pairs: int) -> bool:
         """``y == k*x + c`` (or x in terms of y, the result on the left) exactly on every sample."""
@@ -234,7 +231,7 @@ class _Learner:
         return False
 
     def _sums(self, nums: list[_Num]) -> None:
-        """``ret == a + b`` and ``ret == a - b`` over the result and two other values."""
+        """``ret == a + b``, ``ret == a - b + c`` over the result and two other values."""
         rets = [v for v in nums if _side(v.name) == "post" and v.integral]
         others = [v for v in nums if _side(v.name) == "pre" and v.integral]
         for r in rets:
@@ -248,14 +245,18 @@ class _Learner:
                     triples = len(set(zip(av.tolist(), bv.tolist(), strict=True)))
                     if triples < LINEAR_PAIRS:
                         continue
-                    for expr, holds in ((f"{r.name} == {a.name} + {b.name}", rv == av + bv),
-                                        (f"{r.name} == {a.name} - {b.name}", rv == av - bv),
-                                        (f"{r.name} == {b.name} - {a.name}", rv == bv - av)):
-                        if np.all(holds):
-                            self.add(expr, [r.name, a.name, b.name], "linear", n, triples,
-                                     0.5 ** triples, False)
-                            self._summed |= {frozenset((r.name, a.name)), frozenset((r.name, b.name))}
-                            break
+                    for sa, sb in ((1, 1), (1, -1), (-1, 1)):
+                        rest = rv - sa * av - sb * bv  # constant: ret == ±a ± b + c
+                        if not np.all(rest == rest[0]):
+                            continue
+                        first, second = (a, b) if sa > 0 else (b, a)
+                        op = "+" if sa * sb > 0 else "-"
+                        c = float(rest[0])
+                        tail = "" if c == 0 else f" + {_fmt(c)}" if c > 0 else f" - {_fmt(-c)}"
+                        self.add(f"{r.name} == {first.name} {op} {second.name}{tail}",
+                                 [r.name, a.name, b.name], "linear", n, triples, 0.5 ** triples)
+                        self._summed |= {frozenset((r.name, a.name)), frozenset((r.name, b.name))}
+                        break
 
 
 def _function_kind(names: list[str]) -> str:
@@ -281,15 +282,20 @@ def infer_function(fn: Function) -> Spec:
         raised = sorted(set(exc.cls[exc.seen].tolist())) if exc is not None else []
         n = len(fn)
         allowed = f"exc is None or type(exc) in ({_class_expr(raised).strip('()')},)"
-        learner.add(allowed if raised else "exc is None", ["exc"], "exceptions", n, len(raised),
-                    0.5 ** n, True)
-    ranges = {}
-    for name, var in fn.variables.items():
+        learner.add(allowed if raised else "exc is None", ["exc"], "exceptions", n, len(raised), 0.5 ** n)
+    return Spec(fn.name, len(fn), learner.constants, learner.out,
+                _ranges({n: v for n, v in fn.variables.items() if _side(n) == "pre"}))
+
+
+def _ranges(variables: dict[str, Variable]) -> dict[str, list[float]]:
+    """The range each numeric variable took: outside it, a value is new."""
+    out = {}
+    for name, var in variables.items():
         known = ~np.isnan(var.num)
-        if _side(name) == "pre" and known.any():
+        if known.any():
             lo, hi = float(var.num[known].min()), float(var.num[known].max())
-            ranges[name] = [int(lo) if lo.is_integer() else lo, int(hi) if hi.is_integer() else hi]
-    return Spec(fn.name, len(fn), learner.constants, learner.out, ranges)
+            out[name] = [int(lo) if lo.is_integer() else lo, int(hi) if hi.is_integer() else hi]
+    return out
 
 
 def _object_rows(obs: Observations) -> dict[str, list[tuple[int, dict[str, Variable]]]]:
@@ -327,7 +333,7 @@ def infer_classes(obs: Observations) -> dict[str, Spec]:
             learner.unary(name, var, False)
         learner.pairs()
         if learner.out:
-            specs[cls] = Spec(cls, rows, learner.constants, learner.out)
+            specs[cls] = Spec(cls, rows, learner.constants, learner.out, _ranges(variables))
     return specs
 
 
