@@ -320,3 +320,36 @@ def test_infer_on_several_traces_and_only_included_modules(learned, tmp_path):
     both = infer([observe(str(d / "train")), observe(str(good))], ["train", "good"])
     assert both.functions["shapes:add"].calls == cs.functions["shapes:add"].calls + 200
     assert infer([observe(str(d / "train"), ("other",))], ["train"]).functions == {}
+
+
+def test_kernel_dumps_name_arguments_arg0_and_functions_through_kallsyms(tmp_path):
+    import tracegen as tg
+    from kcovdf import abi
+    from kcovdf.symbols import kernel_symbols_from_args
+
+    f2 = 0xFFFFFFFFC0001040
+    words: list[int] = []
+    seq = 0
+    for i in range(40):
+        a, b = i, 2 * i + 1
+        for arg, v in enumerate((a, b)):
+            seq += 1
+            words += tg.record(abi.TYPE_ENTRY, seq, f2, arg, [v])
+        seq += 1
+        words += tg.record(abi.TYPE_RETURN, seq, f2, 0, [a + b])
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(tg.words_bytes([len(words)] + words + [0] * 16))
+    kall = tmp_path / "kallsyms"
+    kall.write_text(f"{f2:x} t df_func2\t[eight_args_c]\n")
+
+    class Args:
+        kallsyms, ko = [str(kall)], []
+
+    cs = infer([observe(str(dump), kernel=kernel_symbols_from_args(Args()))], ["dump"])
+    (name, spec), = cs.functions.items()
+    assert name == "eight_args_c:df_func2"  # module:qualname, the kernel module and symbol
+    exprs = {c.expr for c in spec.contracts}
+    assert "ret == arg0 + arg1" in exprs and "arg1 == 2 * arg0 + 1" in exprs
+    model.write(cs, tmp_path / "k.toml")
+    r = kcovdf(tmp_path, "contracts", "check", str(dump), "--contracts", "k.toml", "--kallsyms", str(kall))
+    assert r.returncode == 0 and "0 violations" in r.stdout, r.stdout + r.stderr

@@ -38,7 +38,8 @@ BOUND_SAMPLES = 6     #: more than 5 samples ...
 BOUND_AT = 3          #: ... and 3 of them at the bound
 ONE_OF = 3            #: at most this many values
 LINEAR_PAIRS = 4      #: distinct pairs a linear relation needs
-_NUMERIC = {"builtins.int", "builtins.float", "builtins.bool"}
+_NUMERIC = {"builtins.int", "builtins.float", "builtins.bool", "u64"}  # u64: a kernel word
+_KERNEL = {"u64", "struct", "FAULT"}
 
 
 @dataclass
@@ -107,13 +108,13 @@ class _Learner:
         if n < MIN_SAMPLES:
             return
         classes = set(var.cls[seen].tolist())
-        if types and len(classes) <= 2:
+        if types and len(classes) <= 2 and not classes & _KERNEL:  # a kernel word's type is fixed
             self.add(f"type({name}) is {_class_expr(classes)}" if len(classes) == 1 else
                      f"type({name}) in {_class_expr(classes)}", [name], "type", n, len(classes),
                      0.5 ** n)
         known = ~np.isnan(var.num)
         texts = var.text != None  # noqa: E711
-        if known.sum() >= MIN_SAMPLES and classes <= _NUMERIC | {"builtins.NoneType"}:
+        if known.sum() >= MIN_SAMPLES and classes <= _NUMERIC | {"builtins.NoneType", "FAULT"}:
             self._numeric(name, var.num, known)
         elif texts.sum() >= MIN_SAMPLES and classes == {"builtins.str"}:
             values = var.text[texts]

@@ -36,13 +36,26 @@ WITH r AS (
     WHERE call IS NOT NULL
       AND (kind IN ('return', 'exception') OR (kind = 'entry' AND param IS NOT NULL))),
 top AS (
-    SELECT call, var, cls, num, v->>'$.form' AS form,
+    SELECT call, var,
+           coalesce(cls, CASE WHEN v->>'$.form' = 'raw' THEN
+                               CASE WHEN json_array_length(v->'$.words') = 1 THEN 'u64' ELSE 'struct' END
+                          END) AS cls,
+           -- a kernel record's one raw word is its value (signed, as the kernel's u64 casts)
+           coalesce(num, CASE WHEN v->>'$.form' = 'raw' AND json_array_length(v->'$.words') = 1
+                              THEN _signed(v->>'$.words[0]') END) AS num,
+           v->>'$.form' AS form,
            CASE WHEN v->>'$.form' = 'str' AND v->>'$.truncated' = 'false' THEN v->>'$.value' END AS text,
            TRY_CAST(v->>'$.length' AS DOUBLE) AS len, v
     FROM r),
 fields AS (
     SELECT call, var || '.' || (f->>'$[0]') AS var, f->'$[1]' AS fv
-    FROM (SELECT call, var, unnest(CAST(v->'$.fields' AS JSON[])) AS f FROM top WHERE form = 'object'))
+    FROM (SELECT call, var, unnest(CAST(v->'$.fields' AS JSON[])) AS f FROM top WHERE form = 'object')),
+-- a kernel struct: one raw word per field, named field0, field1, ...
+raw_fields AS (
+    SELECT call, var || '.field' || (i - 1) AS var, _signed(w) AS num
+    FROM (SELECT call, var, unnest(CAST(v->'$.words' AS VARCHAR[])) AS w,
+                 generate_subscripts(CAST(v->'$.words' AS VARCHAR[]), 1) AS i
+          FROM top WHERE form = 'raw' AND json_array_length(v->'$.words') > 1))
 SELECT call, var, cls, num, text FROM top
 UNION ALL
 SELECT call, 'len(' || var || ')', 'builtins.int', len, NULL FROM top
@@ -61,6 +74,16 @@ SELECT call, var,
             WHEN 'DOUBLE' THEN TRY_CAST(fv::VARCHAR AS DOUBLE) END,
        CASE json_type(fv) WHEN 'VARCHAR' THEN fv->>'$' END
 FROM fields
+UNION ALL
+SELECT call, var, CASE WHEN num IS NULL THEN 'FAULT' ELSE 'u64' END, num, NULL FROM raw_fields
+"""
+
+#: A kernel word (hex text, or FAULT) as a signed number; NULL for FAULT.
+_SIGNED = """
+CREATE TEMP MACRO _signed(w) AS CASE WHEN TRY_CAST(w AS UBIGINT) IS NULL THEN NULL
+    WHEN TRY_CAST(w AS UBIGINT) >= 9223372036854775808
+    THEN CAST(TRY_CAST(w AS UBIGINT) AS DOUBLE) - 18446744073709551616.0
+    ELSE CAST(TRY_CAST(w AS UBIGINT) AS DOUBLE) END
 """
 
 #: One row per call: its function (``module:qualname``), its ordinal among that function's
@@ -126,6 +149,7 @@ def observe(trace: str, include: tuple[str, ...] = (), kernel: Any = None) -> Ob
     with Database(decode.batches(trace, kernel=kernel)) as db:
         con = db.con
         con.execute(_CALLS)
+        con.execute(_SIGNED)
         con.execute(_OBSERVATIONS)
         where = ""
         if include:
