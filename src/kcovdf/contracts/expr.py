@@ -2,9 +2,10 @@
 
 A contract is a Python expression over a call's variables (``kcovdf.contracts.observe``):
 parameters by name, ``ret``, ``exc``, fields (``self.size``), ``len(x)``, ``type(x)``,
-``old(x)`` (the entry value: what a record holds), ``abs()``, number and string constants,
-``None``/``True``/``False``, comparisons (chained too), ``in``/``not in`` over a literal set,
-tuple or list, ``is``/``is not``, ``+ - * // %``, ``and``/``or``/``not``.
+``old(x)`` (the entry value: what a record holds), ``abs()``, ``x.startswith('…')`` and
+``x.endswith('…')``, number and string constants, ``None``/``True``/``False``, comparisons
+(chained too), ``in``/``not in`` over a literal set, tuple or list, ``is``/``is not``,
+``+ - * // %``, ``and``/``or``/``not``.
 
 It is evaluated for all the calls of a function at once: every value is a numpy column with
 a *known* mask, and logic is three-valued, so a contract over a value the record could not
@@ -116,6 +117,9 @@ def variables(expr: str) -> list[str]:
             for arg in node.args:
                 visit(arg)
             return
+        if _is_affix(node):
+            visit(node.func.value)  # type: ignore[attr-defined]
+            return
         if isinstance(node, ast.Compare) and _is_type_call(node.left):
             visit(node.left)  # the right side names classes
             return
@@ -130,6 +134,14 @@ def variables(expr: str) -> list[str]:
 
     visit(tree.body)
     return list(dict.fromkeys(out))
+
+
+def _is_affix(node: ast.AST) -> bool:
+    """``x.startswith('…')`` or ``x.endswith('…')``."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith") and len(node.args) == 1
+            and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str))
 
 
 def _is_type_call(node: ast.AST) -> bool:
@@ -166,11 +178,11 @@ def parse(expr: str) -> ast.Expression:
                              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
                              ast.Subscript, ast.Starred, ast.JoinedStr, ast.Dict, ast.IfExp)):
             raise ContractError(f"contract {expr!r}: {type(node).__name__} is not allowed in a contract")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in
-                                               ("len", "type", "old", "abs") and len(node.args) == 1
-                                               and not node.keywords):
-            raise ContractError(f"contract {expr!r}: only len(x), type(x), old(x) and abs(x) may be "
-                                f"called, not {ast.unparse(node)!r}")
+        if isinstance(node, ast.Call) and not (_is_affix(node) or (
+                isinstance(node.func, ast.Name) and node.func.id in ("len", "type", "old", "abs")
+                and len(node.args) == 1 and not node.keywords)):
+            raise ContractError(f"contract {expr!r}: only len(x), type(x), old(x), abs(x) and "
+                                f"x.startswith/endswith('...') may be called, not {ast.unparse(node)!r}")
     return tree
 
 
@@ -209,6 +221,16 @@ def _eval(node: ast.expr, lookup: Lookup, n: int) -> Any:
                 raise ContractError(f"{ast.unparse(elt)!r}: a literal set holds constants or class names")
             items.append(item.value)
         return Const(None, tuple(items))
+    if _is_affix(node):
+        target = _eval(node.func.value, lookup, n)  # type: ignore[attr-defined]
+        if not isinstance(target, Ref):
+            raise ContractError(f"{ast.unparse(node)!r}: startswith/endswith of a variable only")
+        text = target.as_text()
+        affix = node.args[0].value  # type: ignore[attr-defined]
+        test = str.startswith if node.func.attr == "startswith" else str.endswith  # type: ignore[attr-defined]
+        holds = np.array([bool(k) and isinstance(t, str) and test(t, affix)
+                          for t, k in zip(text.v, text.known, strict=True)], bool)
+        return Column(holds, text.known)
     if isinstance(node, ast.Call):
         func = node.func.id  # type: ignore[attr-defined]
         arg = _eval(node.args[0], lookup, n)

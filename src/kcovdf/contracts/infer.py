@@ -24,6 +24,7 @@ happened to pass in (preconditions) is ``novelty``, a warning.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -124,6 +125,13 @@ class _Learner:
             elif len(distinct) <= ONE_OF and len(values) >= MIN_SAMPLES:
                 self.add(f"{name} in {{{', '.join(repr(s) for s in distinct)}}}", [name], "one-of",
                          len(values), len(distinct), (len(distinct) / (len(distinct) + 1)) ** len(values))
+            else:  # a prefix or suffix every value shares (a recorded string is its prefix)
+                n = len(values)
+                suffix = os.path.commonprefix([t[::-1] for t in distinct])[::-1]
+                for family, affix, method in (("prefix", os.path.commonprefix(distinct), "startswith"),
+                                              ("suffix", suffix, "endswith")):
+                    if affix:
+                        self.add(f"{name}.{method}({affix!r})", [name], family, n, len(distinct), 0.5 ** n)
 
     def _numeric(self, name: str, num: np.ndarray, known: np.ndarray) -> None:
         values = num[known]
