@@ -2,13 +2,17 @@
 
 Random record streams (tasks of both formats sharing pids, colliding call ids, resumes by
 known and unknown callers) must give the same call index and depth for every record and
-the same calls from both twins, and the same whether fed in one batch or several. Both
-twins are tested directly, whatever KCOVDF_CORE says; the C one is skipped only when its
+the same calls from both twins, and the same whether fed in one batch or several; with
+drains between batches both twins drain the same calls, and the calls drained and left
+are those of an undrained run (in streams that never name a finished call's id again,
+the one place where a drain may change the pairing: calls.Pairer.drain). Both twins are
+tested directly, whatever KCOVDF_CORE says; the C one is skipped only when its
 extension is not built.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from typing import Any
@@ -78,23 +82,44 @@ value0 = st.sampled_from([0, 1, 2, 3, 4, 5, 99])
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[list[tuple[int, int] | None], list[tuple[int, ...]]]:
-    """Declared tasks and records in buffer order: (task, kind, pc, arg_idx, seq, ptr, value0)."""
+def streams(draw: st.DrawFn, clean: bool = False) -> tuple[list[tuple[int, int] | None],
+                                                          list[tuple[int, ...]]]:
+    """Declared tasks and records in buffer order: (task, kind, pc, arg_idx, seq, ptr, value0).
+
+    ``clean``: no record but an entry names the id of a call that may have exited, and no
+    resume names one as its resumer (such records take a new id, or no resumer), so that
+    drains change nothing (calls.Pairer.drain)."""
     tasks = draw(st.lists(task_info, min_size=1, max_size=4))
     n = draw(st.integers(0, 80))
     rows = []
     # sequences mostly consecutive per task (format 1 joins an entry's arguments by seq),
     # starting where they wrap at 24 and at 32 bits
     seq = {t: draw(st.sampled_from([0, abi.SEQ_MASK - 2, 2**32 - 3])) for t in range(len(tasks) + 1)}
+    exited: set[tuple[int, int]] = set()  # (pid, call id) whose last call may have its exit
+    new_ids = itertools.count(100)        # never drawn, and not 99 (value0's unknown resumer)
     for _ in range(n):
         t = draw(st.integers(0, len(tasks)))  # len(tasks): a task never declared
         seq[t] = (seq[t] + draw(st.sampled_from([1, 1, 1, 2, 0]))) & 0xFFFFFFFF
-        rows.append((t, draw(kinds), draw(st.sampled_from(PCS)), draw(arg_idx), seq[t],
-                     draw(call_ids), draw(value0)))
+        row = [t, draw(kinds), draw(st.sampled_from(PCS)), draw(arg_idx), seq[t], draw(call_ids),
+               draw(value0)]
+        info = tasks[t] if t < len(tasks) else None
+        if clean and info is not None and info[0] >= 2:
+            pid, kind = info[1], row[1]
+            if kind != KIND["entry"] and (pid, row[5]) in exited:
+                row[5] = next(new_ids)
+            if kind == KIND["resume"] and (pid, row[6]) in exited:
+                row[6] = 0
+            if kind in (KIND["return"], KIND["exception"]):
+                exited.add((pid, row[5]))
+            elif kind == KIND["entry"]:  # the id's call now has no exit (a new one if it had)
+                exited.discard((pid, row[5]))
+        rows.append(tuple(row))
     return tasks, rows
 
 
 cuts = st.lists(st.integers(0, 80), max_size=5)
+# after which batches (at most six: five cuts) to drain
+drains = st.lists(st.booleans(), min_size=6, max_size=6)
 
 
 @needs_c
@@ -137,6 +162,146 @@ def test_batches_pair_as_one_batch(make, stream, cut: list[int]) -> None:
     assert got_ids == ids.tolist() and got_depths == depths.tolist()
     assert split.calls().equals(whole.calls())
     _columns_equal(split.columns(), whole.columns())
+
+
+def _batches(rows: list[tuple[int, ...]], cut: list[int]) -> list[list[tuple[int, ...]]]:
+    bounds = [0, *sorted(c for c in cut if c <= len(rows)), len(rows)]
+    return [rows[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+
+
+def _check_drained(table: pa.Table) -> None:
+    """A drained table: the schema, in call order, every call with its exit."""
+    assert table.schema.equals(calls.SCHEMA)
+    assert table.column("call").to_pylist() == sorted(table.column("call").to_pylist())
+    assert table.column("exit").null_count == 0
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(streams(), cuts, drains)
+def test_the_twins_drain_alike(stream, cut: list[int], drain: list[bool]) -> None:
+    tasks, rows = stream
+    py, c = _declare(calls.Pairer(), tasks), _declare(calls.CPairer(), tasks)
+    seen: list[int] = []  # the call indexes drained or left: each once
+    top = -1
+    for batch, after in zip(_batches(rows, cut), drain, strict=False):
+        c_ids, c_depths = c.feed(*_arrays(batch))
+        py_ids, py_depths = py.feed(*_arrays(batch))
+        assert c_ids.tolist() == py_ids.tolist() and c_depths.tolist() == py_depths.tolist()
+        top = max([top, *c_ids.tolist()])
+        if after:
+            got = c.drain()
+            _columns_equal(got, py.drain())
+            table = calls._calls_table(got)
+            _check_drained(table)
+            seen += table.column("call").to_pylist()
+            _columns_equal(c.columns(), py.columns())
+    left = c.calls()
+    assert left.equals(py.calls())
+    assert calls.calls_table(calls._call_objects(c.columns())).equals(left)
+    # every call was opened by a record, which has its index
+    assert sorted(seen + left.column("call").to_pylist()) == list(range(top + 1))
+
+
+@pytest.mark.parametrize("make", TWINS)
+@settings(max_examples=200, deadline=None)
+@given(stream=streams(clean=True), cut=cuts, drain=drains)
+def test_drained_and_left_calls_are_the_calls_of_an_undrained_run(make, stream, cut: list[int],
+                                                                  drain: list[bool]) -> None:
+    tasks, rows = stream
+    whole = _declare(make(), tasks)
+    ids, depths = _feed(whole, rows)
+    p = _declare(make(), tasks)
+    got_ids: list[int] = []
+    got_depths: list[int] = []
+    parts = []
+    for batch, after in zip(_batches(rows, cut), drain, strict=False):
+        i, d = p.feed(*_arrays(batch))
+        got_ids += i.tolist()
+        got_depths += d.tolist()
+        if after:
+            parts.append(p.drain_calls())
+            _check_drained(parts[-1])
+    assert got_ids == ids.tolist() and got_depths == depths.tolist()
+    parts.append(p.calls())
+    assert pa.concat_tables(parts).sort_by("call").equals(whole.calls())
+
+
+@pytest.mark.parametrize("make", TWINS)
+def test_a_drain_takes_only_finished_calls(make) -> None:
+    p = _declare(make(), [(2, 7), (2, 7), None])
+    ids, _ = _feed(p, _rows(
+        (0, "entry", 0x11, 0, 1, 1),          # call 0: open on task 0
+        (0, "entry", 0x22, 0, 2, 2),          # call 1: returns on task 1, still on task 0's stack
+        (1, "return", 0x22, 0, 1, 2),
+        (0, "entry", 0x33, 0, 3, 3),          # call 2: yields, no exit
+        (0, "yield", 0x33, abi.ARG_YIELD, 4, 3),
+        (0, "entry", 0x33, 0, 5, 4),          # call 3: finished
+        (0, "return", 0x33, 0, 6, 4),
+        (2, "entry", 0x11, 0, 1, 0),          # format 1, call 4: returns
+        (2, "entry", 0x22, 0, 2, 0),          # call 5: yields (suspended)
+        (2, "yield", 0x22, abi.ARG_YIELD, 3, 0),
+        (2, "return", 0x11, 0, 4, 0),
+        (2, "entry", 0x33, 0, 5, 0),          # call 6: its arguments still arriving
+    ))
+    assert ids.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 4, 6]
+    assert p.drain_calls().column("call").to_pylist() == [3, 4]
+    assert p.calls().column("call").to_pylist() == [0, 1, 2, 5, 6]
+    assert p.drain_calls().num_rows == 0  # nothing finished since
+    ids, depths = _feed(p, _rows(
+        (0, "return", 0x11, 0, 7, 1),         # call 0 ends: call 1 leaves task 0's stack with it
+        (2, "entry", 0x33, 1, 6, 0),          # call 6's next argument
+        (2, "return", 0x22, 0, 7, 0),         # call 5 resumed and returns
+        (0, "entry", 0x11, 0, 8, 5),          # a new call: 7, under nothing
+    ))
+    assert ids.tolist() == [0, 6, 5, 7] and depths.tolist() == [0, 0, 1, 0]
+    drained = p.drain_calls().to_pylist()
+    assert [(c["call"], c["parent"], c["exit"]) for c in drained] == [
+        (0, None, "return"), (1, 0, "return"), (5, 4, "return")]
+    assert p.calls().column("call").to_pylist() == [2, 6, 7]
+    assert p.calls().column("nargs").to_pylist() == [1, 2, 1]
+
+
+@pytest.mark.parametrize("make", TWINS)
+def test_a_drained_call_id_is_forgotten(make) -> None:
+    # the documented difference (calls.Pairer.drain): a record other than an entry naming a
+    # drained call's id is a new call; undrained, it is the finished call's
+    rows = _rows((0, "entry", 0x11, 0, 1, 1), (0, "entry", 0x22, 0, 2, 2),
+                 (0, "resume", 0x22, 1, 3, 2, 1), (0, "return", 0x22, 0, 4, 2),
+                 (0, "return", 0x11, 0, 5, 1))
+    later = _rows((0, "event", 0x11, 9, 6, 1), (0, "entry", 0x33, 0, 7, 3),
+                  (0, "resume", 0x33, 1, 8, 3, 2))
+    undrained = _declare(make(), [(2, 7)])
+    _feed(undrained, rows)
+    assert _feed(undrained, later)[0].tolist() == [0, 2, 2]
+    p = _declare(make(), [(2, 7)])
+    _feed(p, rows)
+    drained = p.drain_calls()
+    assert drained.column("call").to_pylist() == [0, 1]
+    assert drained.column("resumers").to_pylist() == [[], [0]]  # a drained call's resumes go with it
+    assert _feed(p, later)[0].tolist() == [2, 3, 3]
+    left = p.calls().to_pylist()
+    assert [(c["call"], c["call_id"], c["resumers"]) for c in left] == [(2, 1, []), (3, 3, [None])]
+    assert undrained.calls().column("resumers").to_pylist() == [[], [0], [1]]
+
+
+@pytest.mark.parametrize("make", TWINS)
+def test_drain_of_a_new_pairer_and_its_columns(make) -> None:
+    p = make()
+    got = p.drain()
+    assert list(got) == [name for name, _ in calls._COLUMNS] and all(len(a) == 0 for a in got.values())
+    p.task(0, 2, 7)
+    p.feed(*_arrays(_rows((0, "entry", 0x11, 0, 1, 5), (0, "return", 0x11, 0, 2, 5),
+                          (0, "entry", 0x22, 0, 3, 6))))
+    cols = p.columns()
+    first = {name: a.copy() for name, a in cols.items()}
+    table = p.calls()
+    assert p.drain()["call"].tolist() == [0]
+    # what columns() handed over before the drain keeps its values
+    _columns_equal(cols, first)
+    assert table.column("call").to_pylist() == [0, 1]
+    assert p.columns()["call"].tolist() == [1]
+    assert calls._call_objects(p.columns())[0].id == 1
 
 
 @pytest.mark.parametrize("make", TWINS)
@@ -345,6 +510,37 @@ def test_call_ids_of_any_pattern(make, pattern: str) -> None:
     got = _feed(p, rows, [len(rows) // 3])
     assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
     assert p.calls().equals(py.calls())
+
+
+@pytest.mark.parametrize("make", TWINS)
+@pytest.mark.parametrize("pattern", ["counting", "strided", "random", "descending"])
+def test_call_ids_of_any_pattern_with_drains(make, pattern: str) -> None:
+    # the C pairer rebuilds its id tables at a drain, for the calls left: the pairing goes
+    # on as without drains. Resumes name calls that never return (every fourth), resumed
+    # by such calls, so that no record names a drained call.
+    n = 3000
+    rng = np.random.default_rng(5)
+    ids = {"counting": np.arange(1, n + 1), "strided": np.arange(1, n + 1) << 20,
+           "random": rng.choice(2**48, n, replace=False) + 1,
+           "descending": np.arange(n, 0, -1)}[pattern].tolist()
+    rows = []
+    for i, cid in enumerate(ids):
+        rows.append((i % 2, KIND["entry"], PCS[i % 3], 0, i, cid, 0))
+        if i % 3:
+            j, by = (i // 2) & ~3, (i // 3) & ~3
+            rows.append((i % 2, KIND["resume"], PCS[j % 3], 1, i, ids[j], ids[by]))
+        if i % 4:
+            rows.append((i % 2, KIND["return"], PCS[i % 3], 0, i, cid, 0))
+    whole = _declare(make(), [(2, 7), (2, 7)])
+    want = _feed(whole, rows)
+    p = _declare(make(), [(2, 7), (2, 7)])
+    got_ids, parts = [], []
+    for lo, hi in itertools.pairwise([0, len(rows) // 5, len(rows) // 2, len(rows) - 7, len(rows)]):
+        got_ids += p.feed(*_arrays(rows[lo:hi]))[0].tolist()
+        parts.append(p.drain_calls())
+    assert got_ids == want[0].tolist()
+    assert sum(t.num_rows for t in parts) > n // 2
+    assert pa.concat_tables([*parts, p.calls()]).sort_by("call").equals(whole.calls())
 
 
 @needs_c

@@ -248,8 +248,11 @@ def test_view_streams_the_segments_as_the_one_tree_of_the_whole_trace(tmp_path, 
         "__main__.gen() suspended", "__main__.f(i=7001, label='call')", "7001 = __main__.f()"]
 
 
-def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path):
+def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path, monkeypatch):
     from kcovdf.tools import sql
+
+    # finished calls go into the database batch by batch, as they would at 2**18 calls each
+    monkeypatch.setattr(sql.Database, "CALLS_PER_INSERT", 1)
 
     write(tmp_path / "loop.py", GENERATOR_LOOP)
     assert run_kcovdf(tmp_path, "loop.py").returncode == 0

@@ -15,5 +15,10 @@ class Pairer:
         """Pair one batch of records (1-d contiguous integer arrays of 4, 1, 8, 1, 4, 8 and 8
         bytes): ``(ids, depths)``, bytearrays of native int64 and int32 (see pair.c)."""
     def columns(self) -> tuple[Column, ...]:
-        """Every call so far, one column per field (see pair.c): the pairer's own arrays,
-        handed over without a copy, the same objects until the next ``feed``."""
+        """Every call not drained yet, in call order: its index (``call``), one column per
+        field (see pair.c), the resumers; the pairer's own arrays, handed over without a
+        copy, the same objects until the next ``feed`` or ``drain``."""
+    def drain(self) -> tuple[Column, ...]:
+        """The calls finished since the last ``drain``, laid out as ``columns()``, and
+        forgotten, with their call ids (``kcovdf.read.calls.Pairer.drain`` says what
+        finished means, and what forgetting an id changes)."""

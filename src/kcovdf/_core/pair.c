@@ -5,11 +5,16 @@
  * kcovdf.read.calls.Pairer is the reference twin, record for record: its _StackWalk
  * (format 1: a stack per task, paired by pc) and _IdWalk (format 2: paired by (pid,
  * call id)) are what this file does, in the same order and with the same edge cases;
- * read them for the why of each step. Here the state is columnar: the calls are one
- * growable array per column (an index in them is the call's number), each task keeps
- * a stack (and, format 1, a list of suspended calls) of call indexes, and each pid an
- * open-addressing hash table from call id to the call last opened under it.
- * State carries over between feed() calls, so a trace may be fed in batches.
+ * read them for the why of each step. Here the state is columnar: the calls not yet
+ * drained are one growable array per column, addressed by a *slot* (the position in
+ * them), each task keeps a stack (and, format 1, a list of suspended calls) of slots,
+ * and each pid an open-addressing hash table from call id to the slot of the call last
+ * opened under it. State carries over between feed() calls, so a trace may be fed in
+ * batches; drain() hands the finished calls out and compacts the arrays (slots change,
+ * a call's index, the one feed() returns, never), so that the state stays as small as
+ * the calls still open. A slot's index is slot + shift for the calls opened since the
+ * last drain, and in Pairer.surv for the calls that stayed at it (global_index): the
+ * hot path pays no load, the arrays no column, for it.
  *
  * Kind codes are the indexes of kcovdf.read.decode.KINDS.
  */
@@ -45,7 +50,7 @@ static int grow(void **p, Py_ssize_t *cap, Py_ssize_t need, size_t item)
     return 0;
 }
 
-/* A stack or list of call indexes. */
+/* A stack or list of slots (or of global indexes: Pairer.resumer). */
 typedef struct {
     int64_t *v;
     Py_ssize_t len, cap;
@@ -67,10 +72,11 @@ static void vec_remove(vec *a, Py_ssize_t at)
 
 /* --- the calls, one array per column -------------------------------------------
  *
- * The columns columns() returns, in this order; kcovdf.read.calls._COLUMNS names them
- * with the same item types. flags says which of call_id, entry_seq, exit_seq and last_seq
- * are set (F_*); parent -1 is none, exit -1 none (else the kind code that ended the call),
- * last_arg -1 none. */
+ * The columns columns() returns, in this order, after the call index (an int64 column
+ * made from the slots) and before the resumers; kcovdf.read.calls._COLUMNS names them
+ * with the same item types. parent (a call index) -1 is none; flags says which of
+ * call_id, entry_seq, exit_seq and last_seq are set (F_*); exit -1 none (else the kind
+ * code that ended the call), last_arg -1 none. */
 #define CALL_COLUMNS(X)                                                                      \
     X(uint64_t, call_id) X(uint64_t, pc) X(int64_t, parent) X(int32_t, task)                 \
     X(int32_t, depth) X(uint32_t, entry_seq) X(uint32_t, exit_seq) X(int32_t, nargs)         \
@@ -86,12 +92,21 @@ enum {
     NCOLS
 };
 
+/* The tuple of columns() and drain(): the call index, the CALL_COLUMNS, the resumers. */
+enum { OUT_CALL = 0, OUT_COLS = 1, OUT_RESUMERS = NCOLS + 1, NOUT };
+
+static const size_t col_size[NCOLS] = {
+#define X(type, name) sizeof(type),
+    CALL_COLUMNS(X)
+#undef X
+};
+
 typedef struct {
 #define X(type, name) type *name;
     CALL_COLUMNS(X)
 #undef X
     int32_t *nstacks; /* on how many task stacks the call is: 0 spares a stack search */
-    Py_ssize_t len, cap;
+    Py_ssize_t len, cap; /* slots in use, and room */
 } calls;
 
 /* Room for need calls: 0, or -1 out of memory. */
@@ -267,16 +282,20 @@ typedef struct {
     int64_t pid;
     int started;        /* has had records: its format can no longer change */
     Py_ssize_t ids;     /* format 2, once started: its pid's table of call ids (in Pairer.ids) */
-    int64_t collecting; /* format 1: the call whose arguments are still arriving, or -1 */
-    vec stack;          /* the calls running on it, innermost last */
-    vec suspended;      /* format 1: calls taken off by a yield, last suspended last */
+    int64_t collecting; /* format 1: the slot of the call whose arguments are still arriving, or -1 */
+    vec stack;          /* the slots of the calls running on it, innermost last */
+    vec suspended;      /* format 1: slots of calls taken off by a yield, last suspended last */
 } task_state;
 
 typedef struct {
     PyObject_HEAD
     calls c;
-    vec resumed, resumer;    /* every resume in order: the call, and its resumer or -1 */
-    map *ids;                /* per pid: call id -> the call last opened under it */
+    int64_t *surv;           /* the index of slots 0 to nsurv - 1: the calls the last drain left */
+    Py_ssize_t nsurv;
+    int64_t shift;           /* the index of any later slot, less the slot */
+    vec resumed, resumer;    /* every resume not drained, in order: the call's slot, and its
+                                resumer's index or -1 */
+    map *ids;                /* per pid: call id -> the slot of the call last opened under it */
     Py_ssize_t nids, cap_ids;
     map pids;                /* pid -> its table in ids */
     map slots;               /* task index -> its index in tasks */
@@ -284,23 +303,24 @@ typedef struct {
     Py_ssize_t ntasks, cap_tasks;
     int busy;                /* a feed() runs without the GIL: the state is its alone */
     int broken;              /* memory ran out mid-feed: the state is half updated */
-    PyObject *exported;      /* the last columns(), until a feed(): it owns c's columns */
+    PyObject *exported;      /* the last columns(), until a feed() or drain(): it owns c's columns */
 } Pairer;
+
+/* The index of the call in slot at (what feed() returns, and parent and resumers hold). */
+static inline int64_t global_index(const Pairer *self, int64_t at)
+{
+    return at >= self->nsurv ? at + self->shift : self->surv[at];
+}
 
 /* Take c's columns back from the Columns of the last columns() (copies): 0, or -1. */
 static int take_back(Pairer *self)
 {
     calls *c = &self->c;
     void *copy[NCOLS] = {NULL};
-    size_t size[NCOLS] = {
-#define X(type, name) sizeof(type),
-        CALL_COLUMNS(X)
-#undef X
-    };
     if (!self->exported)
         return 0;
     for (int k = 0; k < NCOLS; k++) {
-        if (c->cap && !(copy[k] = malloc((size_t)c->cap * size[k]))) {
+        if (c->cap && !(copy[k] = malloc((size_t)c->cap * col_size[k]))) {
             for (int j = 0; j < k; j++)
                 free(copy[j]);
             PyErr_NoMemory();
@@ -356,7 +376,7 @@ static int task_start(Pairer *self, task_state *t)
 
 /* --- pairing (the twins: kcovdf.read.calls._StackWalk and _IdWalk) ------------------ */
 
-/* A new call of task t at pc, under the call on top of its stack: its index, or -1. */
+/* A new call of task t at pc, under the call on top of its stack: its slot, or -1. */
 static int64_t new_call(Pairer *self, task_state *t, uint64_t pc, int has_id, uint64_t call_id)
 {
     calls *c = &self->c;
@@ -370,7 +390,7 @@ static int64_t new_call(Pairer *self, task_state *t, uint64_t pc, int has_id, ui
     c->flags[i] = has_id ? F_CALL_ID : 0;
     c->task[i] = t->index;
     c->pc[i] = pc;
-    c->parent[i] = t->stack.len ? t->stack.v[t->stack.len - 1] : -1;
+    c->parent[i] = t->stack.len ? global_index(self, t->stack.v[t->stack.len - 1]) : -1;
     c->depth[i] = (int32_t)t->stack.len;
     c->entry_seq[i] = c->exit_seq[i] = c->last_seq[i] = 0;
     c->exit[i] = -1;
@@ -472,7 +492,7 @@ static int64_t stack_exit(Pairer *self, task_state *t, uint64_t pc, int kind, ui
     return call;
 }
 
-/* Format 2: one record; its call's index (-1: out of memory) and its depth in *depth. */
+/* Format 2: one record; its call's slot (-1: out of memory) and its depth in *depth. */
 static int64_t id_record(Pairer *self, task_state *t, int kind, uint64_t pc, uint8_t arg_idx,
                          uint32_t seq, uint64_t call_id, uint64_t value, int32_t *depth)
 {
@@ -490,7 +510,7 @@ static int64_t id_record(Pairer *self, task_state *t, int kind, uint64_t pc, uin
                 /* first met through a record of another task read earlier: the entry decides */
                 c->task[call] = t->index;
                 c->depth[call] = (int32_t)stack->len;
-                c->parent[call] = stack->len ? stack->v[stack->len - 1] : -1;
+                c->parent[call] = stack->len ? global_index(self, stack->v[stack->len - 1]) : -1;
             }
             at = stack->len;
             if (push(self, stack, call) < 0)
@@ -511,6 +531,8 @@ static int64_t id_record(Pairer *self, task_state *t, int kind, uint64_t pc, uin
             vec_remove(stack, at);
         }
         int64_t by = value ? map_get(&self->ids[t->ids], value) : -1;
+        if (by >= 0)
+            by = global_index(self, by); /* the log keeps the resumer's index: it may be drained first */
         if (vec_push(&self->resumed, call) < 0 || vec_push(&self->resumer, by) < 0)
             return -1;
         c->resumes[call]++;
@@ -582,7 +604,7 @@ static int feed_loop(Pairer *self, const void *const *col, Py_ssize_t n, int64_t
         }
         if (call < 0)
             return -1;
-        ids[row] = call;
+        ids[row] = global_index(self, call);
     }
     return 0;
 }
@@ -774,15 +796,33 @@ static PyObject *pairer_task(Pairer *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* A tuple of NOUT empty Columns (columns() and drain() fill them), or NULL. */
+static PyObject *new_columns(void)
+{
+    PyObject *out = PyTuple_New(NOUT);
+    for (int k = 0; out && k < NOUT; k++) {
+        Column *col = PyObject_New(Column, &ColumnType);
+        if (!col) {
+            Py_CLEAR(out);
+            break;
+        }
+        col->data = NULL;
+        col->len = 0;
+        PyTuple_SET_ITEM(out, k, (PyObject *)col);
+    }
+    return out;
+}
+
 PyDoc_STRVAR(columns_doc,
 "columns() -> tuple of read-only buffers\n\n"
-"Every call so far, one buffer of native integers per column: call_id (u64), pc (u64),\n"
-"parent (i64, -1: none), task (i32), depth (i32), entry_seq, exit_seq (u32), nargs,\n"
-"yields, suspends, resumes (i32), last_seq (u32), last_arg (i16, -1: none), exit (i8:\n"
-"the kind code that ended the call, -1: none), flags (u8: 1 call_id, 2 entry_seq,\n"
-"4 exit_seq, 8 last_seq are set), then resumers (i64, -1: unknown): every call's\n"
-"resumers in call order, resumes of them per call. The pairer's own arrays, handed\n"
-"over without a copy; the same object until the next feed().");
+"Every call not drained yet, in call order, one buffer of native integers per column:\n"
+"call (i64: the call's index, what feed() returns), call_id (u64), pc (u64), parent\n"
+"(i64, -1: none), task (i32), depth (i32), entry_seq, exit_seq (u32), nargs, yields,\n"
+"suspends, resumes (i32), last_seq (u32), last_arg (i16, -1: none), exit (i8: the kind\n"
+"code that ended the call, -1: none), flags (u8: 1 call_id, 2 entry_seq, 4 exit_seq,\n"
+"8 last_seq are set), then resumers (i64, -1: unknown): every call's resumers in call\n"
+"order, resumes of them per call. The pairer's own arrays, handed over without a copy;\n"
+"the same object until the next feed() or drain().");
 
 static PyObject *pairer_columns(Pairer *self, PyObject *unused)
 {
@@ -796,24 +836,22 @@ static PyObject *pairer_columns(Pairer *self, PyObject *unused)
     calls *c = &self->c;
     Py_ssize_t n = c->len, nres = self->resumed.len;
     /* every object first, so that a failure leaves the pairer as it was */
-    PyObject *out = PyTuple_New(NCOLS + 1);
+    PyObject *out = new_columns();
     int64_t *flat = malloc((size_t)(nres ? nres : 1) * sizeof(int64_t));
     int64_t *start = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
-    int ok = out && flat && start;
-    for (int k = 0; ok && k <= NCOLS; k++) {
-        PyObject *col = (PyObject *)PyObject_New(Column, &ColumnType);
-        if (!(ok = col != NULL))
-            break;
-        ((Column *)col)->data = NULL;
-        ((Column *)col)->len = 0;
-        PyTuple_SET_ITEM(out, k, col);
-    }
-    if (!ok) {
+    int64_t *index = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    if (!out || !flat || !start || !index) {
         Py_XDECREF(out);
         free(flat);
         free(start);
+        free(index);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
+    for (Py_ssize_t i = 0; i < n; i++)
+        index[i] = global_index(self, i);
+    Column *call = (Column *)PyTuple_GET_ITEM(out, OUT_CALL);
+    call->data = index;
+    call->len = n * 8;
     /* the resume log grouped by call, each call's in log order: a counting sort */
     int64_t sum = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -823,10 +861,10 @@ static PyObject *pairer_columns(Pairer *self, PyObject *unused)
     for (Py_ssize_t i = 0; i < nres; i++)
         flat[start[self->resumed.v[i]]++] = self->resumer.v[i];
     free(start);
-    Column *res = (Column *)PyTuple_GET_ITEM(out, NCOLS);
+    Column *res = (Column *)PyTuple_GET_ITEM(out, OUT_RESUMERS);
     res->data = flat;
     res->len = nres * 8;
-    int k = 0;
+    int k = OUT_COLS;
 #define X(type, name)                                                                        \
     if (c->name) { /* give back what the last growth reserved (cannot fail) */               \
         void *fit = realloc(c->name, (size_t)(n ? n : 1) * sizeof(type));                    \
@@ -840,6 +878,228 @@ static PyObject *pairer_columns(Pairer *self, PyObject *unused)
 #undef X
     Py_INCREF(out);
     self->exported = out;
+    return out;
+}
+
+/* The room of a call-id table that holds n entries and may take as many again. */
+static size_t map_size_for(size_t n)
+{
+    size_t size = 1024;
+    while (size < 4 * n)
+        size *= 2;
+    return size;
+}
+
+/* Give back the room of a vector far larger than its length (cannot fail). */
+static void vec_shrink(vec *a)
+{
+    if (a->cap <= 1024 || a->len >= a->cap / 4)
+        return;
+    Py_ssize_t cap = 2 * a->len > 1024 ? 2 * a->len : 1024;
+    int64_t *fit = realloc(a->v, (size_t)cap * sizeof(int64_t));
+    if (fit) {
+        a->v = fit;
+        a->cap = cap;
+    }
+}
+
+PyDoc_STRVAR(drain_doc,
+"drain() -> tuple of read-only buffers\n\n"
+"The calls finished since the last drain(), laid out as columns() (their resumers\n"
+"too), and forgotten: columns() and the next drain() no longer have them. A call is\n"
+"finished when it has its exit (return or exception), is on no task's stack or\n"
+"suspended list and is not a call whose arguments are still arriving. Its index stays\n"
+"its own. Its call id is forgotten too: a later record naming it is a new call, where\n"
+"without the drain a record other than an entry (or a resume naming it as resumer)\n"
+"would have found the finished call (input the writer does not make).");
+
+static PyObject *pairer_drain(Pairer *self, PyObject *unused)
+{
+    (void)unused;
+    if (check_usable(self) < 0)
+        return NULL;
+    calls *c = &self->c;
+    Py_ssize_t n = c->len, nres = self->resumed.len;
+    PyObject *out = new_columns();
+    /* to[slot]: the call's slot after the drain when it stays, -1 - its row in the drained
+     * when it goes: what rewrites every reference to a slot */
+    int64_t *to = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    if (!out || !to) {
+        Py_XDECREF(out);
+        free(to);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        to[i] = c->exit[i] >= 0 && !c->nstacks[i] ? -1 : 0;
+    for (Py_ssize_t k = 0; k < self->ntasks; k++) {
+        const task_state *t = &self->tasks[k];
+        for (Py_ssize_t i = 0; i < t->suspended.len; i++)
+            to[t->suspended.v[i]] = 0;
+        if (t->collecting >= 0)
+            to[t->collecting] = 0;
+    }
+    Py_ssize_t kept = 0, nd = 0, nres_d = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (to[i] < 0) {
+            to[i] = -1 - nd++;
+            nres_d += c->resumes[i];
+        } else {
+            to[i] = kept++;
+        }
+    }
+    if (!nd) { /* nothing finished: the state stays as it is, columns() too */
+        free(to);
+        return out;
+    }
+
+    /* every allocation before any change, so that a failure leaves the pairer as it was */
+    void *col[NCOLS] = {NULL};
+    int64_t *index = malloc((size_t)nd * sizeof(int64_t));
+    int64_t *surv = malloc((size_t)(kept ? kept : 1) * sizeof(int64_t));
+    int64_t *flat = malloc((size_t)(nres_d ? nres_d : 1) * sizeof(int64_t));
+    int64_t *start = malloc((size_t)nd * sizeof(int64_t));
+    slot **fresh = calloc((size_t)(self->nids ? self->nids : 1), sizeof(slot *));
+    size_t *fresh_size = calloc((size_t)(self->nids ? self->nids : 1), sizeof(size_t));
+    int ok = index && surv && flat && start && fresh && fresh_size;
+    for (int k = 0; ok && k < NCOLS; k++)
+        ok = (col[k] = malloc((size_t)nd * col_size[k])) != NULL;
+    for (Py_ssize_t p = 0; ok && p < self->nids; p++) {
+        /* the ids of the calls that stay, in a table their size: the old one only grew */
+        const map *m = &self->ids[p];
+        size_t count = 0;
+        for (size_t i = 0; m->s && i <= m->mask; i++)
+            count += m->s[i].stored && to[m->s[i].stored - 1] >= 0;
+        if (count) {
+            fresh_size[p] = map_size_for(count);
+            ok = (fresh[p] = calloc(fresh_size[p], sizeof(slot))) != NULL;
+        }
+    }
+    if (!ok)
+        PyErr_NoMemory();
+    if (!ok || take_back(self) < 0) { /* the Columns of the last columns() keep theirs */
+        for (int k = 0; k < NCOLS; k++)
+            free(col[k]);
+        for (Py_ssize_t p = 0; fresh && p < self->nids; p++)
+            free(fresh[p]);
+        free(index);
+        free(surv);
+        free(flat);
+        free(start);
+        free(fresh);
+        free(fresh_size);
+        free(to);
+        Py_DECREF(out);
+        return NULL;
+    }
+
+    /* the indexes: the drained calls' out, the others' kept for their new slots; the slots
+     * of the calls to come count on from the next index */
+    int64_t next = c->len + self->shift;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (to[i] < 0)
+            index[-1 - to[i]] = global_index(self, i);
+        else
+            surv[to[i]] = global_index(self, i);
+    }
+    free(self->surv);
+    self->surv = surv;
+    self->nsurv = kept;
+    self->shift = next - kept;
+    Column *call = (Column *)PyTuple_GET_ITEM(out, OUT_CALL);
+    call->data = index;
+    call->len = nd * 8;
+
+    /* the columns: the drained rows out, the others down to their new slots (in order) */
+    int k = OUT_COLS;
+#define X(type, name)                                                                        \
+    {                                                                                        \
+        type *a = c->name, *o = col[k - OUT_COLS];                                           \
+        Py_ssize_t m = 0, j = 0;                                                             \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                 \
+            if (to[i] < 0)                                                                   \
+                o[j++] = a[i];                                                               \
+            else                                                                             \
+                a[m++] = a[i];                                                               \
+        }                                                                                    \
+        Column *out_col = (Column *)PyTuple_GET_ITEM(out, k);                                \
+        out_col->data = o;                                                                   \
+        out_col->len = nd * (Py_ssize_t)sizeof(type);                                        \
+        k++;                                                                                 \
+    }
+    CALL_COLUMNS(X)
+#undef X
+    for (Py_ssize_t i = 0, m = 0; i < n; i++)
+        if (to[i] >= 0)
+            c->nstacks[m++] = c->nstacks[i];
+
+    /* the resume log: the drained calls' entries out, grouped by call (as in columns()) */
+    const int32_t *resumes = col[COL_resumes]; /* the drained calls' */
+    int64_t sum = 0;
+    for (Py_ssize_t j = 0; j < nd; j++) {
+        start[j] = sum;
+        sum += resumes[j];
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < nres; i++) {
+        int64_t at = to[self->resumed.v[i]];
+        if (at < 0) {
+            flat[start[-1 - at]++] = self->resumer.v[i];
+        } else {
+            self->resumed.v[m] = at;
+            self->resumer.v[m++] = self->resumer.v[i];
+        }
+    }
+    self->resumed.len = self->resumer.len = m;
+    free(start);
+    Column *res = (Column *)PyTuple_GET_ITEM(out, OUT_RESUMERS);
+    res->data = flat;
+    res->len = nres_d * 8;
+
+    /* every slot held: on stacks and suspended lists (none of them drained), collecting */
+    for (Py_ssize_t j = 0; j < self->ntasks; j++) {
+        task_state *t = &self->tasks[j];
+        for (Py_ssize_t i = 0; i < t->stack.len; i++)
+            t->stack.v[i] = to[t->stack.v[i]];
+        for (Py_ssize_t i = 0; i < t->suspended.len; i++)
+            t->suspended.v[i] = to[t->suspended.v[i]];
+        if (t->collecting >= 0)
+            t->collecting = to[t->collecting];
+    }
+    for (Py_ssize_t p = 0; p < self->nids; p++) {
+        map *old = &self->ids[p];
+        map t = {fresh[p], fresh[p] ? fresh_size[p] - 1 : 0, 0, old->mixed};
+        size_t probes;
+        for (size_t i = 0; old->s && i <= old->mask; i++) {
+            if (!old->s[i].stored || to[old->s[i].stored - 1] < 0)
+                continue;
+            slot *s = map_slot(&t, old->s[i].key, &probes); /* a long run: the next lookup mixes */
+            s->key = old->s[i].key;
+            s->stored = (uint64_t)to[old->s[i].stored - 1] + 1;
+            t.used++;
+        }
+        free(old->s);
+        *old = t;
+    }
+    free(fresh);
+    free(fresh_size);
+    free(to);
+
+    c->len = kept;
+    if (c->cap > 1024 && kept < c->cap / 4) { /* give the room back (a failed realloc keeps more) */
+        Py_ssize_t cap = 2 * kept > 1024 ? 2 * kept : 1024;
+#define X(type, name)                                                                        \
+    {                                                                                        \
+        void *fit = realloc(c->name, (size_t)cap * sizeof(type));                            \
+        if (fit)                                                                             \
+            c->name = fit;                                                                   \
+    }
+        CALL_COLUMNS(X)
+        X(int32_t, nstacks)
+#undef X
+        c->cap = cap;
+    }
+    vec_shrink(&self->resumed);
+    vec_shrink(&self->resumer);
     return out;
 }
 
@@ -860,6 +1120,7 @@ static void pairer_dealloc(Pairer *self)
         Py_CLEAR(self->exported);
     }
     calls_free(&self->c);
+    free(self->surv);
     free(self->resumed.v);
     free(self->resumer.v);
     for (Py_ssize_t i = 0; i < self->nids; i++)
@@ -879,13 +1140,15 @@ static PyMethodDef pairer_methods[] = {
     {"task", (PyCFunction)pairer_task, METH_VARARGS, task_doc},
     {"feed", (PyCFunction)(void (*)(void))pairer_feed, METH_VARARGS | METH_KEYWORDS, feed_doc},
     {"columns", (PyCFunction)pairer_columns, METH_NOARGS, columns_doc},
+    {"drain", (PyCFunction)pairer_drain, METH_NOARGS, drain_doc},
     {NULL, NULL, 0, NULL},
 };
 
 PyDoc_STRVAR(pairer_doc,
 "Pairer()\n\n"
 "The streaming call pairer: declare tasks with task(), feed records in buffer order\n"
-"with feed(), read the calls with columns(). kcovdf.read.calls.Pairer is its twin.");
+"with feed(), read the calls with columns(), take the finished ones out with drain().\n"
+"kcovdf.read.calls.Pairer is its twin.");
 
 static PyTypeObject PairerType = {
     PyVarObject_HEAD_INIT(NULL, 0)

@@ -20,7 +20,9 @@ Records lost to a full buffer (drops) can leave a call without its entry records
 
 Columnar and streaming: a pairer (``pairer()``) takes a trace's records as numpy columns,
 in batches in buffer order (its state carries over from one batch to the next), and gives
-every record's call index and depth; ``calls()`` is the calls table. Two twins: the C
+every record's call index and depth; ``calls()`` is the calls table. ``drain_calls()``
+hands out the calls finished so far and forgets them, so that a trace of any size is
+paired in the memory of its open calls (see ``Pairer.drain``). Two twins: the C
 pairer (``_core/pair.c``, ``CPairer``) while the C core is in use, and ``Pairer``, its
 reference in Python, which walks the records with ``_StackWalk`` (format 1) and
 ``_IdWalk`` (format 2) below. ``pair_arrays`` and ``pair`` stay columnar end to end;
@@ -67,7 +69,7 @@ _SUSPENDING = ("yield", "suspend")
 class Call:
     """One call: where it sits in its task's tree, how it ended, and how often it was resumed."""
 
-    id: int                      # index in the calls table (the ``call`` column)
+    id: int                      # the call's index (the ``call`` column), whatever was drained
     task: int
     pc: int
     parent: int | None
@@ -93,10 +95,26 @@ class Paired(NamedTuple):
     calls: list[Call]
 
 
+class _Calls:
+    """The calls not drained yet, by index (in index order), and the index of the next one."""
+
+    __slots__ = ("by_index", "next")
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, Call] = {}
+        self.next = 0
+
+    def new(self, task: int, pc: int, parent: int | None, depth: int, call_id: int | None = None) -> Call:
+        call = Call(self.next, task, pc, parent, depth, call_id)
+        self.by_index[self.next] = call
+        self.next += 1
+        return call
+
+
 class _StackWalk:
     """Format 1: the stack walk over one task's records, pairing by pc."""
 
-    def __init__(self, task: int, calls: list[Call]) -> None:
+    def __init__(self, task: int, calls: _Calls) -> None:
         self.task = task
         self.calls = calls
         self.stack: list[Call] = []
@@ -105,9 +123,7 @@ class _StackWalk:
 
     def _new(self, pc: int) -> Call:
         parent = self.stack[-1].id if self.stack else None
-        call = Call(len(self.calls), self.task, pc, parent, len(self.stack))
-        self.calls.append(call)
-        return call
+        return self.calls.new(self.task, pc, parent, len(self.stack))
 
     def entry(self, pc: int, arg_idx: int, seq: int) -> Call:
         call = self.collecting
@@ -148,7 +164,7 @@ class _StackWalk:
 class _IdWalk:
     """Format 2: pairing by (pid, call id); one stack per task, one index of calls per pid."""
 
-    def __init__(self, task: int, calls: list[Call], index: dict[int, Call]) -> None:
+    def __init__(self, task: int, calls: _Calls, index: dict[int, Call]) -> None:
         self.task = task
         self.calls = calls
         self.index = index           # call id -> call, shared by the tasks of one pid
@@ -156,8 +172,7 @@ class _IdWalk:
 
     def _new(self, pc: int, call_id: int) -> Call:
         parent = self.stack[-1].id if self.stack else None
-        call = Call(len(self.calls), self.task, pc, parent, len(self.stack), call_id)
-        self.calls.append(call)
+        call = self.calls.new(self.task, pc, parent, len(self.stack), call_id)
         self.index[call_id] = call
         return call
 
@@ -228,13 +243,15 @@ _FEED = (("task", 4, np.int32), ("kind", 1, np.int8), ("pc", 8, np.uint64), ("ar
          ("seq", 4, np.uint32), ("ptr", 8, np.uint64), ("value0", 8, np.uint64))
 _INT_FORMATS = "bBhHiIlLqQnN"
 
-#: The columns of ``columns()``, in pair.c's order (CALL_COLUMNS, then the resumers). flags
-#: says which of call_id, entry_seq, exit_seq and last_seq are set (_F_*); -1 stands for
-#: None in parent, exit (else the kind code that ended the call), last_arg and resumers.
-_COLUMNS = (("call_id", np.uint64), ("pc", np.uint64), ("parent", np.int64), ("task", np.int32),
-            ("depth", np.int32), ("entry_seq", np.uint32), ("exit_seq", np.uint32), ("nargs", np.int32),
-            ("yields", np.int32), ("suspends", np.int32), ("resumes", np.int32), ("last_seq", np.uint32),
-            ("last_arg", np.int16), ("exit", np.int8), ("flags", np.uint8), ("resumers", np.int64))
+#: The columns of ``columns()``, in pair.c's order (the call index, CALL_COLUMNS, the
+#: resumers). call is the call's index (after a drain, no longer its position); flags says
+#: which of call_id, entry_seq, exit_seq and last_seq are set (_F_*); -1 stands for None in
+#: parent, exit (else the kind code that ended the call), last_arg and resumers.
+_COLUMNS = (("call", np.int64), ("call_id", np.uint64), ("pc", np.uint64), ("parent", np.int64),
+            ("task", np.int32), ("depth", np.int32), ("entry_seq", np.uint32), ("exit_seq", np.uint32),
+            ("nargs", np.int32), ("yields", np.int32), ("suspends", np.int32), ("resumes", np.int32),
+            ("last_seq", np.uint32), ("last_arg", np.int16), ("exit", np.int8), ("flags", np.uint8),
+            ("resumers", np.int64))
 _F_CALL_ID, _F_ENTRY_SEQ, _F_EXIT_SEQ, _F_LAST_SEQ = 1, 2, 4, 8
 
 
@@ -280,27 +297,56 @@ def _c_int(value: object, bits: int, what: str) -> int:
     return v
 
 
+def _columns_of(cs: Sequence[Call]) -> dict[str, np.ndarray]:
+    """The columns (``_COLUMNS``) of calls, as pair.c lays them out."""
+    values: dict[str, list[Any]] = {
+        "call": [c.id for c in cs],
+        "call_id": [c.call_id or 0 for c in cs],
+        "parent": [-1 if c.parent is None else c.parent for c in cs],
+        "entry_seq": [c.entry_seq or 0 for c in cs],
+        "exit_seq": [c.exit_seq or 0 for c in cs],
+        "last_seq": [max(c.last_seq, 0) for c in cs],
+        "exit": [-1 if c.exit is None else _KIND_CODE[c.exit] for c in cs],
+        "flags": [(c.call_id is not None) * _F_CALL_ID | (c.entry_seq is not None) * _F_ENTRY_SEQ
+                  | (c.exit_seq is not None) * _F_EXIT_SEQ | (c.last_seq >= 0) * _F_LAST_SEQ
+                  for c in cs],
+        "resumers": [-1 if r is None else r for c in cs for r in c.resumers],
+    }
+    for name in ("task", "pc", "depth", "nargs", "yields", "suspends", "resumes", "last_arg"):
+        values[name] = [getattr(c, name) for c in cs]
+    return {name: np.array(values[name], dtype) if values[name] else np.zeros(0, dtype)
+            for name, dtype in _COLUMNS}
+
+
 class _PairerBase:
     """What both pairers share: the calls table from their columns."""
 
     def columns(self) -> dict[str, np.ndarray]:  # pragma: no cover - defined by each twin
         raise NotImplementedError
 
+    def drain(self) -> dict[str, np.ndarray]:  # pragma: no cover - defined by each twin
+        raise NotImplementedError
+
     def calls(self) -> pa.Table:
-        """Every call so far, one row each (columns: ``SCHEMA``)."""
+        """Every call not drained yet, one row each, in ``call`` order (columns: ``SCHEMA``)."""
         return _calls_table(self.columns())
+
+    def drain_calls(self) -> pa.Table:
+        """The calls finished since the last drain, in ``call`` order (columns: ``SCHEMA``),
+        forgotten by the pairer (see ``Pairer.drain``)."""
+        return _calls_table(self.drain())
 
 
 class Pairer(_PairerBase):
     """The streaming pairer in Python: the reference twin of the C pairer (``CPairer``).
 
     Declare tasks with ``task()``, then ``feed()`` records in buffer order, in one batch or
-    several; ``calls()`` is the calls table so far. Same methods, arguments, results and
-    errors as ``CPairer``, record for record.
+    several; ``calls()`` is the calls table so far, ``drain()`` takes the finished calls
+    out. Same methods, arguments, results and errors as ``CPairer``, record for record.
     """
 
     def __init__(self) -> None:
-        self._calls: list[Call] = []
+        self._calls = _Calls()
         self._by_pid: dict[int, dict[int, Call]] = {}
         self._walks: dict[int, _StackWalk | _IdWalk] = {}
         self._declared: dict[int, tuple[int, int]] = {}
@@ -359,24 +405,40 @@ class Pairer(_PairerBase):
         return np.array(ids, np.int64), np.array(depths, np.int32)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Every call so far, one numpy array per column (``_COLUMNS``)."""
-        cs = self._calls
-        values: dict[str, list[Any]] = {
-            "call_id": [c.call_id or 0 for c in cs],
-            "parent": [-1 if c.parent is None else c.parent for c in cs],
-            "entry_seq": [c.entry_seq or 0 for c in cs],
-            "exit_seq": [c.exit_seq or 0 for c in cs],
-            "last_seq": [max(c.last_seq, 0) for c in cs],
-            "exit": [-1 if c.exit is None else _KIND_CODE[c.exit] for c in cs],
-            "flags": [(c.call_id is not None) * _F_CALL_ID | (c.entry_seq is not None) * _F_ENTRY_SEQ
-                      | (c.exit_seq is not None) * _F_EXIT_SEQ | (c.last_seq >= 0) * _F_LAST_SEQ
-                      for c in cs],
-            "resumers": [-1 if r is None else r for c in cs for r in c.resumers],
-        }
-        for name in ("task", "pc", "depth", "nargs", "yields", "suspends", "resumes", "last_arg"):
-            values[name] = [getattr(c, name) for c in cs]
-        return {name: np.array(values[name], dtype) if values[name] else np.zeros(0, dtype)
-                for name, dtype in _COLUMNS}
+        """Every call not drained yet, in ``call`` order, one numpy array per column
+        (``_COLUMNS``)."""
+        return _columns_of(list(self._calls.by_index.values()))
+
+    def drain(self) -> dict[str, np.ndarray]:
+        """The calls finished since the last drain, as ``columns()`` lays them out, forgotten.
+
+        A call is finished when it has its exit (return or exception), is on no task's stack
+        or suspended list (format 1) and is not the call whose arguments are still arriving
+        (format 1); the others stay. Indexes never change: ``call``, ``parent``, ``resumers``
+        and what ``feed`` returns are the same with drains as without, and the calls drained
+        and those left make the calls of an undrained run, but for one thing: the ids of
+        drained calls are forgotten (that is what frees their memory). A later record naming
+        one is a new call, where without the drain a record other than an entry (an entry
+        always opens a new call after an exit) would have found the finished call, and a
+        resume naming one as its resumer would have had it; neither happens in a stream the
+        writer made, where a call has no records after its exit and a resumer is running.
+        """
+        held: set[int] = set()
+        for walk in self._walks.values():
+            held.update(c.id for c in walk.stack)
+            if type(walk) is _StackWalk:
+                held.update(c.id for c in walk.suspended)
+                if walk.collecting is not None:
+                    held.add(walk.collecting.id)
+        by_index = self._calls.by_index
+        done = [c for c in by_index.values() if c.exit is not None and c.id not in held]
+        if done:
+            for c in done:
+                del by_index[c.id]
+            for index in self._by_pid.values():
+                for key in [key for key, c in index.items() if c.id not in by_index]:
+                    del index[key]
+        return _columns_of(done)
 
 
 class CPairer(_PairerBase):
@@ -402,8 +464,16 @@ class CPairer(_PairerBase):
 
     def columns(self) -> dict[str, np.ndarray]:
         """See ``Pairer.columns`` (read-only arrays: the C pairer's own, handed over)."""
-        return {name: np.frombuffer(b, dtype)
-                for (name, dtype), b in zip(_COLUMNS, self._c.columns(), strict=True)}
+        return _wrap(self._c.columns())
+
+    def drain(self) -> dict[str, np.ndarray]:
+        """See ``Pairer.drain`` (read-only arrays, handed over)."""
+        return _wrap(self._c.drain())
+
+
+def _wrap(buffers: tuple[Any, ...]) -> dict[str, np.ndarray]:
+    """The C pairer's columns as numpy arrays, without a copy."""
+    return {name: np.frombuffer(b, dtype) for (name, dtype), b in zip(_COLUMNS, buffers, strict=True)}
 
 
 def pairer() -> Pairer | CPairer:
@@ -419,14 +489,14 @@ def _masked(a: np.ndarray, none: np.ndarray, type_: pa.DataType | None = None) -
 
 def _calls_table(cols: dict[str, np.ndarray]) -> pa.Table:
     """The calls table (``SCHEMA``) of a pairer's columns."""
-    n = len(cols["task"])
+    n = len(cols["call"])
     flags = cols["flags"]
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(cols["resumes"], out=offsets[1:])
     exits = pa.DictionaryArray.from_arrays(_masked(cols["exit"], cols["exit"] < 0), _KIND_NAMES)
     resumers = cols["resumers"]
     arrays = {
-        "call": pa.array(np.arange(n, dtype=np.int64)),
+        "call": pa.array(cols["call"]),
         "call_id": _masked(cols["call_id"], (flags & _F_CALL_ID) == 0),
         "parent": _masked(cols["parent"], cols["parent"] < 0),
         "entry_seq": _masked(cols["entry_seq"], (flags & _F_ENTRY_SEQ) == 0),
@@ -449,7 +519,7 @@ def _optional(a: np.ndarray) -> list[int | None]:
 
 def _call_objects(cols: dict[str, np.ndarray]) -> list[Call]:
     """The calls of a pairer's columns as ``Call`` objects."""
-    n = len(cols["task"])
+    n = len(cols["call"])
     flags = cols["flags"].tolist()
 
     def unless(name: str, flag: int, none: Any) -> list[Any]:
@@ -461,8 +531,8 @@ def _call_objects(cols: dict[str, np.ndarray]) -> list[Call]:
     np.cumsum(cols["resumes"], out=starts[1:])
     bounds = starts.tolist()
     resumers = [flat[bounds[i]:bounds[i + 1]] for i in range(n)]
-    return list(map(Call, range(n), cols["task"].tolist(), cols["pc"].tolist(), _optional(cols["parent"]),
-                    cols["depth"].tolist(), unless("call_id", _F_CALL_ID, None),
+    return list(map(Call, cols["call"].tolist(), cols["task"].tolist(), cols["pc"].tolist(),
+                    _optional(cols["parent"]), cols["depth"].tolist(), unless("call_id", _F_CALL_ID, None),
                     unless("entry_seq", _F_ENTRY_SEQ, None), unless("exit_seq", _F_EXIT_SEQ, None), exits,
                     cols["nargs"].tolist(), cols["yields"].tolist(), cols["suspends"].tolist(),
                     cols["resumes"].tolist(), resumers, cols["last_arg"].tolist(),

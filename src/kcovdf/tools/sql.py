@@ -96,7 +96,9 @@ def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
 
 class Database:
     """``kcovdf sql`` over a trace of any size: its records streamed into a DuckDB database,
-    one batch (task segment) at a time, so memory holds one batch and the calls.
+    one batch (task segment) at a time, and its calls as they finish (the pairer forgets
+    them: ``drain_calls``), so memory holds one batch, the calls still open and the
+    finished ones not inserted yet (``CALLS_PER_INSERT``).
 
     Only the columns a statement reads are filled (``_reads``: DuckDB's own plan says which);
     the others are nulls, which cost next to nothing to store. The database is in memory,
@@ -104,8 +106,13 @@ class Database:
     values can be secrets), removed on ``close()``.
     """
 
-    #: DuckDB's own memory, beside one decoded batch and the pairer's calls.
+    #: DuckDB's own memory, beside one decoded batch and the pairer's open calls.
     MEMORY_LIMIT = "1GB"
+    #: Finished calls are held back until this many go into ``_calls`` in one insert:
+    #: DuckDB compresses the row groups that small inserts fill, slowly (7M records, 3M
+    #: calls: an insert per batch loads in 6 s into a 450 MB database, inserts of 2**18
+    #: calls in 3.3 s into 1 GB, as one insert at the end did). 1: each batch's at once.
+    CALLS_PER_INSERT = 1 << 18
 
     def __init__(self, batches: Iterator[tuple[Trace, pa.Table]], sql: str | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix="kcovdf-sql-")
@@ -126,14 +133,20 @@ class Database:
         paired = reads.calls or bool(reads.raw & set(PAIRING.names))
         named = reads.raw & set(NAMED.names)
         unread = [f for f in decode.SCHEMA if f.name not in reads.raw]
-        con.register("_batch", _RAW.empty_table())
-        con.execute("CREATE TABLE _raw AS SELECT * FROM _batch")
-        con.unregister("_batch")
+        _store(con, "CREATE TABLE _raw AS", _RAW.empty_table())
+        _store(con, "CREATE TABLE _calls AS", _raw_and_calls(_EMPTY)[1])
+        finished: list[pa.Table] = []  # drained, not inserted yet: held rows in all
+        held = 0
         for trace, table in batches:
             if not reads.records:
                 continue  # a statement over tasks, symbols or types: the records are not kept
             if paired:
                 ids, depths = pairing.feed(trace, table)
+                finished.append(with_function(trace, pairing.pairer.drain_calls()))
+                held += finished[-1].num_rows
+                if held >= self.CALLS_PER_INSERT:
+                    _store(con, "INSERT INTO _calls", pa.concat_tables(finished))
+                    finished, held = [], 0
             else:  # never read: the pairer's calls are not held
                 ids, depths = np.full(len(table), -1, np.int64), np.zeros(len(table), np.int32)
             if not reads.scans_raw:
@@ -143,15 +156,12 @@ class Database:
             for field in unread:
                 batch = batch.set_column(batch.schema.get_field_index(field.name), field,
                                          pa.nulls(len(batch), field.type))
-            con.register("_batch", batch)
-            con.execute("INSERT INTO _raw SELECT * FROM _batch")
-            con.unregister("_batch")
+            _store(con, "INSERT INTO _raw", batch)
         if trace is None:
             trace = _EMPTY
-        con.register("_batch", with_function(trace, pairing.pairer.calls()) if paired else
-                     _raw_and_calls(_EMPTY)[1])
-        con.execute("CREATE TABLE _calls AS SELECT * FROM _batch")
-        con.unregister("_batch")
+        if paired:  # with the calls still open at the end (no exit, or a generator suspended)
+            finished.append(with_function(trace, pairing.pairer.calls()))
+            _store(con, "INSERT INTO _calls", pa.concat_tables(finished))
         return trace
 
     def query(self, sql: str) -> pa.Table:
@@ -170,6 +180,13 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _store(con: duckdb.DuckDBPyConnection, into: str, table: pa.Table) -> None:
+    """``into`` (``CREATE TABLE name AS`` or ``INSERT INTO name``) the rows of an Arrow table."""
+    con.register("_batch", table)
+    con.execute(f"{into} SELECT * FROM _batch")
+    con.unregister("_batch")
 
 
 def _views(con: duckdb.DuckDBPyConnection, trace: Trace) -> None:
