@@ -15,7 +15,7 @@ trace's tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -231,24 +231,33 @@ class Pairing:
 
 
 class Resolved:
-    """Resolved records one batch at a time, paired as they come: ``RECORD_COLUMNS`` per batch,
-    then the calls table. Memory holds one batch and the calls."""
+    """Resolved records one batch at a time, paired as they come: ``RECORD_COLUMNS`` per batch.
 
-    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]]) -> None:
+    The pairer forgets each call once it finishes: ``finished`` (when given) receives them,
+    with function names, batch by batch; ``calls()`` at the end gives those still open. Memory
+    holds one batch and the open calls.
+    """
+
+    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]],
+                 finished: Callable[[pa.Table], None] | None = None) -> None:
         self._batches = batches
         self._pairing = Pairing()
+        self._finished = finished
         self.trace: Trace | None = None
 
     def __iter__(self) -> Iterator[pa.Table]:
         for t, table in self._batches:
             self.trace = t
             ids, depths = self._pairing.feed(t, table)
+            drained = self._pairing.pairer.drain_calls()
+            if self._finished is not None and drained.num_rows:
+                self._finished(with_function(t, drained))
             records = resolve(t, table)
             records = records.append_column(PAIRING.field("call"), pa.array(ids, pa.int64(), mask=ids < 0))
             yield records.append_column(PAIRING.field("depth"), pa.array(depths, pa.int32()))
 
     def calls(self) -> pa.Table:
-        """The calls of the batches read (with function names), once they are all read."""
+        """The calls still open once every batch is read (with function names)."""
         assert self.trace is not None
         return with_function(self.trace, self._pairing.pairer.calls())
 
