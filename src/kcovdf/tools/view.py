@@ -151,10 +151,24 @@ class _Lines:
         self.pairing = resolve.Pairing()
         self._held: tuple[pa.Table, np.ndarray, np.ndarray] | None = None
         self._calls: dict[str, np.ndarray] | None = None
+        #: the pc and parent of every finished call, by call index: the pairer forgets them
+        #: (16 bytes a call instead of its whole row), and a resumed call's creator may be one
+        self._pc_of = np.zeros(0, np.uint64)
+        self._parent_of = np.zeros(0, np.int64)
 
     def feed(self, t: decode.Trace, table: pa.Table) -> list[Line]:
         """The complete lines of one more batch of records (in buffer order)."""
         ids, depths = self.pairing.feed(t, table)
+        done = self.pairing.pairer.drain()
+        if len(done["call"]):
+            top = int(done["call"].max()) + 1
+            if top > len(self._pc_of):
+                size = max(top, 2 * len(self._pc_of))
+                self._pc_of = np.concatenate([self._pc_of, np.zeros(size - len(self._pc_of), np.uint64)])
+                self._parent_of = np.concatenate([self._parent_of,
+                                                  np.full(size - len(self._parent_of), -1, np.int64)])
+            self._pc_of[done["call"]] = done["pc"]
+            self._parent_of[done["call"]] = done["parent"]
         if self._held is not None:
             held, held_ids, held_depths = self._held
             table = pa.concat_tables([held, table.cast(held.schema)]) if len(held) else table
@@ -174,9 +188,20 @@ class _Lines:
         if self._calls is None:
             # read once per batch, only when a resumed call is printed: the pairer's columns
             # are copied back at its next feed
-            self._calls = self.pairing.pairer.columns()
-        parent = int(self._calls["parent"][call])
-        return int(self._calls["pc"][parent]) if parent >= 0 else None
+            cols = self.pairing.pairer.columns()
+            self._calls = {"call": cols["call"], "parent": cols["parent"], "pc": cols["pc"]}
+        parent = self._field("parent", call)
+        return None if parent is None or parent < 0 else self._field("pc", parent)
+
+    def _field(self, name: str, call: int) -> int | None:
+        """``name`` (pc or parent) of a call, open or finished."""
+        assert self._calls is not None
+        live = self._calls["call"]  # in call order
+        at = int(np.searchsorted(live, call))
+        if at < len(live) and live[at] == call:
+            return int(self._calls[name][at])
+        done = self._pc_of if name == "pc" else self._parent_of
+        return int(done[call]) if call < len(done) else None
 
     def flush(self, t: decode.Trace) -> list[Line]:
         """The line held back at the end of the last batch."""
