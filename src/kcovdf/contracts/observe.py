@@ -8,7 +8,8 @@ bool as a float; NaN when it is none of these), ``text`` (a string recorded whol
 ``cls`` (its class; None when the call has no such variable).
 
 DuckDB extracts them from the records' JSON values in one statement, so nothing here walks
-records one by one in Python.
+records one by one in Python. (json_extract functions, not ``->>``: its precedence differs
+between DuckDB 1.x and 2.x.)
 """
 
 from __future__ import annotations
@@ -35,27 +36,31 @@ WITH r AS (
     FROM records
     WHERE call IS NOT NULL
       AND (kind IN ('return', 'exception') OR (kind = 'entry' AND param IS NOT NULL))),
-top AS (
-    SELECT call, var,
-           coalesce(cls, CASE WHEN v->>'$.form' = 'raw' THEN
-                               CASE WHEN json_array_length(v->'$.words') = 1 THEN 'u64' ELSE 'struct' END
-                          END) AS cls,
-           -- a kernel record's one raw word is its value (signed, as the kernel's u64 casts)
-           coalesce(num, CASE WHEN v->>'$.form' = 'raw' AND json_array_length(v->'$.words') = 1
-                              THEN _signed(v->>'$.words[0]') END) AS num,
-           v->>'$.form' AS form,
-           CASE WHEN v->>'$.form' = 'str' AND v->>'$.truncated' = 'false' THEN v->>'$.value' END AS text,
-           TRY_CAST(v->>'$.length' AS DOUBLE) AS len, v
+parts AS (
+    SELECT call, var, cls, num, v, json_extract_string(v, '$.form') AS form,
+           json_array_length(json_extract(v, '$.words')) AS nwords
     FROM r),
+top AS (
+    SELECT call, var, form, v,
+           coalesce(cls, CASE WHEN form = 'raw' THEN
+                               CASE WHEN nwords = 1 THEN 'u64' ELSE 'struct' END END) AS cls,
+           -- a kernel record's one raw word is its value (signed, as the kernel's u64 casts)
+           coalesce(num, CASE WHEN form = 'raw' AND nwords = 1
+                              THEN _signed(json_extract_string(v, '$.words[0]')) END) AS num,
+           CASE WHEN form = 'str' AND json_extract_string(v, '$.truncated') = 'false'
+                THEN json_extract_string(v, '$.value') END AS text,
+           TRY_CAST(json_extract_string(v, '$.length') AS DOUBLE) AS len, nwords
+    FROM parts),
 fields AS (
-    SELECT call, var || '.' || (f->>'$[0]') AS var, f->'$[1]' AS fv
-    FROM (SELECT call, var, unnest(CAST(v->'$.fields' AS JSON[])) AS f FROM top WHERE form = 'object')),
+    SELECT call, var || '.' || json_extract_string(f, '$[0]') AS var, json_extract(f, '$[1]') AS fv
+    FROM (SELECT call, var, unnest(CAST(json_extract(v, '$.fields') AS JSON[])) AS f
+          FROM top WHERE form = 'object')),
 -- a kernel struct: one raw word per field, named field0, field1, ...
 raw_fields AS (
     SELECT call, var || '.field' || (i - 1) AS var, _signed(w) AS num
-    FROM (SELECT call, var, unnest(CAST(v->'$.words' AS VARCHAR[])) AS w,
-                 generate_subscripts(CAST(v->'$.words' AS VARCHAR[]), 1) AS i
-          FROM top WHERE form = 'raw' AND json_array_length(v->'$.words') > 1))
+    FROM (SELECT call, var, unnest(CAST(json_extract(v, '$.words') AS VARCHAR[])) AS w,
+                 generate_subscripts(CAST(json_extract(v, '$.words') AS VARCHAR[]), 1) AS i
+          FROM top WHERE form = 'raw' AND nwords > 1))
 SELECT call, var, cls, num, text FROM top
 UNION ALL
 SELECT call, 'len(' || var || ')', 'builtins.int', len, NULL FROM top
@@ -65,14 +70,15 @@ SELECT call, var,
        CASE json_type(fv) WHEN 'BIGINT' THEN 'builtins.int' WHEN 'UBIGINT' THEN 'builtins.int'
             WHEN 'DOUBLE' THEN 'builtins.float' WHEN 'VARCHAR' THEN 'builtins.str'
             WHEN 'BOOLEAN' THEN 'builtins.bool' WHEN 'NULL' THEN 'builtins.NoneType'
-            ELSE coalesce(fv->>'$.class', CASE WHEN fv->>'$.float' IS NOT NULL THEN 'builtins.float'
-                                               WHEN fv->>'$.str' IS NOT NULL THEN 'builtins.str'
-                                               ELSE 'object' END) END,
+            ELSE coalesce(json_extract_string(fv, '$.class'),
+                          CASE WHEN json_extract_string(fv, '$.float') IS NOT NULL THEN 'builtins.float'
+                               WHEN json_extract_string(fv, '$.str') IS NOT NULL THEN 'builtins.str'
+                               ELSE 'object' END) END,
        CASE json_type(fv) WHEN 'BOOLEAN' THEN CASE WHEN fv::VARCHAR = 'true' THEN 1.0 ELSE 0.0 END
             WHEN 'BIGINT' THEN TRY_CAST(fv::VARCHAR AS DOUBLE)
             WHEN 'UBIGINT' THEN TRY_CAST(fv::VARCHAR AS DOUBLE)
             WHEN 'DOUBLE' THEN TRY_CAST(fv::VARCHAR AS DOUBLE) END,
-       CASE json_type(fv) WHEN 'VARCHAR' THEN fv->>'$' END
+       CASE json_type(fv) WHEN 'VARCHAR' THEN json_extract_string(fv, '$') END
 FROM fields
 UNION ALL
 SELECT call, var, CASE WHEN num IS NULL THEN 'FAULT' ELSE 'u64' END, num, NULL FROM raw_fields
