@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kcovdf.contracts.model import tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIOS = ROOT / "tests" / "contracts_scenarios"
 
@@ -67,22 +69,9 @@ CHECK_CLEAN, CHECK_VIOLATIONS, CHECK_BAD_INPUT, CHECK_INCOMPLETE = 0, 1, 2, 3
 
 
 def read_scenario_toml(path: Path) -> dict[str, str]:
-    """The ``key = "value"`` lines of a scenario.toml.
-
-    A tiny parser rather than tomllib: the project supports Python 3.10, which has no tomllib,
-    and scenario files hold nothing but one-line string values.
-    """
-    values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        value = value.strip()
-        if not sep or len(value) < 2 or value[0] != '"' or value[-1] != '"':
-            raise ValueError(f"{path}:{number}: expected key = \"value\", got {line!r}")
-        values[key.strip()] = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return values
+    """A scenario.toml (tomllib, or tomli on 3.10: kcovdf's own choice)."""
+    with open(path, "rb") as f:
+        return tomllib.load(f)
 
 
 @dataclass

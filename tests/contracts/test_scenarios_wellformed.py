@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from kcovdf.contracts.model import tomllib
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "contracts_scenarios"
 
 #: The regression kinds the set must cover (the brief of the set), besides controls.
@@ -31,22 +33,9 @@ DRIVER_TIMEOUT_S = 60
 
 
 def read_toml(path: Path) -> dict[str, str]:
-    """The ``key = "value"`` lines of a scenario.toml.
-
-    Not tomllib: the project supports Python 3.10, which has none, and tomli is not a runtime
-    dependency; scenario files hold only one-line string values.
-    """
-    values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        value = value.strip()
-        if not sep or len(value) < 2 or not (value[0] == value[-1] == '"'):
-            raise ValueError(f"{path}:{number}: expected key = \"value\", got {line!r}")
-        values[key.strip()] = value[1:-1]
-    return values
+    """A scenario.toml (tomllib, or tomli on 3.10: kcovdf's own choice)."""
+    with open(path, "rb") as f:
+        return tomllib.load(f)
 
 
 def scenario_dirs() -> list[Path]:
