@@ -263,7 +263,8 @@ def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path,
               "SELECT seq, call, depth, rendered, value FROM records ORDER BY task, seq LIMIT 50",
               "SELECT * FROM records WHERE kind = 'resume' ORDER BY seq LIMIT 5",
               "SELECT args, result, parent FROM calls WHERE function = '__main__.f' AND call > 11000 "
-              "ORDER BY call"):
+              "ORDER BY call",
+              "SELECT function, count(*), avg(nargs), max(depth) FROM calls GROUP BY 1 ORDER BY 1"):
         with sql.Database(decode.batches(trace), q) as db:
             assert os.stat(db._dir).st_mode & 0o777 == 0o700
             got = db.query(q)
@@ -282,6 +283,12 @@ def test_sql_streams_a_whole_run_through_a_private_database_it_removes(tmp_path,
     assert sql._reads("SELECT count(*) FROM calls")[1:] == (True, True)
     assert sql._reads("SELECT count(*) FROM tasks") == (frozenset(), False, False)
     assert sql._reads("SELECT nonsense") == sql._EVERYTHING
+    # a statement over calls that reads no argument or result gets a calls view without them
+    group = "SELECT function, count(*), avg(nargs) FROM calls GROUP BY 1"
+    assert sql._calls_only(group, sql._reads(group))
+    for q in ("SELECT args FROM calls", "SELECT result_class, count(*) FROM calls GROUP BY 1",
+              "SELECT count(*) FROM calls c JOIN records r ON r.call = c.call"):
+        assert not sql._calls_only(q, sql._reads(q)), q
 
 
 def test_exports_of_a_streamed_trace_equal_those_of_the_whole_trace(tmp_path):

@@ -106,6 +106,15 @@ FROM calls c LEFT JOIN names n ON n.pc = c.pc
 """
 
 
+#: What the two statements above read, as one statement: the database fills only these
+#: columns (kcovdf.tools.sql.Database plans it).
+_READS = """
+SELECT r.call, r.class, r.number, r.kind, r.param, r.arg_idx, r.value,
+       c.call, c.task, c.entry_seq, c.parent, c.exit, c.function, c.pc
+FROM records r, calls c
+"""
+
+
 @dataclass
 class Variable:
     """One variable of one function, aligned with its calls (``Function.calls``)."""
@@ -152,7 +161,7 @@ def observe(trace: str, include: tuple[str, ...] = (), kernel: Any = None) -> Ob
     """The observations of the trace at ``trace`` (a directory, .kdf or kernel dump).
 
     ``include``: keep the functions of these modules (and their submodules) only."""
-    with Database(decode.batches(trace, kernel=kernel)) as db:
+    with Database(decode.batches(trace, kernel=kernel), _READS) as db:
         con = db.con
         con.execute(_CALLS)
         con.execute(_SIGNED)

@@ -120,8 +120,12 @@ class Database:
             self.con = duckdb.connect(":memory:")
             self.con.execute(f"SET memory_limit = '{self.MEMORY_LIMIT}'")
             self.con.execute(f"SET temp_directory = '{self._dir}'")
-            self.trace = self._load(batches, _EVERYTHING if sql is None else _reads(sql))
-            _views(self.con, self.trace)
+            reads = _EVERYTHING if sql is None else _reads(sql)
+            calls_only = sql is not None and _calls_only(sql, reads)
+            if calls_only:  # the records are paired, not kept
+                reads = reads._replace(raw=frozenset(), scans_raw=False)
+            self.trace = self._load(batches, reads)
+            _views(self.con, self.trace, calls_only=calls_only)
         except BaseException:
             self.close()
             raise
@@ -189,14 +193,32 @@ def _store(con: duckdb.DuckDBPyConnection, into: str, table: pa.Table) -> None:
     con.unregister("_batch")
 
 
-def _views(con: duckdb.DuckDBPyConnection, trace: Trace) -> None:
-    """Everything but _raw and _calls: the small tables, the functions, the views."""
+#: The calls view for a statement that reads none of its arguments or results: DuckDB does
+#: not drop the two joins itself, and their lists of every call's values are what a large
+#: trace cannot hold in memory.
+_CALLS_ONLY_VIEW = _CALLS_VIEW[:_CALLS_VIEW.index("WITH args")] + """
+SELECT c.call, c.call_id, c.task, t.pid, t.tid, c.pc, c.function, c.parent, c.depth, c.entry_seq,
+       c.exit_seq, c.exit, c.nargs, c.yields, c.suspends, c.resumes, c.resumers,
+       NULL::VARCHAR[] AS params, NULL::VARCHAR[] AS args, NULL::VARCHAR[] AS arg_values,
+       NULL::VARCHAR AS result, NULL::VARCHAR AS result_class, NULL::DOUBLE AS result_number,
+       NULL::VARCHAR AS result_value
+FROM _calls c
+JOIN tasks t ON t.task = c.task
+"""
+#: The records' columns the args and result of the calls view read.
+_CALL_VALUES = frozenset({"param", "values", "class", "number"})
+
+
+def _views(con: duckdb.DuckDBPyConnection, trace: Trace, calls_only: bool = False) -> None:
+    """Everything but _raw and _calls: the small tables, the functions, the views
+    (``calls_only``: a calls view without arguments and results, for a statement that reads
+    neither)."""
     _register(con, Resolver(trace))
     for name, table in (("tasks", tasks_table(trace)), ("symbols", symbols_table(trace)),
                         ("types", types_table(trace))):
         con.register(name, table)
     con.execute(_RECORDS_VIEW)
-    con.execute(_CALLS_VIEW)
+    con.execute(_CALLS_ONLY_VIEW if calls_only else _CALLS_VIEW)
 
 
 def _raw_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
@@ -260,6 +282,16 @@ class Reads(NamedTuple):
 
 
 _EVERYTHING = Reads(frozenset(_RAW.names), True, True)
+
+
+def _calls_only(sql: str, reads: Reads) -> bool:
+    """Whether ``sql`` reads the calls view but none of its arguments or results (and not the
+    records view itself): the plan then reads none of their records' columns."""
+    try:
+        tables = {name.lower() for name in duckdb.get_table_names(sql)}
+    except duckdb.Error:
+        return False
+    return "records" not in tables and reads.calls and not reads.raw & _CALL_VALUES
 
 
 def _probe() -> duckdb.DuckDBPyConnection:
