@@ -148,14 +148,17 @@ def c_loop_words_per_second(trace: str, tmp: str) -> float:
     return count / float(out.stdout.split()[1])
 
 
-def timed_tool(args: list[str], cwd: str) -> tuple[float, int]:
-    """(seconds, peak RSS in bytes) of one kcovdf command."""
+def timed_tool(args: list[str], cwd: str) -> tuple[float, int] | None:
+    """(seconds, peak RSS in bytes) of one kcovdf command; None (its error printed) when it failed."""
     start = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", _RSS, sys.executable, "-m", "kcovdf", *args],
                        cwd=cwd, capture_output=True, text=True)
     took = time.perf_counter() - start
     if r.returncode:
-        raise SystemExit(f"kcovdf {' '.join(args)} failed:\n{r.stderr}")
+        err = r.stderr.strip().splitlines()
+        print(f"FAILED after {took:.1f} s: kcovdf {' '.join(args)}\n  " + "\n  ".join(err[:-1][-6:]),
+              flush=True)
+        return None
     return took, int(r.stderr.splitlines()[-1]) * 1024
 
 
@@ -196,7 +199,11 @@ def tools(sizes: list[int]) -> None:
             for label, args in TOOLS:
                 out = os.path.join(tmp, f"out-{records}-{label.split()[-1]}")
                 filled = [a.replace("TRACE", trace).replace("OUT", out) for a in args]
-                took, rss = timed_tool(filled, tmp)
+                got = timed_tool(filled, tmp)
+                if got is None:
+                    rows.setdefault(label, []).append(f"{'FAILED (above)':>49}")
+                    continue
+                took, rss = got
                 rows.setdefault(label, []).append(
                     f"{took:7.1f}s {s.records / took / 1e6:6.2f} Mrec/s {words / took / c_rate:6.3f}x C "
                     f"{rss / 2**30:5.2f} GB")
