@@ -230,15 +230,18 @@ def _sections(trace: Trace, con: Any | None = None) -> str:
                count(*) FILTER (WHERE exit = 'exception') AS raised,
                count(*) FILTER (WHERE exit IS NULL) AS unfinished, sum(yields) AS yields,
                sum(resumes) AS resumes
-        FROM calls GROUP BY function ORDER BY calls DESC, function""").fetchall()
+        FROM calls_light GROUP BY function ORDER BY calls DESC, function""").fetchall()
+    # from the exception records themselves: the calls view would gather every call's values
     exceptions = con.sql("""
-        SELECT function, result_class, count(*) AS n, any_value(result) AS example
-        FROM calls WHERE exit = 'exception' GROUP BY ALL ORDER BY n DESC""").fetchall()
+        SELECT c.function, r.class AS result_class, count(*) AS n, any_value(r.rendered) AS example
+        FROM calls_light c JOIN records r ON r.call = c.call
+        WHERE c.exit = 'exception' AND r.kind = 'exception' GROUP BY ALL ORDER BY n DESC""").fetchall()
     tasks = con.sql("""
+        WITH r AS (SELECT task, count(*) AS n FROM records GROUP BY task),
+             c AS (SELECT task, count(*) AS n FROM calls_light GROUP BY task)
         SELECT t.task, t.pid, t.tid, t.name, t.encoding, t.words, t.drops,
-               (SELECT count(*) FROM records r WHERE r.task = t.task) AS records,
-               (SELECT count(*) FROM calls c WHERE c.task = t.task) AS calls, t.source
-        FROM tasks t ORDER BY t.task""").fetchall()
+               coalesce(r.n, 0) AS records, coalesce(c.n, 0) AS calls, t.source
+        FROM tasks t LEFT JOIN r USING (task) LEFT JOIN c USING (task) ORDER BY t.task""").fetchall()
     records = sum(row[7] for row in tasks)
     slots = _slots(con)
     marked: collections.Counter = collections.Counter()

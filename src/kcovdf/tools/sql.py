@@ -219,6 +219,8 @@ def _views(con: duckdb.DuckDBPyConnection, trace: Trace, calls_only: bool = Fals
         con.register(name, table)
     con.execute(_RECORDS_VIEW)
     con.execute(_CALLS_ONLY_VIEW if calls_only else _CALLS_VIEW)
+    # the same without arguments and results, for the report's counts
+    con.execute(_CALLS_ONLY_VIEW.replace("CREATE VIEW calls AS", "CREATE VIEW calls_light AS"))
 
 
 def _raw_and_calls(trace: Trace) -> tuple[pa.Table, pa.Table]:
