@@ -197,17 +197,17 @@ def _slots(con: Any) -> dict[str, dict[tuple[int, int], Slot]]:
         for s in per.values():
             s.other = sum(n for c, n in s.classes.items() if c in _SIMPLE) - sum(s.texts.values())
     for function, kind, arg_idx, param, lo, hi, nbins, counts in con.sql("""
-            WITH v AS (SELECT function, kind, arg_idx, param, number FROM _slots
-                       WHERE number IS NOT NULL),
+            WITH d AS (SELECT function, kind, arg_idx, number FROM _slots
+                       WHERE number IS NOT NULL GROUP BY ALL),
             r AS (SELECT function, kind, arg_idx, min(number) AS lo, max(number) AS hi,
-                         least(20, count(DISTINCT number)) AS nbins
-                  FROM v GROUP BY ALL),
+                         least(20, count(*)) AS nbins
+                  FROM d GROUP BY ALL),
             b AS (SELECT v.function, v.kind, v.arg_idx, any_value(v.param) AS param,
                          any_value(lo) AS lo, any_value(hi) AS hi, any_value(nbins) AS nbins,
                          CASE WHEN hi = lo THEN 0 ELSE least(CAST(floor((number - lo) / (hi - lo) * nbins)
                               AS BIGINT), nbins - 1) END AS bin, count(*) AS n
-                  FROM v JOIN r USING (function, kind, arg_idx) GROUP BY v.function, v.kind,
-                       v.arg_idx, bin)
+                  FROM _slots v JOIN r USING (function, kind, arg_idx) WHERE v.number IS NOT NULL
+                  GROUP BY v.function, v.kind, v.arg_idx, bin)
             SELECT function, kind, arg_idx, any_value(param), any_value(lo), any_value(hi),
                    any_value(nbins), list((bin, n))
             FROM b GROUP BY ALL""").fetchall():
