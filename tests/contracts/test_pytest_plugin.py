@@ -51,6 +51,12 @@ def test_learn_then_check_names_the_test_and_fails_the_session(tmp_path):
     assert "VIOLATION tests/test_shapes.py::test_add[7]: shapes:add call #7: ret == a + b" in r.stdout
     assert "VIOLATION tests/test_shapes.py::test_more: shapes:add" in r.stdout
     assert (tmp_path / "kept" / "run.json").exists()
+    # each test is one call of the runner module, which --include can name (underscores too)
+    from kcovdf.contracts.observe import observe
+
+    runner = observe(str(tmp_path / "kept"), ("_kcovdf_pytest",))
+    assert list(runner.functions) == ["_kcovdf_pytest:run"]
+    assert len(runner.functions["_kcovdf_pytest:run"]) == 31
     # the correct module checks clean
     (tmp_path / "shapes.py").write_text(textwrap.dedent(SHAPES))
     r = pytest_run(tmp_path, "--kcovdf-include", "shapes", "--kcovdf-contracts", "c.toml")

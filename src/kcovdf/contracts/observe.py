@@ -167,10 +167,10 @@ def observe(trace: str, include: tuple[str, ...] = (), kernel: Any = None) -> Ob
         con.execute(_SIGNED)
         con.execute(_OBSERVATIONS)
         where = ""
-        if include:
-            likes = " OR ".join(f"f.function LIKE '{_like(m)}:%' OR f.function LIKE '{_like(m)}.%'"
-                                for m in include)
-            where = f"WHERE {likes}"
+        if include:  # a module and its submodules: "mod:qualname", "mod.sub:qualname"
+            con.execute("CREATE TEMP TABLE _include AS SELECT unnest(?::VARCHAR[]) AS prefix",
+                        [[f"{m}{sep}" for m in include for sep in (":", ".")]])
+            where = "WHERE EXISTS (SELECT 1 FROM _include i WHERE starts_with(f.function, i.prefix))"
         calls = con.sql(f"SELECT * FROM _fn f {where} ORDER BY f.function, f.ordinal").to_arrow_table()
         obs = con.sql(f"""SELECT f.function, o.call, o.var, o.cls, o.num, o.text FROM _obs o
                           JOIN _fn f ON f.call = o.call {where}
@@ -180,10 +180,6 @@ def observe(trace: str, include: tuple[str, ...] = (), kernel: Any = None) -> Ob
             "SELECT module || ':' || qualname, file, line FROM symbols WHERE coalesce(module, '') <> ''"
         ).fetchall()}
     return Observations(_functions(calls, obs), calls, int(drops), files)
-
-
-def _like(module: str) -> str:
-    return module.replace("'", "''").replace("%", r"\%").replace("_", r"\_")
 
 
 def _groups(keys: np.ndarray) -> Iterator[tuple[Any, int, int]]:
