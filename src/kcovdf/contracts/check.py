@@ -71,20 +71,16 @@ class Result:
         return [f for f in self.findings if f.severity == "novelty"]
 
 
-def _empty_ref(name: str, n: int) -> Ref:
-    return Ref(name, np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
-
-
 def _lookup(fn: Function, rows: np.ndarray | None = None) -> expr.Lookup:
     n = len(fn) if rows is None else int(rows.sum())
 
     def lookup(name: str) -> Ref:
         v = fn.variables.get(name)
-        if v is None:
-            return _empty_ref(name, n)
-        if rows is None:
-            return Ref(name, v.num, v.text, v.cls)
-        return Ref(name, v.num[rows], v.text[rows], v.cls[rows])
+        if v is None:  # a variable these calls do not have: no verdict
+            v = Variable.empty(n)
+        elif rows is not None:
+            v = Variable(v.num[rows], v.text[rows], v.cls[rows])
+        return Ref(name, v.num, v.text, v.cls)
     return lookup
 
 
@@ -163,13 +159,18 @@ class _Calls:
         self.parent[calls] = t.column("parent").fill_null(-1).to_numpy()
         self.name[calls] = t.column("display").to_numpy(zero_copy_only=False)
 
-    def context(self, call: int) -> list[str]:
-        out: list[str] = []
+    def ancestors(self, call: int, limit: int | None = CONTEXT_DEPTH) -> list[int]:
+        """The calls above ``call``, innermost first (at most ``limit`` of them)."""
+        out: list[int] = []
         p = int(self.parent[call]) if call < len(self.parent) else -1
-        while p >= 0 and len(out) < CONTEXT_DEPTH:
-            out.append(str(self.name[p]))
+        while p >= 0 and (limit is None or len(out) < limit):
+            out.append(p)
             p = int(self.parent[p])
         return out
+
+    def context(self, call: int) -> list[str]:
+        """The names of the callers of ``call``, innermost first."""
+        return [str(self.name[p]) for p in self.ancestors(call)]
 
 
 def _evaluate(c: Contract, lookup: expr.Lookup, n: int) -> np.ndarray:

@@ -75,11 +75,8 @@ def _confident(p_by_chance: float) -> bool:
 class _Learner:
     """The invariants of one set of rows (a function's calls, or a class's objects)."""
 
-    def __init__(self, rows: int, variables: dict[str, Variable], kind_of: Callable[[list[str]], str],
-                 objects: bool = False) -> None:
-        self.rows = rows
+    def __init__(self, kind_of: Callable[[list[str]], str], objects: bool = False) -> None:
         self.objects = objects
-        self.variables = variables
         self.kind_of = kind_of
         self.out: list[Contract] = []
         self.constants: dict[str, object] = {}
@@ -280,7 +277,7 @@ def _types_of(name: str) -> bool:
 
 def infer_function(fn: Function) -> Spec:
     """The contracts of one function."""
-    learner = _Learner(len(fn), fn.variables, _function_kind)
+    learner = _Learner(_function_kind)
     for name, var in sorted(fn.variables.items()):
         if name == "exc":
             continue
@@ -333,11 +330,11 @@ def infer_classes(obs: Observations) -> dict[str, Spec]:
         rows = sum(k for k, _ in chunks)
         variables = {}
         for f in names:
-            parts = [fields.get(f) or _empty(k) for k, fields in chunks]
+            parts = [fields.get(f) or Variable.empty(k) for k, fields in chunks]
             variables[f"self.{f}"] = Variable(np.concatenate([v.num for v in parts]),
                                               np.concatenate([v.text for v in parts]),
                                               np.concatenate([v.cls for v in parts]))
-        learner = _Learner(rows, variables, lambda names: "object", objects=True)
+        learner = _Learner(lambda names: "object", objects=True)
         for name, var in variables.items():
             learner.unary(name, var, False)
         learner.pairs()
@@ -373,8 +370,8 @@ def _merge(all_obs: list[Observations]) -> Observations:
             names = set(old.variables) | set(fn.variables)
             variables = {}
             for name in names:
-                a = old.variables.get(name) or _empty(n_old)
-                b = fn.variables.get(name) or _empty(n_new)
+                a = old.variables.get(name) or Variable.empty(n_old)
+                b = fn.variables.get(name) or Variable.empty(n_new)
                 variables[name] = Variable(np.concatenate([a.num, b.num]), np.concatenate([a.text, b.text]),
                                            np.concatenate([a.cls, b.cls]))
             functions[fn.name] = Function(fn.name, np.concatenate([old.calls, fn.calls]),
@@ -382,10 +379,6 @@ def _merge(all_obs: list[Observations]) -> Observations:
                                           np.concatenate([old.exit, fn.exit]), variables)
     return Observations(functions, all_obs[0].calls, sum(o.drops for o in all_obs),
                         {k: v for o in all_obs for k, v in o.files.items()})
-
-
-def _empty(n: int) -> Variable:
-    return Variable(np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
 
 
 def describe(c: Contract) -> str:

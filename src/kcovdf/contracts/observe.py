@@ -123,6 +123,11 @@ class Variable:
     text: np.ndarray  #: object: the string, or None
     cls: np.ndarray   #: object: the class name, None where the call has no such variable
 
+    @classmethod
+    def empty(cls, n: int) -> Variable:
+        """A variable none of ``n`` calls has."""
+        return cls(np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
+
     @property
     def seen(self) -> np.ndarray:
         """Where the call has this variable."""
@@ -215,7 +220,7 @@ def _functions(calls: pa.Table, obs: pa.Table) -> dict[str, Function]:
             rows = np.arange(s + vs, s + ve)
             at = order[np.searchsorted(sorted_calls, o_call[rows])]
             n = len(fn)
-            v = Variable(np.full(n, np.nan), np.full(n, None, object), np.full(n, None, object))
+            v = Variable.empty(n)
             v.num[at], v.text[at], v.cls[at] = o_num[rows], o_text[rows], o_cls[rows]
             fn.variables[str(vname)] = v
     return out

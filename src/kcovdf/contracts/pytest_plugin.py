@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -120,9 +121,9 @@ class _Session:
             cs = model.read(self.contracts)
             obs = observe(self.trace)
             result = check(obs, cs)
-            by_test = _tests_of(obs, self.tests)
+            test_of = _test_names(obs, self.tests)
             for f in result.violations:
-                test = by_test.get(f.call, "(outside any test)")
+                test = test_of(f.call)
                 values = ", ".join(f"{k}={v}" for k, v in f.values.items())
                 self.lines.append(f"VIOLATION {test}: {f.function} call #{f.ordinal}: {f.invariant} "
                                   f"[{values}]")
@@ -141,34 +142,23 @@ class _Session:
             shutil.rmtree(self.trace, ignore_errors=True)
 
 
-def _tests_of(obs: Any, tests: list[str]) -> dict[int, str]:
-    """Call -> the test it was made in (through the parent chain to ``_kcovdf_pytest.run``)."""
-    import numpy as np
+def _test_names(obs: Any, tests: list[str]) -> Callable[[int], str]:
+    """Call -> the test it was made in: the ``_kcovdf_pytest.run`` call above it."""
+    from kcovdf.contracts.check import _Calls
 
     runner = obs.functions.get(f"{RUNNER}:run")
-    if runner is None or "test" not in runner.variables:
-        return {}
-    test_of = dict(zip(runner.calls.tolist(), runner.variables["test"].num.tolist(), strict=True))
-    t = obs.calls
-    calls = t.column("call").to_numpy()
-    parent = np.full(int(calls.max()) + 1 if len(calls) else 0, -1, np.int64)
-    parent[calls] = t.column("parent").fill_null(-1).to_numpy()
-    out: dict[int, str] = {}
+    test_of: dict[int, float] = {}
+    if runner is not None and "test" in runner.variables:
+        test_of = dict(zip(runner.calls.tolist(), runner.variables["test"].num.tolist(), strict=True))
+    calls = _Calls(obs)
 
-    class _Lookup(dict):
-        def __missing__(self, call: int) -> str:
-            p, seen = call, 0
-            while p >= 0 and seen < 10_000:
-                if p in test_of and test_of[p] == test_of[p]:  # not NaN
-                    i = int(test_of[p])
-                    return tests[i] if 0 <= i < len(tests) else "(unknown test)"
-                p, seen = int(parent[p]), seen + 1
-            return "(outside any test)"
-
-    lookup = _Lookup()
-    for call in calls.tolist():
-        out[call] = lookup[call]
-    return out
+    def name(call: int) -> str:
+        for p in calls.ancestors(call, limit=None):
+            index = test_of.get(p)
+            if index is not None and index == index:  # not NaN
+                return tests[int(index)] if 0 <= index < len(tests) else "(unknown test)"
+        return "(outside any test)"
+    return name
 
 
 _KEY = pytest.StashKey[_Session]()
