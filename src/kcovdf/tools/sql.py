@@ -303,10 +303,8 @@ def _probe() -> duckdb.DuckDBPyConnection:
     plan it away."""
     con = duckdb.connect(":memory:")
     raw, calls = _raw_and_calls(_EMPTY)
-    for name, table in (("_raw", raw), ("_calls", calls)):
-        con.register("_batch", table)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _batch")
-        con.unregister("_batch")
+    _store(con, "CREATE TABLE _raw AS", raw)
+    _store(con, "CREATE TABLE _calls AS", calls)
     _views(con, _EMPTY)
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
     return con
