@@ -1,6 +1,7 @@
 """Contracts: planted regressions found by ``kcovdf contracts``, and its speed at 1M calls.
 
-Run: python benchmarks/contracts.py [--scenarios DIR] [--keep DIR] [--calls N] [--only NAMES] [-v]
+Run: python benchmarks/contracts.py [--scenarios DIR] [--keep DIR] [--calls N] [--only NAMES]
+     [--no-scenarios] [-v]
      (default: the scenarios of tests/contracts_scenarios, then a 1,000,000-call trace;
      --calls 0 skips the second part; --keep DIR keeps the traces, contract files and the
      JSON of each check beside its trace)
@@ -464,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="calls of the speed benchmark; 0 skips it (default: %(default)s)")
     parser.add_argument("--only", metavar="NAME[,NAME...]",
                         help="run only these scenarios (comma-separated names), for a quick look")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip part 1 (the scenarios)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list the findings of regressed runs")
     args = parser.parse_args(argv)
 
@@ -484,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     parser.error(f"no scenario {name!r} in {scenarios}")
                 (picked / name).symlink_to(scenarios / name)
             scenarios = picked
-        ok = scenarios_part(scenarios, work / "scenarios", args.verbose)
+        ok = args.no_scenarios or scenarios_part(scenarios, work / "scenarios", args.verbose)
         if args.calls > 0:
             ok = speed_part(args.calls, work / "speed") and ok
     finally:

@@ -149,7 +149,7 @@ def columns(task: np.ndarray, kind: np.ndarray, arg_idx: np.ndarray, vals: pa.Ar
         return [pa.array([], SCHEMA.field(i).type) for i in want]
     # class and number do not depend on what a str holds: without text, any str goes
     need_text = 2 in want or 3 in want
-    off, size, child = _lists(vals)
+    off, size, child = word_lists(vals)
     kcovdf = np.array([e == "kcovdf" for e in encodings], bool)[task] if len(encodings) \
         else np.zeros(n, bool)
     nf = size - 2
@@ -244,10 +244,10 @@ def _field_text(words: np.ndarray, kind: int) -> pa.Array:
         return pa.array(words.view(np.int64)).cast(pa.string())
     length = (words >> _U64(56)).astype(np.int64)
     data = np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(-1, 8)[:, :7]
-    return _strings(data, length, pa.string())
+    return strings(data, length, pa.string())
 
 
-def _strings(data: np.ndarray, length: np.ndarray, kind: pa.DataType) -> pa.Array:
+def strings(data: np.ndarray, length: np.ndarray, kind: pa.DataType) -> pa.Array:
     """A string or binary array of the first ``length[i]`` bytes of each row of ``data``."""
     offsets = np.zeros(len(length) + 1, np.int32)
     np.cumsum(length, out=offsets[1:])
@@ -270,7 +270,7 @@ def _texts(rows: np.ndarray, base: np.ndarray, nfr: np.ndarray, child: np.ndarra
         if not len(rows):
             return []
         # int32 offsets, as the string columns returned: their text of a str is longer still
-        data = _chunk_bytes(base, nfr, nbytes.astype(np.int64), child)
+        data = chunk_bytes(base, nfr, nbytes.astype(np.int64), child)
         plain = pc.match_substring_regex(data, _PLAIN_RE).to_numpy(zero_copy_only=False)
         if not plain.all():
             rows, base, nfr, nbytes = rows[plain], base[plain], nfr[plain], nbytes[plain]
@@ -304,13 +304,13 @@ def _texts(rows: np.ndarray, base: np.ndarray, nfr: np.ndarray, child: np.ndarra
     return out
 
 
-def _chunk_bytes(base: np.ndarray, nfr: np.ndarray, length: np.ndarray, child: np.ndarray) -> pa.Array:
+def chunk_bytes(base: np.ndarray, nfr: np.ndarray, length: np.ndarray, child: np.ndarray) -> pa.Array:
     """The bytes of top-level strs, whole in their CHUNK words, as a binary array."""
     j = np.arange(abi.STR_CHUNKS)
     has = j < (nfr - 2)[:, None]
     words = np.where(has, child[np.where(has, base[:, None] + 4 + j, base[:, None])], _U64(0))
     data = np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(len(base), -1)
-    return _strings(data, length, pa.binary())
+    return strings(data, length, pa.binary())
 
 
 def _text_template(words: list[int], types: Mapping[int, TypeEntry],
@@ -402,7 +402,7 @@ def _one_by_one(rows: np.ndarray, task: np.ndarray, kind: np.ndarray, arg_idx: n
     return [pa.array(out[i], SCHEMA.field(i).type) for i in want]
 
 
-def _lists(vals: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def word_lists(vals: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(offsets, sizes, child words) of a list or list-view array of u64 words."""
     if isinstance(vals, pa.ChunkedArray):
         vals = vals.combine_chunks() if vals.num_chunks != 1 else vals.chunk(0)
