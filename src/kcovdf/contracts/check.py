@@ -19,7 +19,7 @@ import numpy as np
 
 from kcovdf.contracts import expr
 from kcovdf.contracts.expr import Ref
-from kcovdf.contracts.model import Contract, ContractSet, Spec
+from kcovdf.contracts.model import Contract, ContractSet, Spec, is_sign
 from kcovdf.contracts.observe import Function, Observations, Variable
 
 #: Callers named in a finding's context, innermost first.
@@ -114,7 +114,7 @@ def _judged_on_others(c: Contract) -> bool:
     sign (``self.count >= 0``) an out-of-range value of its own is what it checks; for a
     bound elsewhere (``self.capacity <= 11``), a set or a modulus it is a new input."""
     if c.family == "bound":
-        return c.expr.rsplit(" ", 1)[-1] in ("0", "1", "-1")
+        return is_sign(c.expr)
     return c.family not in ("one-of", "modulus")
 
 
@@ -125,43 +125,6 @@ def _novel_besides(novel: dict[str, np.ndarray], names: list[str], n: int) -> np
     for name, rows in novel.items():
         if name not in names:
             out |= rows
-    return out
-
-
-#: A bound's operator, by whether it is an upper bound; the orders of a relation ``x OP y``
-#: that keep x at most (upper) or at least (lower) y.
-_UPPER = {"<=": True, "<": True, ">=": False, ">": False}
-_AT_MOST = {"<=", "<", "=="}
-_AT_LEAST = {">=", ">", "=="}
-_MIRROR = {"<=": ">=", "<": ">", ">=": "<=", ">": "<", "==": "=="}
-
-
-def _within_inputs(c: Contract, spec: Spec, fn: Function) -> np.ndarray:
-    """The calls where a broken bound of a result is what its inputs' trained range allows.
-
-    ``len(ret) <= 15`` learned beside ``len(ret) <= len(line)`` and ``len(line)`` in [1, 17]:
-    a result of 16 from a line of 17 is an output training did not see from an input it did
-    see the like of, not a regression: the relation still holds, and it is checked itself."""
-    out = np.zeros(len(fn), bool)
-    parts = c.expr.split(" ")
-    if c.family != "bound" or len(parts) != 3 or parts[1] not in _UPPER:
-        return out
-    x, upper = parts[0], _UPPER[parts[1]]
-    v = fn.variables.get(x)
-    if v is None:
-        return out
-    for r in spec.contracts:
-        terms = r.expr.split(" ")
-        if r.family != "compare" or len(terms) != 3 or x not in (terms[0], terms[2]):
-            continue
-        a, op, b = terms
-        if b == x:
-            a, op, b = b, _MIRROR.get(op, ""), a
-        if b not in spec.ranges or op not in (_AT_MOST if upper else _AT_LEAST):
-            continue
-        lo, hi = spec.ranges[b]
-        with np.errstate(invalid="ignore"):
-            out |= (v.num <= hi) if upper else (v.num >= lo)
     return out
 
 
@@ -241,7 +204,7 @@ def check(obs: Observations, cs: ContractSet) -> Result:
                 continue
             broken = _evaluate(c, _lookup(fn), n)
             plan.append((c, fn.name, broken))
-            if c.effective() == "novelty":
+            if c.effective() == "novelty" and c.kind == "pre":  # new inputs; a new result excuses nothing
                 for name in expr.variables(c.expr):
                     _mark(novel, name, broken)
         for cls, rows, cspec in classes:
@@ -257,8 +220,6 @@ def check(obs: Observations, cs: ContractSet) -> Result:
             excused = None
             if how == "conditional":
                 excused = _novel_besides(novel, expr.variables(c.expr) if _judged_on_others(c) else [], n)
-                if owner == fn.name and spec is not None:
-                    excused |= _within_inputs(c, spec, fn)
             for i in np.flatnonzero(broken).tolist():
                 warn = how == "novelty" or (excused is not None and excused[i])
                 severity = "novelty" if warn else "violation"

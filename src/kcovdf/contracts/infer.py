@@ -19,7 +19,10 @@ whatever the input (an exact relation: ``ret == a + b``, ``len(ret) == len(s) + 
 facts about results and objects (orders, bounds, sets, the exceptions raised: what the
 inputs' range allowed, ``ret >= 0`` of positive inputs) are ``conditional``, a violation
 only for a call whose inputs are all within the ranges training saw; what training
-happened to pass in (preconditions) is ``novelty``, a warning.
+happened to pass in (preconditions) is ``novelty``, a warning. So is a bound of a result
+other than a sign (``len(ret) <= 4``, ``ret <= 255``): it says what training's inputs were
+like more than what the code guarantees (json.loads of a list of 5, when training's had
+at most 4, is no regression), and the relations beside it are what is checked.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kcovdf.contracts.model import Contract, ContractSet, Spec
+from kcovdf.contracts.model import Contract, ContractSet, Spec, is_sign
 from kcovdf.contracts.observe import Function, Observations, Variable
 
 CONFIDENCE = 0.99
@@ -91,7 +94,7 @@ class _Learner:
         self._exprs.add(expr)
         kind = self.kind_of(names)
         exact = family in ("type", "linear") or (family == "compare" and " == " in expr)
-        if kind == "pre":
+        if kind == "pre" or (family == "bound" and not is_sign(expr)):
             enforce = "novelty"
         elif exact and not distributional and kind != "exception":
             enforce = "violation"  # an exact relation or a type holds whatever the input
@@ -135,7 +138,8 @@ class _Learner:
         n = len(values)
         distinct = np.unique(values)
         d = len(distinct)
-        integral = bool(np.all(np.mod(values, 1) == 0))
+        with np.errstate(invalid="ignore"):  # inf and nan: not integral
+            integral = bool(np.all(np.mod(values, 1) == 0))
         if d == 1:
             self.constants[name] = int(values[0]) if integral else float(values[0])
             return

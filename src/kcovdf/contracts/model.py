@@ -49,6 +49,11 @@ ENFORCE = ("violation", "conditional", "novelty")
 STATUS = ("inferred", "require", "ignore")
 
 
+def is_sign(expr: str) -> bool:
+    """Whether a bound is a sign: against 0, 1 or -1 (``x >= 0``, ``len(s) > 0``)."""
+    return expr.rsplit(" ", 1)[-1] in ("0", "1", "-1")
+
+
 @dataclass
 class Contract:
     """One contract: an expression over a call's (or an object's) variables, and its evidence."""
