@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kcovdf.read import sources
+from kcovdf.read import index, sources
 from kcovdf.run import sealer
 from kcovdf.runtime import tasks
 
@@ -190,12 +190,17 @@ def tools(sizes: list[int]) -> None:
             trace = os.path.join(tmp, f"trace-{records}")
             iterations = records // RECORDS_PER_ITERATION
             timed([sys.executable, "-m", "kcovdf", "run", "-o", trace, "loop.py", str(iterations)], tmp)
-            assert sealer.wait(trace)
+            start = time.perf_counter()
+            assert sealer.wait(trace, timeout=3600)
+            sealed = time.perf_counter() - start
             s = tasks.summarize(trace)
             words = sources.survey(trace).words
             c_rate = c_loop_words_per_second(trace, tmp)
+            indexed = index.load(trace) is not None
             header.append(f"{s.records / 1e6:,.0f}M records, {words / 1e6:,.0f}M words, "
-                          f"{s.drops} drops; C loop {c_rate / 1e6:,.0f} Mwords/s")
+                          f"{s.drops} drops, {s.bytes / s.records:.1f} B/record on disk; C loop "
+                          f"{c_rate / 1e6:,.0f} Mwords/s; sealer done {sealed:.1f} s after the run "
+                          f"({'with' if indexed else 'no'} calls index)")
             for label, args in TOOLS:
                 out = os.path.join(tmp, f"out-{records}-{label.split()[-1]}")
                 filled = [a.replace("TRACE", trace).replace("OUT", out) for a in args]

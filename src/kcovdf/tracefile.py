@@ -205,6 +205,8 @@ def parse(data: bytes, name: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 # --- the trace directory ---------------------------------------------------------------
 RUN_INFO = "run.json"
+#: The calls index of a finished trace (kcovdf.read.index): not a task file, not read as one.
+INDEX_DIR = "index"
 _TASK_PREFIX, _TASK_SUFFIX = "task-", ".kdf"
 _NUMBER = r"(0|[1-9][0-9]*)"
 _TASK_NAME = re.compile(rf"task-{_NUMBER}-{_NUMBER}(?:-([1-9][0-9]*))?(?:\.s([1-9][0-9]*))?\.kdf(\.gz)?")
@@ -291,7 +293,7 @@ def list_dir(path: str | os.PathLike[str]) -> Listing:
             found.append(task)
         elif name == RUN_INFO:
             run_info = True
-        elif not is_transient(name):
+        elif name != INDEX_DIR and not is_transient(name):
             unknown.append(name)
     # a file and its .gz both there: the sealer was stopped between the two; they hold the same
     plain = {t for t in found if not t.compressed}

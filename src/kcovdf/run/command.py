@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.util
 import linecache
 import os
+import shutil
 import signal
 import sys
 import time
@@ -136,6 +137,7 @@ def prepare_trace_dir(path: str) -> str:
         ours += [n for n in found.unknown if tracefile.looks_like_task_file(n)]
         for name in ours:
             os.unlink(os.path.join(path, name))
+        shutil.rmtree(os.path.join(path, tracefile.INDEX_DIR), ignore_errors=True)
     elif os.path.exists(path):
         raise RunError(f"{path} exists and is not a directory; give another -o/--output")
     tracefile.private_dir(path)

@@ -42,6 +42,8 @@ POLL_SECONDS = 0.05
 #: How long ``kcovdf run`` waits at exit for the sealer to finish; what is left it finishes
 #: in the background.
 EXIT_WAIT = 0.05
+#: Below this many records a trace reads in about a second: it gets no index.
+INDEX_MIN_RECORDS = 1 << 20
 #: How long a new run into a directory waits for the sealer of the one before.
 PREVIOUS_WAIT = 300.0
 
@@ -158,6 +160,25 @@ def run(trace_dir: str, parent: int, done_fd: int, ack_fd: int) -> None:
             break
     with contextlib.suppress(OSError):
         os.write(ack_fd, b"ok\n")
+    index_dir(trace_dir)
+
+
+def index_dir(trace_dir: str) -> None:
+    """Make the calls index of a large finished trace (kcovdf.read.index), under the lock,
+    at low priority: the tools read the trace meanwhile, without it. Not for a ring, whose
+    files are recycled; nothing is lost without one (the tools decode the records)."""
+    try:
+        info = tracefile.read_run_info(trace_dir) or {}
+        if info.get("mode") == "ring":
+            return
+        if tasks.summarize(trace_dir).records < INDEX_MIN_RECORDS:
+            return
+        from kcovdf.read import index  # numpy and pyarrow: in this process only, and only now
+
+        os.nice(10)
+        index.build(trace_dir)
+    except Exception:  # noqa: BLE001 - an index is an optimization: the trace is whole without it
+        return
 
 
 def _alive(pid: int) -> bool:

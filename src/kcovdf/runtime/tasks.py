@@ -713,12 +713,15 @@ def count_records(buf: memoryview) -> int:
 
 
 def trace_bytes(trace_dir: str) -> int:
-    """Bytes the files of a trace directory take on disk."""
+    """Bytes the files of a trace directory take on disk, its index's included."""
     total = 0
     with contextlib.suppress(OSError), os.scandir(trace_dir) as it:
         for entry in it:
             with contextlib.suppress(OSError):
-                total += entry.stat(follow_symlinks=False).st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    total += trace_bytes(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
     return total
 
 

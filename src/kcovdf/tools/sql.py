@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from kcovdf.cli import add_trace_argument
 from kcovdf.errors import KcovdfError
-from kcovdf.read import decode
+from kcovdf.read import decode, index
 from kcovdf.read.decode import Trace
+from kcovdf.read.index import Index
 from kcovdf.read.resolve import (
     NAMED,
     PAIRING,
@@ -90,7 +91,7 @@ def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.register("_raw", raw)
     con.register("_calls", call_table)
-    _views(con, trace)
+    _views(con, Resolver(trace), [tasks_table(trace), symbols_table(trace), types_table(trace)])
     return con
 
 
@@ -114,7 +115,8 @@ class Database:
     #: calls in 3.3 s into 1 GB, as one insert at the end did). 1: each batch's at once.
     CALLS_PER_INSERT = 1 << 18
 
-    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]], sql: str | None = None) -> None:
+    def __init__(self, batches: Iterator[tuple[Trace, pa.Table]], sql: str | None = None,
+                 index: Index | None = None) -> None:
         self._dir = tempfile.mkdtemp(prefix="kcovdf-sql-")
         try:
             self.con = duckdb.connect(":memory:")
@@ -124,11 +126,31 @@ class Database:
             calls_only = sql is not None and _calls_only(sql, reads)
             if calls_only:  # the records are paired, not kept
                 reads = reads._replace(raw=frozenset(), scans_raw=False)
-            self.trace = self._load(batches, reads)
-            _views(self.con, self.trace, calls_only=calls_only)
+            #: whether the trace's index answered (no record was decoded)
+            self.indexed = index is not None and sql is not None and not reads.raw
+            if self.indexed:
+                assert index is not None
+                self.trace = _EMPTY
+                self._from_index(index, reads)
+                tables = [index.read(name) for name in ("tasks", "symbols", "types")]
+            else:
+                self.trace = self._load(batches, reads)
+                tables = [tasks_table(self.trace), symbols_table(self.trace), types_table(self.trace)]
+            _views(self.con, Resolver(self.trace), tables, calls_only=calls_only)
         except BaseException:
             self.close()
             raise
+
+    def _from_index(self, index: Index, reads: Reads) -> None:
+        """``_calls`` read from the index, and as ``_raw`` as many rows as the trace has
+        records, all null: the statement reads none of their columns."""
+        con = self.con
+        con.read_parquet(index.table("calls")).create_view("_calls")
+        _store(con, "CREATE TABLE _raw_types AS", _RAW.empty_table())
+        columns = ", ".join(f'NULL::{kind} AS "{name}"' for name, kind, *_ in
+                            con.execute("DESCRIBE _raw_types").fetchall())
+        rows = index.records if reads.scans_raw else 0
+        con.execute(f"CREATE VIEW _raw AS SELECT {columns} FROM range({rows})")
 
     def _load(self, batches: Iterator[tuple[Trace, pa.Table]], reads: Reads) -> Trace:
         con = self.con
@@ -205,17 +227,15 @@ SELECT c.call, c.call_id, c.task, t.pid, t.tid, c.pc, c.function, c.parent, c.de
 FROM _calls c
 JOIN tasks t ON t.task = c.task
 """
-#: The records' columns the args and result of the calls view read.
-_CALL_VALUES = frozenset({"param", "values", "class", "number"})
 
 
-def _views(con: duckdb.DuckDBPyConnection, trace: Trace, calls_only: bool = False) -> None:
-    """Everything but _raw and _calls: the small tables, the functions, the views
-    (``calls_only``: a calls view without arguments and results, for a statement that reads
-    neither)."""
-    _register(con, Resolver(trace))
-    for name, table in (("tasks", tasks_table(trace)), ("symbols", symbols_table(trace)),
-                        ("types", types_table(trace))):
+def _views(con: duckdb.DuckDBPyConnection, res: Resolver, tables: list[pa.Table],
+           calls_only: bool = False) -> None:
+    """Everything but _raw and _calls: the small tables (tasks, symbols, types), the
+    functions, the views (``calls_only``: a calls view without arguments and results, for a
+    statement that reads neither)."""
+    _register(con, res)
+    for name, table in zip(("tasks", "symbols", "types"), tables, strict=True):
         con.register(name, table)
     con.execute(_RECORDS_VIEW)
     con.execute(_CALLS_ONLY_VIEW if calls_only else _CALLS_VIEW)
@@ -288,12 +308,55 @@ _EVERYTHING = Reads(frozenset(_RAW.names), True, True)
 
 def _calls_only(sql: str, reads: Reads) -> bool:
     """Whether ``sql`` reads the calls view but none of its arguments or results (and not the
-    records view itself): the plan then reads none of their records' columns."""
-    try:
-        tables = {name.lower() for name in duckdb.get_table_names(sql)}
-    except duckdb.Error:
+    records view itself): the plan then reads none of their records' columns.
+
+    DuckDB keeps the view's joins that gather every call's values even when nothing reads
+    them, so its plan cannot tell; the statement's own parse tree does (a ``*`` or any
+    column of those names counts as reading them)."""
+    if not reads.calls:
         return False
-    return "records" not in tables and reads.calls and not reads.raw & _CALL_VALUES
+    refs = _references(sql)
+    if refs is None:
+        return False
+    tables, columns, star = refs
+    return "records" not in tables and not star and not columns & _CALL_VALUE_COLUMNS
+
+
+#: The columns of the calls view that come from the records of each call.
+_CALL_VALUE_COLUMNS = frozenset({"params", "args", "arg_values", "result", "result_class",
+                                 "result_number", "result_value"})
+
+
+def _references(sql: str) -> tuple[set[str], set[str], bool] | None:
+    """(tables, column names, whether a ``*`` is selected) that ``sql`` names, from DuckDB's
+    parse tree of it (not bound: no table need exist); None when it does not parse."""
+    try:
+        tree = json.loads(duckdb.connect(":memory:").execute(
+            "SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    except (duckdb.Error, json.JSONDecodeError, IndexError, TypeError):
+        return None
+    if not isinstance(tree, dict) or tree.get("error"):
+        return None
+    tables: set[str] = set()
+    columns: set[str] = set()
+    star = False
+    nodes: list[Any] = [tree]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, list):
+            nodes.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            tables.add(str(node.get("table_name", "")).lower())
+        elif kind == "COLUMN_REF" and node.get("column_names"):
+            columns.add(str(node["column_names"][-1]).lower())
+        elif kind == "STAR":
+            star = True
+        nodes.extend(node.values())
+    return tables, columns, star
 
 
 def _probe() -> duckdb.DuckDBPyConnection:
@@ -305,7 +368,7 @@ def _probe() -> duckdb.DuckDBPyConnection:
     raw, calls = _raw_and_calls(_EMPTY)
     _store(con, "CREATE TABLE _raw AS", raw)
     _store(con, "CREATE TABLE _calls AS", calls)
-    _views(con, _EMPTY)
+    _views(con, Resolver(_EMPTY), [tasks_table(_EMPTY), symbols_table(_EMPTY), types_table(_EMPTY)])
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
     return con
 
@@ -412,6 +475,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_trace_argument(parser)
     parser.add_argument("query", help=f"one SQL statement over the views {', '.join(VIEWS)} (below)")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    parser.add_argument("--no-index", action="store_true",
+                        help="decode the records even where the trace's index could answer "
+                             "(docs/run.md, The index)")
     add_symbol_arguments(parser)
     parser.more_help = describe_views  # type: ignore[attr-defined]
 
@@ -424,8 +490,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
         return 1
     try:
-        with Database(decode.batches(args.trace, kernel=kernel_symbols_from_args(args)),
-                      args.query) as db:
+        kernel = kernel_symbols_from_args(args)
+        # kernel symbols name what the index could not: it holds the trace's own names only
+        found = None if args.no_index or kernel is not None else index.load(args.trace)
+        with Database(decode.batches(args.trace, kernel=kernel), args.query, found) as db:
             result = db.query(args.query)
     except (KcovdfError, OSError) as exc:
         print(f"kcovdf sql: {exc}", file=sys.stderr)
