@@ -15,6 +15,31 @@ die() {
   exit 2
 }
 
+# The native tests (tests/native) need LLVM 19 (clang-19, opt-19, llc-19, llvm-link-19 and the
+# headers of llvm-19-dev, for kcovdf's pass plugin) from Debian's packages, and rustc: the
+# packages are installed when missing (through sudo unless root); no rustc fails here.
+llvm_missing() {
+  local t
+  for t in clang-19 clang++-19 opt-19 llc-19 llvm-link-19 llvm-as-19 llvm-config-19; do
+    command -v "$t" >/dev/null || return 0
+  done
+  [ ! -e /usr/lib/llvm-19/include/llvm/Passes/PassPlugin.h ]
+}
+if llvm_missing; then
+  echo "scripts/test.sh: installing LLVM 19 for the native tests (apt-get install -y clang-19 llvm-19 llvm-19-dev)"
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+  export DEBIAN_FRONTEND=noninteractive
+  { "${as_root[@]}" apt-get update -q && "${as_root[@]}" apt-get install -y -q clang-19 llvm-19 llvm-19-dev; } \
+    || die "could not install clang-19 llvm-19 llvm-19-dev (Debian's packages): the native tests need them"
+fi
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH
+if ! command -v rustc >/dev/null && [ -x "$HOME/.cargo/bin/rustc" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v rustc >/dev/null && command -v cargo >/dev/null \
+  || die "no rustc/cargo on PATH: the native tests build Rust code (install Rust 1.7x+, e.g. Debian's rustc and cargo)"
+
 # Whether "$1" runs and is Python $2 (a pyenv shim of an inactive version is found but fails).
 is_python() {
   "$1" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$2'.split('.'))))" \

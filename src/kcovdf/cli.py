@@ -113,6 +113,42 @@ COMMANDS = {
   kcovdf contracts show contracts.toml
   kcovdf contracts diff old.toml new.toml""",
     ),
+    "llvm-pass": Command(
+        "kcovdf.native.llvm_pass",
+        "instrument textual LLVM IR with the kernel's trace-args/trace-ret callbacks",
+        "The opt step of the kernel's pipeline, with kcovdf's pass (an LLVM 19 plugin): one\n"
+        "__sanitizer_cov_trace_args per parameter at entry, __sanitizer_cov_trace_ret before\n"
+        "every return, structs decomposed from the debug info. The output is verified; a\n"
+        "function the pass cannot instrument is named and left alone (docs/native.md).",
+        """\
+  kcovdf llvm-pass lib.ll -o lib_inst.ll     lib.ll from clang-19 -g -O2 -S -emit-llvm lib.c
+  kcovdf llvm-pass lib.ll -o out.ll --no-ret --deny 'debug_*'
+  kcovdf llvm-pass lib.ll -o out.ll --kernel-abi    the kernel's placement exactly
+  llc-19 -filetype=obj lib_inst.ll -o lib.o  then link with the runtime (kcovdf cc does it all)""",
+    ),
+    "cc": Command(
+        "kcovdf.native.cc",
+        "a drop-in cc (clang-19) whose C code records into kcovdf's buffers",
+        "Compile and link like cc, with every function that has debug info instrumented by\n"
+        "kcovdf's pass and the runtime linked in: called from a recording Python thread, its\n"
+        "arguments and returns go into the same task buffer (docs/native.md). Every argument\n"
+        "is cc's; KCOVDF_PASS_FLAGS takes kcovdf llvm-pass's options (--no-ret, --deny GLOB).",
+        """\
+  kcovdf cc -O2 -shared -fPIC lib.c -o libdemo.so      a library for ctypes
+  kcovdf cc -c x.c -o x.o && kcovdf cc x.o main.c -o prog
+  CC="kcovdf cc" pip install ./myext                     an instrumented C extension""",
+    ),
+    "rustc": Command(
+        "kcovdf.native.rustc",
+        "rustc whose crate records into kcovdf's buffers (also RUSTC_WRAPPER=kcovdf-rustc)",
+        "Compile a Rust crate with rustc, as given; when it links (cdylib, dylib, bin), its own\n"
+        "code is lowered from rustc's LLVM to LLVM 19, instrumented by kcovdf's pass and compiled\n"
+        "with clang-19 before rustc's linker runs (docs/native.md). For cargo, set\n"
+        "RUSTC_WRAPPER=kcovdf-rustc. KCOVDF_PASS_FLAGS takes kcovdf llvm-pass's options.",
+        """\
+  kcovdf rustc --crate-type=cdylib -O lib.rs -o libdemo.so   a library for ctypes
+  RUSTC_WRAPPER=kcovdf-rustc cargo build --release            every crate that links""",
+    ),
     "selftest": Command(
         "kcovdf.tools.selftest",
         "run the kernel series' selftests against this runtime (TAP)",

@@ -6,7 +6,8 @@
  * together: the hot path in record.c calls the encoder once per value, and the encoder
  * calls the layout cache and the type cache per field. As one unit every function is
  * static and the compiler inlines across the files, as it did when they were one file,
- * with no LTO needed and no symbol exported but PyInit__recorder.
+ * with no LTO needed and no symbol exported but PyInit__recorder and native.c's
+ * kcovdf_native_api (the table instrumented native code looks up).
  */
 #include "kdf.h"
 
@@ -14,3 +15,4 @@
 #include "layout.c"
 #include "encode.c"
 #include "record.c"
+#include "native.c"

@@ -14,7 +14,9 @@
  *             mirrors), the per-class layout cache and the fast path straight to it;
  *   encode.c  the value encoder, function for function the twin of runtime/encode.py;
  *   record.c  per-thread state, the hot path, the lifecycle, the control entry points
- *             and the module table.
+ *             and the module table;
+ *   native.c  the records of native code (the kernel's callbacks, from kcovdf's LLVM
+ *             pass), into the same tasks, without the GIL.
  *
  * Threading: every static of these files is protected by the GIL (nothing here
  * releases it); record.c's comment says which words are shared without it.
@@ -242,6 +244,10 @@ static int kdf_encode_from_layout(PyObject *obj, struct kdf_value *out);
 static inline void kdf_enc_init(struct kdf_enc *e, int emit, int cached, struct kdf_value *out);
 static void kdf_pend_free(struct kdf_enc *e);
 static inline uint64_t kdf_total_bits(Py_ssize_t n);
+
+/* --- native records (native.c): the API instrumented C and Rust code calls ------- */
+
+static void kdf_native_init(void);
 
 /* --- small helpers shared by all ----------------------------------------------------- */
 

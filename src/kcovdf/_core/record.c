@@ -1349,6 +1349,7 @@ PyMODINIT_FUNC PyInit__recorder(void)
 	if (!kdf_redacted && !(kdf_redacted = PyObject_New(PyObject, &kdf_redacted_type)))
 		return NULL;
 	kdf_frames_check();
+	kdf_native_init();
 	m = PyModule_Create(&kdf_module);
 	if (!m)
 		return NULL;

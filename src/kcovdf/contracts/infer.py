@@ -43,6 +43,9 @@ BOUND_AT = 3          #: ... and 3 of them at the bound
 ONE_OF = 3            #: at most this many values
 LINEAR_PAIRS = 4      #: distinct pairs a linear relation needs
 _NUMERIC = {"builtins.int", "builtins.float", "builtins.bool", "u64"}  # u64: a kernel word
+# the scalars of native code (kcovdf.native, docs/native.md): C and Rust ints, floats, pointers
+_NUMERIC |= {f"native.{k}{b}" for k in "ui" for b in (8, 16, 32, 64)} | {
+    "native.bool", "native.f32", "native.f64", "native.ptr"}
 _KERNEL = {"u64", "struct", "FAULT"}
 
 

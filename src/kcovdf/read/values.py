@@ -6,7 +6,9 @@ would print the object, with the marks of what the record could not hold:
 ``'héllo…'`` for a cut string, ``[1, 2, …+5]`` for elements not recorded,
 ``FAULT``, ``<redacted>``, ``<unset>``, ``<mod.Class>`` for a nested object,
 ``<class 'mod.Class'>`` or ``<function mod.f>`` for a class or function passed as a value, and
-``0x…(130 bits)`` for an int wider than 64 bits. Kernel records carry raw words:
+``0x…(130 bits)`` for an int wider than 64 bits. Values of native code (classes
+``native.*``) print as the kernel's trigger-view does: ``0x11``, ``pair(a=0x11, b=0x22)``.
+Kernel records carry raw words:
 one hex word per scalar, ``{0x1, 0x2}`` for struct fields.
 
 Any words at all are accepted: what does not follow the encoding is shown as raw
@@ -27,6 +29,8 @@ from kcovdf.runtime.encode import TypeEntry
 _U64 = (1 << 64) - 1
 _ELLIPSIS = "…"
 _PLAIN_SCALARS = {"builtins.int", "builtins.bool", "builtins.float", "builtins.NoneType"}
+#: The class names of values recorded by native code (kcovdf/native: C and Rust).
+_NATIVE = "native."
 
 
 def _signed(word: int) -> int:
@@ -320,6 +324,8 @@ def text(value: Mapping[str, Any]) -> str:
         words = value["words"]
         return words[0] if len(words) == 1 else "{" + ", ".join(words) + "}"
     if form == "scalar":
+        if cls and cls.startswith(_NATIVE):
+            return _native_scalar(cls, value["value"])
         inner = nested_text(value["value"])
         return inner if cls is None or cls in _PLAIN_SCALARS else f"{_short(cls)}({inner})"
     if form == "bigint":
@@ -345,12 +351,30 @@ def text(value: Mapping[str, Any]) -> str:
         body = "{" + ", ".join(parts + _more(len(parts), value["length"])) + "}"
         return body if cls in (None, "builtins.dict") else f"{_short(cls)}({body})"
     if form == "object":
-        parts = [nested_text(v) if n is None else f"{n}={nested_text(v)}" for n, v in value["fields"]]
+        show = _native_field if cls and cls.startswith(_NATIVE) else nested_text
+        parts = [show(v) if n is None else f"{n}={show(v)}" for n, v in value["fields"]]
         return f"{_short(cls, value['id'])}(" + ", ".join(parts + _more(len(parts), value["total"])) + ")"
     if form == "exception":
         parts = [nested_text(a) for a in value["args"]]
         return f"{_short(cls, value['id'])}(" + ", ".join(parts + _more(len(parts), value["length"])) + ")"
     return "?"
+
+
+def _native_scalar(cls: str, v: Any) -> str:
+    """A C or Rust scalar (class ``native.u64``, ``native.i32``, ``native.ptr``…: docs/native.md)
+    as trigger-view prints it: unsigned ints and pointers in hex, signed ints in decimal."""
+    if cls == "native.void":
+        return "void"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v & _U64:#x}" if cls == "native.ptr" or cls.startswith("native.u") else str(v)
+    return nested_text(v)
+
+
+def _native_field(v: Any) -> str:
+    """A field of a C or Rust struct: an int in hex (in decimal when negative: a signed field)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:#x}" if v >= 0 else str(v)
+    return nested_text(v)
 
 
 def _seq_text(cls: str | None, items: list[Any], length: int) -> str:

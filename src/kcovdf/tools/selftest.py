@@ -3,7 +3,8 @@
 The nine user_ioctl cases run against kcovdf.Device exactly as the kernel's
 selftest runs them against /sys/kernel/debug/kcov_dataflow; the cases after
 them check what kcovdf promises beyond the kernel (shared buffers across
-fork, counted drops, FAULT, the re-entrancy guard, threads).
+fork, counted drops, FAULT, the re-entrancy guard, threads); the native cases
+(kcovdf.native.selftest) build the series' C selftest library with kcovdf cc.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from kcovdf import abi
+from kcovdf.native import selftest as native_selftest
 from kcovdf.runtime import core
 from kcovdf.runtime.device import Device
 
@@ -351,7 +353,7 @@ CASES: list[tuple[str, Callable[[], str | None]]] = [
         fork_shared_buffer, full_buffer_drops, fault_on_unreadable_field, reentrancy_guard,
         threads_own_devices,
     )
-]
+] + native_selftest.CASES
 
 
 def run(cases: list[tuple[str, Callable[[], str | None]]], out: TextIO, title: str = "") -> int:

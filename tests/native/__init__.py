@@ -1,0 +1,1 @@
+"""The native tests (kcovdf.native): a package, so that its conftest and helpers keep their own names."""
