@@ -1,7 +1,8 @@
 """A whole run recorded, and the tools over whole runs of 1M and 100M records.
 
-Run: python benchmarks/whole_run.py [ITERATIONS] [--tools 1M,100M]
-     (default 1,000,000 iterations: about 7M records; --tools "" skips the second part)
+Run: python benchmarks/whole_run.py [ITERATIONS] [--tools 1M,100M] [--only TEXT]
+     (default 1,000,000 iterations: about 7M records; --tools "" skips the second part,
+     --only sql times only the tools whose label holds "sql")
 
 Part 1. One loop calls three small functions with int and dataclass arguments; it runs
 plain, then under ``kcovdf run`` in each mode (whole, ring, once), all in this one run,
@@ -17,6 +18,8 @@ records/s and words/s, the words/s of the kernel documentation's C parsing loop
 (benchmarks/decode.py, gcc -O2, in memory) on the same trace's words, and its peak RSS,
 the sizes side by side: linear tools keep their records/s. Targets: the SQL aggregate
 at least 0.25x the C loop's words/s, peak RSS at most 2 GB, ``view | head`` under 2 s.
+The tools run once the sealer is done, the calls index of a large trace included
+(docs/run.md, The index): its header line says how long after the run that was.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def view_head(trace: str, cwd: str, lines: int = 100) -> float:
     return took
 
 
-def tools(sizes: list[int]) -> None:
+def tools(sizes: list[int], only: str = "") -> None:
     """Part 2: the tools over whole runs of each size."""
     if not shutil.which("gcc"):
         print("gcc not found: the C parsing loop cannot be built; part 2 skipped", file=sys.stderr)
@@ -201,7 +204,7 @@ def tools(sizes: list[int]) -> None:
                           f"{s.drops} drops, {s.bytes / s.records:.1f} B/record on disk; C loop "
                           f"{c_rate / 1e6:,.0f} Mwords/s; sealer done {sealed:.1f} s after the run "
                           f"({'with' if indexed else 'no'} calls index)")
-            for label, args in TOOLS:
+            for label, args in [t for t in TOOLS if only in t[0]]:
                 out = os.path.join(tmp, f"out-{records}-{label.split()[-1]}")
                 filled = [a.replace("TRACE", trace).replace("OUT", out) for a in args]
                 got = timed_tool(filled, tmp)
@@ -233,11 +236,13 @@ def main() -> None:
     parser.add_argument("iterations", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--tools", default="1M,100M",
                         help="trace sizes (records) for part 2, comma-separated; empty: skip it")
+    parser.add_argument("--only", default="",
+                        help="part 2: only the tools whose label holds this text (e.g. sql)")
     args = parser.parse_args()
     modes(args.iterations)
     sizes = [size(x) for x in args.tools.split(",") if x.strip()]
     if sizes:
-        tools(sizes)
+        tools(sizes, args.only)
 
 
 if __name__ == "__main__":
