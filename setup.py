@@ -19,7 +19,7 @@ setup(
             # included by _recorder.c: a change to any of them rebuilds it
             depends=[f"{CORE}/{name}" for name in
                      ("kdf.h", "compat.h", "abi.h", "types.c", "layout.c", "encode.c", "record.c",
-                      "native.c")],
+                      "native.c", "../native/runtime/kcovdf_api.h")],
             extra_compile_args=FLAGS,
         ),
         Extension("kcovdf._core._scan", sources=[f"{CORE}/scan.c"], extra_compile_args=FLAGS),

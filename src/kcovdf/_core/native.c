@@ -27,6 +27,8 @@
 #include <pthread.h>
 #include <sys/uio.h>
 
+#include "../native/runtime/kcovdf_api.h"
+
 #define KDF_NATIVE_ID_BIT (1ull << 47)
 #define KDF_NATIVE_ID_BLOCK 4096
 #define KDF_NATIVE_INDIRECT 1ull /* desc[2]: the argument points to the value */
@@ -315,25 +317,16 @@ static void kdf_native_emit(const char *line, size_t n)
 	PyGILState_Release(g);
 }
 
-/* The table runtime.c looks up (version 1); its layout is runtime.c's struct kcovdf_api. */
-struct kdf_native_api {
-	uint32_t version, size;
-	long *active;
-	void (*args)(uint64_t, uint32_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*ret)(uint64_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*emit)(const char *, size_t);
-	int (*nofault)(void *, uintptr_t, size_t);
-};
-
-__attribute__((visibility("default"))) const struct kdf_native_api kcovdf_native_api = {
-	1, sizeof(struct kdf_native_api), &kdf_active, kdf_native_args, kdf_native_ret,
+/* The table runtime.c looks up (native/runtime/kcovdf_api.h). */
+__attribute__((visibility("default"))) const struct kcovdf_api kcovdf_native_api = {
+	KCOVDF_API_VERSION, sizeof(struct kcovdf_api), &kdf_active, kdf_native_args, kdf_native_ret,
 	kdf_native_emit, kdf_nofault,
 };
 
 /* Hand the API to an instrumented object loaded before the recorder (its __kcovdf_attach). */
 static int kdf_native_attach_one(struct dl_phdr_info *info, size_t sz, void *unused)
 {
-	void *h, (*attach)(const struct kdf_native_api *);
+	void *h, (*attach)(const struct kcovdf_api *);
 
 	if (!info->dlpi_name || !info->dlpi_name[0])
 		h = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);

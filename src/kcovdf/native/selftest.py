@@ -25,8 +25,9 @@ def library(name: str) -> Path:
     """The instrumented shared library of selftests/<name>.c (kcovdf cc) or .rs (kcovdf rustc),
     built on first use."""
     src = next(p for p in (SOURCES / f"{name}.c", SOURCES / f"{name}.rs") if p.exists())
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in (
-        src, toolchain.PASS_SOURCE, toolchain.RUNTIME_SOURCE, Path(lower.__file__)))).hexdigest()[:16]
+    sources = (src, toolchain.PASS_SOURCE, toolchain.RUNTIME_SOURCE, toolchain.API_HEADER,
+               Path(lower.__file__))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     out = toolchain.cache_dir() / f"selftest-{key}" / f"lib{name}.so"   # the module name: its stem
     if not out.exists():
         out.parent.mkdir(mode=0o700, exist_ok=True)

@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 PASS_SOURCE = HERE / "pass" / "KcovdfDataflow.cpp"
 RUNTIME_SOURCE = HERE / "runtime" / "runtime.c"
 DEVICE_SOURCE = HERE / "runtime" / "device.c"
+#: The recorder's table (runtime.c and device.c include it, as does _core/native.c).
+API_HEADER = HERE / "runtime" / "kcovdf_api.h"
 
 #: The Debian package that brings each tool.
 PACKAGES = {"clang": "clang-19", "clang++": "clang-19", "opt": "llvm-19", "llc": "llvm-19",
@@ -75,7 +77,7 @@ def _version(compiler: str) -> str:
 
 def _built(source: Path, suffix: str, compiler: str, flags: list[str]) -> Path:
     """The cached build of ``source`` by ``compiler flags source -o OUT``, built now if missing."""
-    key = hashlib.sha256(source.read_bytes() + _version(compiler).encode()
+    key = hashlib.sha256(source.read_bytes() + API_HEADER.read_bytes() + _version(compiler).encode()
                          + "\0".join(flags).encode()).hexdigest()[:16]
     out = cache_dir() / f"{source.stem}-{key}{suffix}"
     if out.exists():

@@ -39,6 +39,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "kcovdf_api.h"
+
 #define DEVICE_PATH "/sys/kernel/debug/kcov_dataflow"
 #define KCOV_DF_INIT_TRACE 0x80086401ul
 #define KCOV_DF_ENABLE 0x6464ul
@@ -394,14 +396,8 @@ static void emit(const char *line, size_t len)
 	pthread_mutex_unlock(&lock);
 }
 
-/* The table the runtime looks up (runtime.c's struct kcovdf_api, version 1). */
-struct api {
-	uint32_t version, size;
-	long *active;
-	void (*args)(uint64_t, uint32_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*ret)(uint64_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*emit)(const char *, size_t);
-	int (*nofault)(void *, uintptr_t, size_t);
-};
+/* The table the runtime looks up (kcovdf_api.h). */
 
-const struct api kcovdf_native_api = {1, sizeof(struct api), &active, args, ret, emit, nofault};
+const struct kcovdf_api kcovdf_native_api = {
+	KCOVDF_API_VERSION, sizeof(struct kcovdf_api), &active, args, ret, emit, nofault,
+};

@@ -22,17 +22,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kcovdf_api.h"
+
 #define KCOVDF_LOCAL __attribute__((weak, visibility("hidden")))
 
-/* _core/native.c's struct kdf_native_api, version 1. */
-struct kcovdf_api {
-	uint32_t version, size;
-	long *active;
-	void (*args)(uint64_t, uint32_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*ret)(uint64_t, uint32_t, const void *, const uint64_t *, uint32_t);
-	void (*emit)(const char *, size_t);
-	int (*nofault)(void *, uintptr_t, size_t);
-};
 
 /* What the pass puts in every module (KcovdfDataflow.cpp, registerModule). */
 struct kcovdf_func {
@@ -170,7 +163,8 @@ KCOVDF_LOCAL void __kcovdf_announce_runtime(const struct kcovdf_api *api)
 /* Start forwarding to api (once): the modules registered so far are announced. */
 __attribute__((weak)) void __kcovdf_attach(const struct kcovdf_api *api)
 {
-	if (__kcovdf_api || !api || api->version != 1 || api->size < sizeof(struct kcovdf_api))
+	if (__kcovdf_api || !api || api->version != KCOVDF_API_VERSION ||
+	    api->size < sizeof(struct kcovdf_api))
 		return;
 	__kcovdf_announce_runtime(api);
 	for (; __kcovdf_announced < __kcovdf_nmodules; __kcovdf_announced++)
