@@ -24,5 +24,7 @@ setup(
         ),
         Extension("kcovdf._core._scan", sources=[f"{CORE}/scan.c"], extra_compile_args=FLAGS),
         Extension("kcovdf._core._pair", sources=[f"{CORE}/pair.c"], extra_compile_args=FLAGS),
+        # the fuzzer's hot path (kcovdf.fuzz.engine): feature set, mutations, the loop
+        Extension("kcovdf._core._fuzz", sources=[f"{CORE}/fuzz.c"], extra_compile_args=FLAGS),
     ]
 )

@@ -113,6 +113,18 @@ COMMANDS = {
   kcovdf contracts show contracts.toml
   kcovdf contracts diff old.toml new.toml""",
     ),
+    "fuzz": Command(
+        "kcovdf.fuzz.command",
+        "fuzz a TestOneInput harness (Atheris-compatible) with data-flow feedback",
+        "Fuzz a harness file defining TestOneInput(data: bytes), as Atheris and libFuzzer do, with\n"
+        "libFuzzer's -flag=value options. Feedback: branch coverage, compared values and the\n"
+        "arguments and returns kcovdf records; a crash shows the call tree of the crashing input.",
+        """\
+  kcovdf fuzz harness.py corpus/ --include mypkg -max_total_time=60
+  kcovdf fuzz harness.py crash-0123abcd...        run one input again (reproduce a crash)
+  kcovdf fuzz harness.py -minimize_crash=1 -runs=1000 crash-0123abcd...
+  kcovdf fuzz harness.py corpus/ -jobs=2          two processes sharing corpus/""",
+    ),
     "llvm-pass": Command(
         "kcovdf.native.llvm_pass",
         "instrument textual LLVM IR with the kernel's trace-args/trace-ret callbacks",

@@ -88,6 +88,9 @@ class Config:
     mode: str = "whole"
     max_size: int | None = None
     ring_size: int = DEFAULT_RING_BYTES
+    # the fuzzer's probes (kcovdf.instrument.coverage), set by kcovdf fuzz alone: no option row
+    coverage: bool = False
+    compare: bool = False
 
     # --- construction from each source -------------------------------------------------
     @classmethod
@@ -145,6 +148,8 @@ class Config:
     def rewrite_key(self) -> str:
         """Hash of the options that change rewritten code (selection does not); part of the cache key."""
         text = f"args={self.args};ret={self.ret};yields={self.yields};redact={','.join(self.redact)}"
+        if self.coverage or self.compare:  # never cached (install.compile_module); kept apart anyway
+            text += f";coverage={self.coverage};compare={self.compare}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from kcovdf.errors import ConfigError
-from kcovdf.instrument import cache, rewrite, selection, switch
+from kcovdf.instrument import cache, coverage, rewrite, selection, switch
 from kcovdf.instrument.config import Config
 from kcovdf.instrument.switch import names, pronouns, report
 from kcovdf.symbols import Symbol
@@ -68,7 +68,9 @@ def compile_module(name: str, path: str, source: bytes, config: Config, tally: T
                    ) -> Compiled | None:
     """Instrumented code of module ``name`` and its symbols (registered), or None after a warning."""
     digest = hashlib.sha256(source).digest()
-    cpath = cache.path_for(path, config) if config.cache else None
+    probes = config.coverage or config.compare
+    # the probes' IDs are handed out per process: such code is never cached
+    cpath = cache.path_for(path, config) if config.cache and not probes else None
     hit = cache.read(cpath, digest, name, config) if cpath else None
     table = switch.get().symbols
     if hit is not None and any(table.collides(s) for s in hit[1]):
@@ -96,6 +98,8 @@ def compile_module(name: str, path: str, source: bytes, config: Config, tally: T
             log.info("kcovdf: module %s not instrumented: %s", name, reason)
             return None
         try:
+            if probes:
+                coverage.transform(tree, config.coverage, config.compare)
             result = rewrite.rewrite(tree, text, name, path, config, collides)
             codes = rewrite.compile_rewritten(result, path)
         except Exception as exc:  # noqa: BLE001 - whatever the pass hits, the import goes on
@@ -124,6 +128,10 @@ def module_code(name: str, path: str, source: bytes, config: Config,
     compiled = compile_module(name, path, source, config, tally)
     if compiled is None:
         return None
+    if config.coverage or config.compare:
+        from kcovdf.fuzz import feedback  # the probes' runtime, standard library only
+
+        feedback.plant(namespace)
     switch.get().plant(namespace, compiled.variants)
     return compiled.code
 
@@ -235,6 +243,10 @@ def rewrite_in_place(module: types.ModuleType, path: str, config: Config, tally:
         return
     code, found_variants = compiled.code, compiled.variants
     del compiled  # the module code must be gone before settle() counts who holds its functions' code
+    if config.coverage or config.compare:
+        from kcovdf.fuzz import feedback
+
+        feedback.plant(module.__dict__)
     swapped = swap_code(switch.functions_of(module.__dict__, module.__dict__), code)
     del code
     _say_left(f"module {name} was imported before the hook", swapped)
