@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import re
 import shutil
@@ -331,8 +332,7 @@ def _references(sql: str) -> tuple[set[str], set[str], bool] | None:
     """(tables, column names, whether a ``*`` is selected) that ``sql`` names, from DuckDB's
     parse tree of it (not bound: no table need exist); None when it does not parse."""
     try:
-        tree = json.loads(duckdb.connect(":memory:").execute(
-            "SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+        tree = json.loads(_probe().execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
     except (duckdb.Error, json.JSONDecodeError, IndexError, TypeError):
         return None
     if not isinstance(tree, dict) or tree.get("error"):
@@ -359,8 +359,10 @@ def _references(sql: str) -> tuple[set[str], set[str], bool] | None:
     return tables, columns, star
 
 
+@functools.cache
 def _probe() -> duckdb.DuckDBPyConnection:
-    """The views over empty DuckDB tables ``_raw`` and ``_calls``, to bind and plan statements.
+    """The views over empty DuckDB tables ``_raw`` and ``_calls``, to bind and plan statements
+    (one per process: binding and planning change nothing in it).
 
     Statistics propagation is off: over empty tables it would prove every scan empty and
     plan it away."""
