@@ -292,6 +292,22 @@ def command_parser(name: str) -> tuple[Parser, Callable[[argparse.Namespace], in
     return parser, module.main
 
 
+def pass_through(parser: argparse.ArgumentParser, dest: str, tool: str) -> None:
+    """Make ``parser`` take every argument as given, into ``dest``: a drop-in for ``tool``
+    (kcovdf cc, kcovdf rustc), whose options are not ours to parse. Only a lone -h/--help
+    is kcovdf's."""
+    parser.add_argument(dest, nargs="*", metavar="ARGS", help=f"{tool}'s arguments")
+
+    def take_all(args: list[str] | None = None, namespace: object = None) -> argparse.Namespace:
+        argv = list(sys.argv[2:] if args is None else args)
+        if argv in (["-h"], ["--help"]):
+            parser.print_help()
+            parser.exit()
+        return argparse.Namespace(**{dest: argv})
+
+    parser.parse_args = take_all  # type: ignore[method-assign]
+
+
 def add_trace_argument(parser: argparse.ArgumentParser) -> None:
     """The TRACE positional of the trace tools; it defaults to what ``kcovdf run`` writes."""
     parser.add_argument("trace", nargs="?", metavar="TRACE",

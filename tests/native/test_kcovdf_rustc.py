@@ -77,11 +77,7 @@ def test_a_construct_no_rule_lowers_is_named_with_its_line(crate_ir: Path, tmp_p
 def test_eight_args_rust(tmp_path: Path, rustc: str) -> None:
     lib = ctypes.CDLL(str(selftest.library("eight_args_rust")))
     path = tmp_path / "t.kdf"
-    with Device(file=path) as dev:
-        dev.init_trace(1 << 14)
-        dev.enable()
-        selftest.call_all(lib)
-        dev.disable()
+    selftest.record(path, lambda: selftest.call_all(lib))
     lines = selftest.view_lines(path)
     assert len(lines) == 18
     for want in selftest.expected("eight_args_rust"):

@@ -38,11 +38,7 @@ def _records(path: Path, seq: bool = False) -> list[tuple[int, ...]]:
 
 def test_eight_args_c_view(eight_args_c: ctypes.CDLL, tmp_path: Path) -> None:
     path = tmp_path / "t.kdf"
-    with Device(file=path) as dev:
-        dev.init_trace(1 << 14)
-        dev.enable()
-        selftest.call_all(eight_args_c)
-        dev.disable()
+    selftest.record(path, lambda: selftest.call_all(eight_args_c))
     lines = selftest.view_lines(path)
     for want in selftest.expected("eight_args_c"):
         assert want in lines
@@ -167,11 +163,7 @@ with Device(file={str(tmp_path / "t.kdf")!r}) as dev:
 
 def test_sql_and_export_name_native_functions(eight_args_c: ctypes.CDLL, tmp_path: Path) -> None:
     path = tmp_path / "t.kdf"
-    with Device(file=path) as dev:
-        dev.init_trace(1 << 14)
-        dev.enable()
-        selftest.call_all(eight_args_c)
-        dev.disable()
+    selftest.record(path, lambda: selftest.call_all(eight_args_c))
     sql = subprocess.run([sys.executable, "-m", "kcovdf", "sql", "--json", str(path),
                           "SELECT function, count(*) AS n FROM calls GROUP BY 1 ORDER BY 1"],
                          capture_output=True, text=True, check=True).stdout

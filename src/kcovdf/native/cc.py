@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kcovdf import cli
 from kcovdf.native import ir_pass, toolchain
 
 #: Sources the pipeline instruments (C and C++; preprocessed C as .i).
@@ -160,16 +161,7 @@ def build(argv: list[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every argument is cc's: they are taken as given, none is kcovdf's."""
-    parser.add_argument("cc_args", nargs="*", metavar="ARGS", help="cc's arguments")
-
-    def take_all(args: list[str] | None = None, namespace: object = None) -> argparse.Namespace:
-        argv = list(sys.argv[2:] if args is None else args)
-        if argv in (["-h"], ["--help"]):
-            parser.print_help()
-            parser.exit()
-        return argparse.Namespace(cc_args=argv)
-
-    parser.parse_args = take_all  # type: ignore[method-assign]  # cc's options are not ours to parse
+    cli.pass_through(parser, "cc_args", "cc")
 
 
 def main(args: argparse.Namespace) -> int:

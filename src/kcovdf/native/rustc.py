@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kcovdf import cli
 from kcovdf.native import cc, ir_pass, lower, toolchain
 
 #: Crate types whose build ends in a link by rustc: the ones instrumented.
@@ -150,16 +151,7 @@ def link(args: list[str]) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every argument is rustc's (a first argument naming a rustc, as cargo's RUSTC_WRAPPER passes)."""
-    parser.add_argument("rustc_args", nargs="*", metavar="ARGS", help="rustc's arguments")
-
-    def take_all(args: list[str] | None = None, namespace: object = None) -> argparse.Namespace:
-        argv = list(sys.argv[2:] if args is None else args)
-        if argv in (["-h"], ["--help"]):
-            parser.print_help()
-            parser.exit()
-        return argparse.Namespace(rustc_args=argv)
-
-    parser.parse_args = take_all  # type: ignore[method-assign]  # rustc's options are not ours
+    cli.pass_through(parser, "rustc_args", "rustc")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -14,9 +14,13 @@ import ctypes
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from kcovdf.native import cc, lower, rustc, toolchain
+
+T = TypeVar("T")
 
 SOURCES = Path(__file__).resolve().parent / "selftests"
 
@@ -65,6 +69,20 @@ def call_all(lib: ctypes.CDLL) -> None:
     lib.df_func_struct(ctypes.byref(Pair(0x11, 0x22)))
 
 
+def record(path: str | os.PathLike[str], run: Callable[[], T]) -> T:
+    """``run()`` while a Device writes the calling thread's records into the file ``path``;
+    what it returned. AssertionError when records were dropped."""
+    from kcovdf.runtime.device import Device
+
+    with Device(file=path) as dev:
+        dev.init_trace(1 << 14)
+        dev.enable()
+        result = run()
+        dev.disable()
+        assert dev.drops == 0, f"{dev.drops} drops"
+    return result
+
+
 def expected(module: str) -> list[str]:
     """What kcovdf view prints for call_all's first, second and last calls into ``module``."""
     return [f"{module}.df_func1(a1=0x11)", f"0x33 = {module}.df_func1()",
@@ -101,19 +119,12 @@ def _recording(name: str) -> tuple[ctypes.CDLL | None, str | None]:
 
 
 def _eight_args(name: str) -> str | None:
-    from kcovdf.runtime.device import Device
-
     lib, skip = _recording(name)
     if lib is None:
         return skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.kdf"
-        with Device(file=path) as dev:
-            dev.init_trace(1 << 14)
-            dev.enable()
-            call_all(lib)
-            dev.disable()
-            assert dev.drops == 0, f"{dev.drops} drops"
+        record(path, lambda: call_all(lib))
         lines = view_lines(path)
     assert len(lines) == 18, f"{len(lines)} lines, expected 18 (9 calls): {lines}"
     for want in expected(name):
@@ -133,18 +144,12 @@ def eight_args_rust() -> str | None:
 
 def contract_traces(lib: ctypes.CDLL, train: Path, broken: Path) -> None:
     """rust_ffi_contract's two traces: training with the working df_fill, then one broken call."""
-    from kcovdf.runtime.device import Device
-
     lib.df_ffi_caller.argtypes = [ctypes.c_size_t]
     lib.df_ffi_caller.restype = ctypes.c_int
     lib.df_break_fill.argtypes = [ctypes.c_bool]
     for path, sizes in ((train, [k % 9 for k in range(64)]), (broken, [4])):
         lib.df_break_fill(path == broken)
-        with Device(file=path) as dev:
-            dev.init_trace(1 << 14)
-            dev.enable()
-            results = [lib.df_ffi_caller(n) for n in sizes]
-            dev.disable()
+        results = record(path, lambda sizes=sizes: [lib.df_ffi_caller(n) for n in sizes])
     lib.df_break_fill(False)
     assert results == [-14], results   # the caller caught the broken contract: -EFAULT
 
