@@ -128,7 +128,6 @@ class _Entry(NamedTuple):
     cls: str | None
     source: str          # const, int, bool, float, field_float, str7, text, obj, len, kword
     at: int = 0
-    num: float | None = None
 
 
 def _value_rows(value: Mapping[str, Any]) -> list[tuple[str, str, str | None, float | None, str | None]]:
@@ -184,8 +183,7 @@ def _signed_text(word: str) -> float | None:
     return float(w - (1 << 64) if w >> 63 else w)
 
 
-def _plan(form: int, kinds: list[int], entry: TypeEntry | None,
-          types: Mapping[int, TypeEntry]) -> list[_Entry] | None:
+def _plan(form: int, kinds: list[int], entry: TypeEntry | None) -> list[_Entry] | None:
     """The plan of the kcovdf values of one shape and layout (their field kinds given), or
     None when they are read one by one."""
     cls = entry.cls if entry else None
@@ -335,8 +333,8 @@ class _Rows:
             # a hash collision only loses speed: the others are read one by one
             group = group[(shape[group] == shape[first]) & (lay[group] == lay[first])
                           & (nw[group] == nw[first])]
-            total, form, kinds = abi.split_layout(int(lay[first]), int(nw[first]) - 2)
-            plan = _plan(form, kinds, trace.types.get(int(shape[first])), trace.types)
+            _, form, kinds = abi.split_layout(int(lay[first]), int(nw[first]) - 2)
+            plan = _plan(form, kinds, trace.types.get(int(shape[first])))
             if plan is not None:
                 yield ours[group], plan, "kcovdf"
 
@@ -350,7 +348,7 @@ class _Rows:
         cols: list[tuple[_Entry, np.ndarray, np.ndarray, np.ndarray]] = []
         for e in plan:
             cls = np.full(len(members), self._class(e.cls), np.int64)
-            num = np.full(len(members), np.nan if e.num is None else e.num)
+            num = np.full(len(members), np.nan)
             text = np.full(len(members), None, object)
             w = child[start + e.at] if e.source not in ("const", "text") else None
             if e.source == "int":
@@ -462,7 +460,8 @@ def _calls_table(trace: Trace | None, t: pa.Table, include: tuple[str, ...]) -> 
         display.append(shown)
         function.append(f"{sym.module}:{sym.qualname}" if sym and sym.qualname and sym.module else shown)
     names = sorted(set(function))
-    fn_of_pc = np.array([names.index(f) for f in function], np.int64) if function else np.zeros(0, np.int64)
+    code = {name: i for i, name in enumerate(names)}
+    fn_of_pc = np.array([code[f] for f in function], np.int64)
     fn = fn_of_pc[pc_at]
     call, task = t.column("call").to_numpy(), t.column("task").to_numpy()
     # a call's index among the calls of its pc: tasks in trace order, then call order
@@ -501,13 +500,10 @@ def _functions(calls: pa.Table, names: list[str], rows: _Rows) -> dict[str, Func
     fn_of_call[call] = fn
     at_of_call = np.zeros(size, np.int64)  # a call's row in its function
     out: dict[str, Function] = {}
-    by_fn: list[Function] = []
+    by_fn: dict[int, Function] = {}  # by the function's code in names
     for f, s, e in _runs(fn):
-        by_fn.append(Function(names[f], call[s:e], ordinal[s:e], exits[s:e]))
-        out[names[f]] = by_fn[-1]
+        by_fn[f] = out[names[f]] = Function(names[f], call[s:e], ordinal[s:e], exits[s:e])
         at_of_call[call[s:e]] = np.arange(e - s)
-    index = np.full(len(names), -1, np.int64)
-    index[[names.index(f.name) for f in by_fn]] = np.arange(len(by_fn))
     o_fn = fn_of_call[o_call]
     var_names = np.empty(len(rows.names), object)
     var_names[list(rows.names.values())] = list(rows.names.keys())
@@ -521,7 +517,7 @@ def _functions(calls: pa.Table, names: list[str], rows: _Rows) -> dict[str, Func
         f, v = divmod(k, len(var_names))
         if f >= len(names):
             break
-        function = by_fn[index[f]]
+        function = by_fn[f]
         rows_ = order[s:e]
         at = at_of_call[o_call[rows_]]
         var = Variable.empty(len(function))

@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 
 from kcovdf import tracefile
 from kcovdf.read import decode
-from kcovdf.read.resolve import Pairing, symbols_table, tasks_table, types_table, with_function
+from kcovdf.read.resolve import SMALL_TABLES, Pairing, small_tables, with_function
 
 VERSION = 1
 _JSON = "index.json"
-_TABLES = ("calls", "tasks", "symbols", "types")
+_TABLES = ("calls", *SMALL_TABLES)
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ def _build(trace_dir: str, out: str, min_records: int) -> Index | None:
         writer.close()
         if records < min_records:
             raise _Small
-    for name, table in (("tasks", tasks_table(trace)), ("symbols", symbols_table(trace)),
-                        ("types", types_table(trace))):
+    for name, table in small_tables(trace).items():
         with tracefile.private_file(os.path.join(out, f"{name}.parquet")) as f:
             pq.write_table(table, f)
     if _files(trace_dir) != before:

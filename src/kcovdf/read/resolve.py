@@ -336,6 +336,16 @@ def symbols_table(trace: Trace) -> pa.Table:
     })
 
 
+#: The small tables of a trace, by name: what the SQL views and the calls index hold beside
+#: the records and calls.
+SMALL_TABLES = ("tasks", "symbols", "types")
+
+
+def small_tables(trace: Trace) -> dict[str, pa.Table]:
+    """The tasks, symbols and types tables of a trace (``SMALL_TABLES``)."""
+    return {"tasks": tasks_table(trace), "symbols": symbols_table(trace), "types": types_table(trace)}
+
+
 def stats(trace: Trace) -> dict[str, Any]:
     """Trace-wide counters and messages: words, drops, skipped words, what is missing, notes."""
     return {"words": trace.words, "drops": trace.drops,

@@ -30,13 +30,12 @@ from kcovdf.read.index import Index
 from kcovdf.read.resolve import (
     NAMED,
     PAIRING,
+    SMALL_TABLES,
     Pairing,
     Resolver,
     named_columns,
     pairing,
-    symbols_table,
-    tasks_table,
-    types_table,
+    small_tables,
     with_function,
 )
 from kcovdf.symbols import add_symbol_arguments, kernel_symbols_from_args
@@ -92,7 +91,7 @@ def connect(trace: Trace, sql: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.register("_raw", raw)
     con.register("_calls", call_table)
-    _views(con, Resolver(trace), [tasks_table(trace), symbols_table(trace), types_table(trace)])
+    _views(con, Resolver(trace), small_tables(trace))
     return con
 
 
@@ -133,10 +132,10 @@ class Database:
                 assert index is not None
                 self.trace = _EMPTY
                 self._from_index(index, reads)
-                tables = [index.read(name) for name in ("tasks", "symbols", "types")]
+                tables = {name: index.read(name) for name in SMALL_TABLES}
             else:
                 self.trace = self._load(batches, reads)
-                tables = [tasks_table(self.trace), symbols_table(self.trace), types_table(self.trace)]
+                tables = small_tables(self.trace)
             _views(self.con, Resolver(self.trace), tables, calls_only=calls_only)
         except BaseException:
             self.close()
@@ -230,13 +229,13 @@ JOIN tasks t ON t.task = c.task
 """
 
 
-def _views(con: duckdb.DuckDBPyConnection, res: Resolver, tables: list[pa.Table],
+def _views(con: duckdb.DuckDBPyConnection, res: Resolver, tables: dict[str, pa.Table],
            calls_only: bool = False) -> None:
     """Everything but _raw and _calls: the small tables (tasks, symbols, types), the
     functions, the views (``calls_only``: a calls view without arguments and results, for a
     statement that reads neither)."""
     _register(con, res)
-    for name, table in zip(("tasks", "symbols", "types"), tables, strict=True):
+    for name, table in tables.items():
         con.register(name, table)
     con.execute(_RECORDS_VIEW)
     con.execute(_CALLS_ONLY_VIEW if calls_only else _CALLS_VIEW)
@@ -370,7 +369,7 @@ def _probe() -> duckdb.DuckDBPyConnection:
     raw, calls = _raw_and_calls(_EMPTY)
     _store(con, "CREATE TABLE _raw AS", raw)
     _store(con, "CREATE TABLE _calls AS", calls)
-    _views(con, Resolver(_EMPTY), [tasks_table(_EMPTY), symbols_table(_EMPTY), types_table(_EMPTY)])
+    _views(con, Resolver(_EMPTY), small_tables(_EMPTY))
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
     return con
 
